@@ -1,0 +1,313 @@
+{{/*
+Names and labels.
+*/}}
+
+{{/* The chart name, or nameOverride. Used as a dependency, .Chart.Name is the alias. */}}
+{{- define "go-service.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The full name of every resource: fullnameOverride, or <release>-<name>. */}}
+{{- define "go-service.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "go-service.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels that select the pods; never change them after the first install. */}}
+{{- define "go-service.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "go-service.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "go-service.labels" -}}
+helm.sh/chart: {{ include "go-service.chart" . }}
+{{ include "go-service.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "go-service.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "go-service.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "go-service.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The image.
+*/}}
+
+{{- define "go-service.imageTag" -}}
+{{- .Values.image.tag | default .Chart.AppVersion | toString }}
+{{- end }}
+
+{{/* repository:tag, repository@digest, or repository:tag@digest when both are set explicitly. */}}
+{{- define "go-service.image" -}}
+{{- $img := .Values.image }}
+{{- if $img.digest }}
+{{- if $img.tag }}
+{{- printf "%s:%s@%s" $img.repository (toString $img.tag) $img.digest }}
+{{- else }}
+{{- printf "%s@%s" $img.repository $img.digest }}
+{{- end }}
+{{- else }}
+{{- printf "%s:%s" $img.repository (include "go-service.imageTag" .) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Numbers. Values files give floats, --set gives ints: every number goes through these helpers.
+*/}}
+
+{{/* An integer, or a percentage string, rendered as YAML. */}}
+{{- define "go-service.intOrPercent" -}}
+{{- if kindIs "string" . }}{{ quote . }}{{ else }}{{ int64 . }}{{ end }}
+{{- end }}
+
+{{/* "true" when an integer-or-percentage value is zero (0, "0", "0%"). */}}
+{{- define "go-service.isZero" -}}
+{{- if kindIs "string" . }}{{ eq (trimSuffix "%" .) "0" }}{{ else }}{{ eq (int64 .) 0 }}{{ end }}
+{{- end }}
+
+{{/* The replica count the cluster keeps at least: replicaCount, or the HPA minimum. */}}
+{{- define "go-service.effectiveReplicas" -}}
+{{- if .Values.autoscaling.enabled }}{{ int64 .Values.autoscaling.minReplicas }}{{ else }}{{ int64 .Values.replicaCount }}{{ end }}
+{{- end }}
+
+{{/*
+The shutdown budget: one place derives every timing.
+*/}}
+
+{{/* The preStop mode after resolving "auto" against the cluster version. */}}
+{{- define "go-service.preStopMode" -}}
+{{- $mode := .Values.shutdown.preStop.mode }}
+{{- if eq $mode "auto" }}
+{{- if semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version }}sleep{{ else }}exec{{ end }}
+{{- else }}
+{{- $mode }}
+{{- end }}
+{{- end }}
+
+{{/* Seconds the app waits after SIGTERM before it stops accepting: the delay when no hook covers it. */}}
+{{- define "go-service.inAppDelaySeconds" -}}
+{{- if eq (include "go-service.preStopMode" .) "none" }}{{ int64 .Values.shutdown.preStop.delaySeconds }}{{ else }}0{{ end }}
+{{- end }}
+
+{{/* The grace period: explicit, or delay + drain + buffer. */}}
+{{- define "go-service.terminationGracePeriodSeconds" -}}
+{{- $s := .Values.shutdown }}
+{{- if kindIs "invalid" $s.terminationGracePeriodSeconds }}
+{{- add $s.preStop.delaySeconds $s.drainTimeoutSeconds $s.bufferSeconds }}
+{{- else }}
+{{- int64 $s.terminationGracePeriodSeconds }}
+{{- end }}
+{{- end }}
+
+{{/* The preStop handler of the container, or nothing in mode "none". */}}
+{{- define "go-service.preStop" -}}
+{{- $mode := include "go-service.preStopMode" . }}
+{{- $p := .Values.shutdown.preStop }}
+{{- if eq $mode "sleep" }}
+sleep:
+  seconds: {{ int64 $p.delaySeconds }}
+{{- else if eq $mode "exec" }}
+exec:
+  command:
+    {{- range $p.sleepCommand }}
+    - {{ quote . }}
+    {{- end }}
+    - {{ int64 $p.delaySeconds | quote }}
+{{- else if eq $mode "httpGet" }}
+httpGet:
+  path: {{ $p.httpGet.path }}
+  port: {{ include "go-service.portRef" $p.httpGet.port }}
+  scheme: HTTP
+{{- end }}
+{{- end }}
+
+{{/* The GO_SERVICE_* environment: the Go side of the shutdown contract. */}}
+{{- define "go-service.contractEnv" -}}
+{{- $s := .Values.shutdown }}
+- name: GO_SERVICE_PRESTOP_MODE
+  value: {{ include "go-service.preStopMode" . | quote }}
+- name: GO_SERVICE_PRESTOP_DELAY
+  value: {{ printf "%ds" (int64 $s.preStop.delaySeconds) | quote }}
+- name: GO_SERVICE_SHUTDOWN_DELAY
+  value: {{ printf "%ss" (include "go-service.inAppDelaySeconds" .) | quote }}
+- name: GO_SERVICE_DRAIN_TIMEOUT
+  value: {{ printf "%ds" (int64 $s.drainTimeoutSeconds) | quote }}
+- name: GO_SERVICE_TERMINATION_GRACE_PERIOD
+  value: {{ printf "%ss" (include "go-service.terminationGracePeriodSeconds" .) | quote }}
+{{- with .Values.containerPorts.http }}
+- name: GO_SERVICE_HTTP_PORT
+  value: {{ int64 . | quote }}
+{{- end }}
+{{- if and .Values.probes.readiness.enabled (empty .Values.probes.readiness.custom) }}
+- name: GO_SERVICE_READINESS_PATH
+  value: {{ .Values.probes.readiness.path | quote }}
+{{- end }}
+{{- if and .Values.probes.liveness.enabled (empty .Values.probes.liveness.custom) }}
+- name: GO_SERVICE_LIVENESS_PATH
+  value: {{ .Values.probes.liveness.path | quote }}
+{{- end }}
+{{- if eq (include "go-service.preStopMode" .) "httpGet" }}
+- name: GO_SERVICE_PRESTOP_PATH
+  value: {{ .Values.shutdown.preStop.httpGet.path | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Probes and ports.
+*/}}
+
+{{/* A port reference (name or number) rendered as YAML. */}}
+{{- define "go-service.portRef" -}}
+{{- if kindIs "string" . }}{{ . }}{{ else }}{{ int64 . }}{{ end }}
+{{- end }}
+
+{{/* A probe from its values block: the custom probe as given, or an httpGet probe. */}}
+{{- define "go-service.probe" -}}
+{{- if .custom }}
+{{- toYaml .custom }}
+{{- else }}
+httpGet:
+  path: {{ .path }}
+  port: {{ include "go-service.portRef" .port }}
+  scheme: HTTP
+initialDelaySeconds: {{ int64 .initialDelaySeconds }}
+periodSeconds: {{ int64 .periodSeconds }}
+timeoutSeconds: {{ int64 .timeoutSeconds }}
+successThreshold: {{ int64 .successThreshold }}
+failureThreshold: {{ int64 .failureThreshold }}
+{{- end }}
+{{- end }}
+
+{{/* The port a probe's handler connects to, "" for exec probes. */}}
+{{- define "go-service.probePort" -}}
+{{- if .custom }}
+{{- range $kind := list "httpGet" "tcpSocket" "grpc" }}
+{{- with index $.custom $kind }}{{ include "go-service.portRef" .port }}{{ end }}
+{{- end }}
+{{- else }}
+{{- include "go-service.portRef" .port }}
+{{- end }}
+{{- end }}
+
+{{/* "true" when a port reference (name or number) names one of containerPorts. */}}
+{{- define "go-service.portExists" -}}
+{{- $ref := .ref }}
+{{- $found := false }}
+{{- range $name, $port := .ports }}
+{{- if or (eq $name (toString $ref)) (eq (toString (int64 $port)) (toString $ref)) }}{{ $found = true }}{{ end }}
+{{- end }}
+{{- $found }}
+{{- end }}
+
+{{/* The seconds a probe needs to fail (periodSeconds x failureThreshold), 0 for custom probes. */}}
+{{- define "go-service.probeFailureWindow" -}}
+{{- if .custom }}0{{ else }}{{ mul .periodSeconds .failureThreshold }}{{ end }}
+{{- end }}
+
+{{/* Warnings printed in NOTES: settings that render but give up some of the zero-downtime promise. */}}
+{{- define "go-service.warnings" -}}
+{{- $w := list }}
+{{- $replicas := int64 (include "go-service.effectiveReplicas" .) }}
+{{- if lt $replicas 2 }}
+{{- $w = append $w (printf "Only %d replica: a node drain, an eviction or a crash takes the service down. Set replicaCount (or autoscaling.minReplicas) to 2 or more." $replicas) }}
+{{- end }}
+{{- if eq .Values.strategy.type "Recreate" }}
+{{- $w = append $w "strategy.type is Recreate: every rollout stops all old pods before new ones start (downtime). Use RollingUpdate." }}
+{{- end }}
+{{- if not .Values.probes.readiness.enabled }}
+{{- $w = append $w "probes.readiness.enabled is false: pods receive traffic before they can serve and while they shut down. Enable the readiness probe." }}
+{{- end }}
+{{- $r := .Values.probes.readiness }}
+{{- $l := .Values.probes.liveness }}
+{{- if and $r.enabled $l.enabled (empty $r.custom) (empty $l.custom) }}
+{{- if and (eq $r.path $l.path) (eq (toString $r.port) (toString $l.port)) }}
+{{- $w = append $w (printf "Liveness and readiness probe the same endpoint (%s): a drain that fails readiness also restarts the pod. Give probes.liveness.path its own endpoint." $l.path) }}
+{{- end }}
+{{- if lt (int64 (include "go-service.probeFailureWindow" $l)) (int64 (include "go-service.probeFailureWindow" $r)) }}
+{{- $w = append $w "The liveness probe fails faster than the readiness probe: an overloaded pod is restarted before it is taken out of rotation. Make liveness more tolerant (periodSeconds x failureThreshold)." }}
+{{- end }}
+{{- end }}
+{{- if and (not .Values.podDisruptionBudget.enabled) (ge $replicas 2) }}
+{{- $w = append $w "podDisruptionBudget.enabled is false: a node drain may evict every pod at once. Enable the PodDisruptionBudget." }}
+{{- end }}
+{{- if eq (include "go-service.preStopMode" .) "exec" }}
+{{- $w = append $w (printf "The preStop hook runs %q in the container (mode exec on Kubernetes %s): the image must contain that binary, or the pod gets no delay before SIGTERM." (first .Values.shutdown.preStop.sleepCommand) .Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- toJson $w }}
+{{- end }}
+
+{{/* The container environment: the shutdown contract, the Go runtime limits, then the user's env. */}}
+{{- define "go-service.env" -}}
+{{- if .Values.shutdown.env }}
+{{ include "go-service.contractEnv" . }}
+{{- end }}
+{{- if .Values.goRuntime.gomemlimit }}
+- name: GOMEMLIMIT
+  valueFrom:
+    resourceFieldRef:
+      containerName: app
+      resource: limits.memory
+{{- end }}
+{{- if .Values.goRuntime.gomaxprocs }}
+- name: GOMAXPROCS
+  valueFrom:
+    resourceFieldRef:
+      containerName: app
+      resource: limits.cpu
+{{- end }}
+{{- with .Values.env }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Scheduling.
+*/}}
+
+{{/* The user's constraints (with the selector filled in) or one per topology key. */}}
+{{- define "go-service.topologySpreadConstraints" -}}
+{{- $sel := fromYaml (include "go-service.selectorLabels" .) }}
+{{- $out := list }}
+{{- if .Values.topologySpreadConstraints }}
+{{- range .Values.topologySpreadConstraints }}
+{{- $c := deepCopy . }}
+{{- if not (hasKey $c "labelSelector") }}
+{{- $_ := set $c "labelSelector" (dict "matchLabels" $sel) }}
+{{- end }}
+{{- $out = append $out $c }}
+{{- end }}
+{{- else if .Values.topologySpread.enabled }}
+{{- range .Values.topologySpread.topologyKeys }}
+{{- $out = append $out (dict "maxSkew" (int64 $.Values.topologySpread.maxSkew) "topologyKey" . "whenUnsatisfiable" $.Values.topologySpread.whenUnsatisfiable "labelSelector" (dict "matchLabels" $sel) "matchLabelKeys" (list "pod-template-hash")) }}
+{{- end }}
+{{- end }}
+{{- with $out }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The name of the Service port that carries the main traffic. */}}
+{{- define "go-service.servicePortName" -}}
+{{- if kindIs "string" .Values.service.targetPort }}{{ .Values.service.targetPort }}{{ else }}http{{ end }}
+{{- end }}

@@ -1,0 +1,104 @@
+{{/*
+Every cross-value check of the chart, in one place. Each message names the value at fault and says what to
+change. All problems are reported together, and nothing is rendered while one remains.
+values.schema.json already rejects unknown keys, wrong types and out-of-range numbers.
+*/}}
+{{- define "go-service.validate" -}}
+{{- $errs := list }}
+{{- $v := .Values }}
+{{- $replicas := int64 (include "go-service.effectiveReplicas" .) }}
+
+{{- /* Rollout strategy */}}
+{{- if eq $v.strategy.type "RollingUpdate" }}
+{{- $ru := $v.strategy.rollingUpdate }}
+{{- if and (eq (include "go-service.isZero" $ru.maxSurge) "true") (eq (include "go-service.isZero" $ru.maxUnavailable) "true") }}
+{{- $errs = append $errs "strategy.rollingUpdate.maxSurge and strategy.rollingUpdate.maxUnavailable are both 0: the rollout could never replace a pod. Set maxSurge to 1 or more (keep maxUnavailable 0 for zero downtime)." }}
+{{- end }}
+{{- $mu := $ru.maxUnavailable }}
+{{- if or (and (kindIs "string" $mu) (eq $mu "100%")) (and (not (kindIs "string" $mu)) (not $v.autoscaling.enabled) (ge (int64 $mu) $replicas)) }}
+{{- $errs = append $errs (printf "strategy.rollingUpdate.maxUnavailable (%v) lets a rollout stop every one of the %d replicas at once. Set it below replicaCount; 0 keeps full capacity." $mu $replicas) }}
+{{- end }}
+{{- end }}
+{{- if le (int64 $v.progressDeadlineSeconds) (int64 $v.minReadySeconds) }}
+{{- $errs = append $errs (printf "progressDeadlineSeconds (%d) must be greater than minReadySeconds (%d): raise progressDeadlineSeconds." (int64 $v.progressDeadlineSeconds) (int64 $v.minReadySeconds)) }}
+{{- end }}
+
+{{- /* Shutdown budget */}}
+{{- $s := $v.shutdown }}
+{{- $mode := include "go-service.preStopMode" . }}
+{{- $delay := int64 $s.preStop.delaySeconds }}
+{{- $drain := int64 $s.drainTimeoutSeconds }}
+{{- $grace := int64 (include "go-service.terminationGracePeriodSeconds" .) }}
+{{- if and (eq $delay 0) (ne $mode "none") }}
+{{- $errs = append $errs (printf "shutdown.preStop.delaySeconds is 0 with shutdown.preStop.mode %s: a preStop hook without a delay does nothing. Set delaySeconds to the endpoint propagation time (5 or more), or set mode to none." $s.preStop.mode) }}
+{{- end }}
+{{- if and (ne $mode "none") (ge $delay $grace) }}
+{{- $errs = append $errs (printf "shutdown.preStop.delaySeconds (%d) is not shorter than shutdown.terminationGracePeriodSeconds (%d): the preStop %s would be killed before the app ever gets SIGTERM. Raise terminationGracePeriodSeconds or remove it to have it computed." $delay $grace $mode) }}
+{{- else if and (not (kindIs "invalid" $s.terminationGracePeriodSeconds)) (le $grace (add $delay $drain)) }}
+{{- $errs = append $errs (printf "shutdown.terminationGracePeriodSeconds (%d) must be greater than shutdown.preStop.delaySeconds + shutdown.drainTimeoutSeconds (%d + %d = %d), or in-flight requests are killed mid-drain. Raise it, or remove it to have it computed (%d)." $grace $delay $drain (add $delay $drain) (add $delay $drain $s.bufferSeconds)) }}
+{{- end }}
+{{- if and (eq $mode "httpGet") (ne (include "go-service.portExists" (dict "ref" $s.preStop.httpGet.port "ports" $v.containerPorts)) "true") }}
+{{- $errs = append $errs (printf "shutdown.preStop.httpGet.port (%v) is not one of containerPorts (%s). Use a name or number from containerPorts." $s.preStop.httpGet.port (keys $v.containerPorts | sortAlpha | join ", ")) }}
+{{- end }}
+
+{{- /* Probes and ports */}}
+{{- range $name := list "startup" "readiness" "liveness" }}
+{{- $p := index $v.probes $name }}
+{{- if $p.enabled }}
+{{- $port := include "go-service.probePort" $p }}
+{{- if and $port (ne (include "go-service.portExists" (dict "ref" $port "ports" $v.containerPorts)) "true") }}
+{{- $errs = append $errs (printf "probes.%s%s port (%s) is not one of containerPorts (%s). Use a name or number from containerPorts, or add the port there." $name (ternary ".custom" "" (not (empty $p.custom))) $port (keys $v.containerPorts | sortAlpha | join ", ")) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if ne (include "go-service.portExists" (dict "ref" $v.service.targetPort "ports" $v.containerPorts)) "true" }}
+{{- $errs = append $errs (printf "service.targetPort (%v) is not one of containerPorts (%s)." $v.service.targetPort (keys $v.containerPorts | sortAlpha | join ", ")) }}
+{{- end }}
+{{- if and $v.serviceMonitor.enabled (not (hasKey $v.containerPorts $v.serviceMonitor.port)) }}
+{{- $errs = append $errs (printf "serviceMonitor.port (%s) is not a port name in containerPorts (%s)." $v.serviceMonitor.port (keys $v.containerPorts | sortAlpha | join ", ")) }}
+{{- end }}
+
+{{- /* Autoscaling */}}
+{{- $hpa := $v.autoscaling }}
+{{- if $hpa.enabled }}
+{{- if gt (int64 $hpa.minReplicas) (int64 $hpa.maxReplicas) }}
+{{- $errs = append $errs (printf "autoscaling.minReplicas (%d) is greater than autoscaling.maxReplicas (%d). Lower minReplicas or raise maxReplicas." (int64 $hpa.minReplicas) (int64 $hpa.maxReplicas)) }}
+{{- end }}
+{{- if and (kindIs "invalid" $hpa.targetCPUUtilizationPercentage) (kindIs "invalid" $hpa.targetMemoryUtilizationPercentage) (empty $hpa.metrics) }}
+{{- $errs = append $errs "autoscaling.enabled is true but no metric is set. Set autoscaling.targetCPUUtilizationPercentage, autoscaling.targetMemoryUtilizationPercentage or autoscaling.metrics." }}
+{{- end }}
+{{- end }}
+
+{{- /* PodDisruptionBudget, checked against the replica count it will really see */}}
+{{- $pdb := $v.podDisruptionBudget }}
+{{- if and $pdb.enabled (ge $replicas 2) (not $pdb.allowNoDisruptions) }}
+{{- $what := ternary "autoscaling.minReplicas" "replicaCount" $hpa.enabled }}
+{{- if not (kindIs "invalid" $pdb.minAvailable) }}
+{{- $min := $pdb.minAvailable }}
+{{- $need := 0 }}
+{{- if kindIs "string" $min }}
+{{- $pct := atoi (trimSuffix "%" $min) }}
+{{- $need = div (add (mul $replicas $pct) 99) 100 }}
+{{- else }}
+{{- $need = int64 $min }}
+{{- end }}
+{{- if ge (int64 $need) $replicas }}
+{{- $errs = append $errs (printf "podDisruptionBudget.minAvailable (%v) needs %d of %d pods (%s) available: no eviction is ever allowed and every node drain blocks. Lower minAvailable, use maxUnavailable, or set podDisruptionBudget.allowNoDisruptions to true." $min (int64 $need) $replicas $what) }}
+{{- end }}
+{{- else if eq (include "go-service.isZero" $pdb.maxUnavailable) "true" }}
+{{- $errs = append $errs (printf "podDisruptionBudget.maxUnavailable (%v) allows no eviction: every node drain blocks. Set it to 1 or more, or set podDisruptionBudget.allowNoDisruptions to true." $pdb.maxUnavailable) }}
+{{- end }}
+{{- end }}
+
+{{- /* Other resources */}}
+{{- if and $v.httpRoute.enabled (empty $v.httpRoute.parentRefs) }}
+{{- $errs = append $errs "httpRoute.enabled is true but httpRoute.parentRefs is empty: the route would attach to no Gateway. Name the Gateway in httpRoute.parentRefs." }}
+{{- end }}
+{{- if and (not (empty $v.config.data)) (not $v.config.asEnv) (empty $v.config.mountPath) }}
+{{- $errs = append $errs "config.data is set but neither config.asEnv nor config.mountPath uses it. Set config.asEnv to true or config.mountPath to a directory." }}
+{{- end }}
+
+{{- if $errs }}
+{{- fail (printf "\n\ngo-service: invalid values:\n  - %s\n" (join "\n  - " $errs)) }}
+{{- end }}
+{{- end }}

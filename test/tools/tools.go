@@ -1,0 +1,126 @@
+// Package tools locates the repository and builds the command-line tools the tests call (helm, ct,
+// helm-docs). The tools are pinned by the `tool` directives of the root go.mod and built from the module
+// cache into <repo>/bin, never downloaded.
+package tools
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Packages maps each tool name to the main package the root go.mod pins with a `tool` directive.
+var Packages = map[string]string{
+	"helm":      "helm.sh/helm/v3/cmd/helm",
+	"ct":        "github.com/helm/chart-testing/v3/ct",
+	"helm-docs": "github.com/norwoodj/helm-docs/cmd/helm-docs",
+}
+
+var (
+	rootOnce sync.Once
+	root     string
+	rootErr  error
+)
+
+// RepoRoot returns the directory of the root go.mod (the repository root).
+func RepoRoot() (string, error) {
+	rootOnce.Do(func() {
+		dir, err := os.Getwd()
+		if err != nil {
+			rootErr = err
+			return
+		}
+		for {
+			data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+			if err == nil && strings.HasPrefix(string(data), "module github.com/go-service/go-service\n") {
+				root = dir
+				return
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				rootErr = fmt.Errorf("no go.mod of github.com/go-service/go-service above the working directory")
+				return
+			}
+			dir = parent
+		}
+	})
+	return root, rootErr
+}
+
+// MustRepoRoot is RepoRoot for tests.
+func MustRepoRoot(tb testing.TB) string {
+	tb.Helper()
+	r, err := RepoRoot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}
+
+// BinDir is where the tools are built: <repo>/bin.
+func BinDir() (string, error) {
+	r, err := RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(r, "bin"), nil
+}
+
+var (
+	buildMu sync.Mutex
+	built   = map[string]string{}
+)
+
+// Build builds one pinned tool into <repo>/bin (a no-op when it is up to date) and returns its path.
+func Build(name string) (string, error) {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[name]; ok {
+		return p, nil
+	}
+	pkg, ok := Packages[name]
+	if !ok {
+		return "", fmt.Errorf("unknown tool %q", name)
+	}
+	bin, err := BinDir()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(bin, name)
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = filepath.Dir(bin)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, msg)
+	}
+	built[name] = out
+	return out, nil
+}
+
+// Path builds the tool if needed and returns its path; the test fails if it cannot be built.
+func Path(tb testing.TB, name string) string {
+	tb.Helper()
+	p, err := Build(name)
+	if err != nil {
+		tb.Fatalf("tool %s: %v", name, err)
+	}
+	return p
+}
+
+// PutOnPath builds the named tools and puts <repo>/bin first on PATH for this process, for libraries
+// (terratest, ct) that look tools up on PATH. Call it from TestMain, before tests run in parallel.
+func PutOnPath(names ...string) error {
+	for _, n := range names {
+		if _, err := Build(n); err != nil {
+			return err
+		}
+	}
+	bin, err := BinDir()
+	if err != nil {
+		return err
+	}
+	return os.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
