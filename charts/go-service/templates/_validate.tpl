@@ -15,7 +15,7 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
 {{- $errs = append $errs "strategy.rollingUpdate.maxSurge and strategy.rollingUpdate.maxUnavailable are both 0: the rollout could never replace a pod. Set maxSurge to 1 or more (keep maxUnavailable 0 for zero downtime)." }}
 {{- end }}
 {{- $mu := $ru.maxUnavailable }}
-{{- if or (and (kindIs "string" $mu) (eq $mu "100%")) (and (not (kindIs "string" $mu)) (not $v.autoscaling.enabled) (ge (int64 $mu) $replicas)) }}
+{{- if or (and (kindIs "string" $mu) (eq $mu "100%")) (and (not (kindIs "string" $mu)) (not $v.autoscaling.enabled) (gt $replicas 0) (ge (int64 $mu) $replicas)) }}
 {{- $errs = append $errs (printf "strategy.rollingUpdate.maxUnavailable (%v) lets a rollout stop every one of the %d replicas at once. Set it below replicaCount; 0 keeps full capacity." $mu $replicas) }}
 {{- end }}
 {{- end }}
@@ -33,7 +33,8 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
 {{- $errs = append $errs (printf "shutdown.preStop.delaySeconds is 0 with shutdown.preStop.mode %s: a preStop hook without a delay does nothing. Set delaySeconds to the endpoint propagation time (5 or more), or set mode to none." $s.preStop.mode) }}
 {{- end }}
 {{- if and (ne $mode "none") (ge $delay $grace) }}
-{{- $errs = append $errs (printf "shutdown.preStop.delaySeconds (%d) is not shorter than shutdown.terminationGracePeriodSeconds (%d): the preStop %s would be killed before the app ever gets SIGTERM. Raise terminationGracePeriodSeconds or remove it to have it computed." $delay $grace $mode) }}
+{{- $fix := ternary "Raise shutdown.drainTimeoutSeconds or shutdown.bufferSeconds (the grace period is computed from them)." "Raise shutdown.terminationGracePeriodSeconds, or remove it to have it computed." (kindIs "invalid" $s.terminationGracePeriodSeconds) }}
+{{- $errs = append $errs (printf "shutdown.preStop.delaySeconds (%d) is not shorter than the grace period (%ds): the preStop %s would be killed before the app ever gets SIGTERM. %s" $delay $grace $mode $fix) }}
 {{- else if and (not (kindIs "invalid" $s.terminationGracePeriodSeconds)) (le $grace (add $delay $drain)) }}
 {{- $errs = append $errs (printf "shutdown.terminationGracePeriodSeconds (%d) must be greater than shutdown.preStop.delaySeconds + shutdown.drainTimeoutSeconds (%d + %d = %d), or in-flight requests are killed mid-drain. Raise it, or remove it to have it computed (%d)." $grace $delay $drain (add $delay $drain) (add $delay $drain $s.bufferSeconds)) }}
 {{- end }}

@@ -1,0 +1,184 @@
+package chart_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/go-service/go-service/test/render"
+)
+
+// The chart with no values at all must meet every zero-downtime rule, on every supported version.
+func TestDefaultsAreZeroDowntime(t *testing.T) {
+	t.Parallel()
+	for _, kube := range render.KubeVersions {
+		t.Run("kube-"+kube, func(t *testing.T) {
+			t.Parallel()
+			r := render.MustRender(t, render.Options{KubeVersion: kube})
+			assert.Empty(t, render.ZeroDowntimeViolations(r, kube))
+
+			d := render.One[*appsv1.Deployment](t, r)
+			require.NotNil(t, d.Spec.Replicas)
+			assert.EqualValues(t, 2, *d.Spec.Replicas)
+			assert.Equal(t, appsv1.RollingUpdateDeploymentStrategyType, d.Spec.Strategy.Type)
+			require.NotNil(t, d.Spec.Strategy.RollingUpdate)
+			assert.Equal(t, intstr.FromInt32(0), *d.Spec.Strategy.RollingUpdate.MaxUnavailable)
+			assert.Equal(t, intstr.FromString("25%"), *d.Spec.Strategy.RollingUpdate.MaxSurge)
+			assert.EqualValues(t, 5, d.Spec.MinReadySeconds)
+			assert.EqualValues(t, 300, *d.Spec.ProgressDeadlineSeconds)
+			assert.EqualValues(t, 5, *d.Spec.RevisionHistoryLimit)
+
+			pod := d.Spec.Template.Spec
+			require.Len(t, pod.Containers, 1)
+			c := pod.Containers[0]
+			assert.Equal(t, "go-service:0.1.0", c.Image)
+			assert.Equal(t, []corev1.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: corev1.ProtocolTCP}}, c.Ports)
+
+			// Probes: three, distinct paths, on the named port, liveness more tolerant than readiness.
+			require.NotNil(t, c.StartupProbe)
+			require.NotNil(t, c.ReadinessProbe)
+			require.NotNil(t, c.LivenessProbe)
+			assert.Equal(t, "/healthz/live", c.StartupProbe.HTTPGet.Path)
+			assert.Equal(t, "/healthz/ready", c.ReadinessProbe.HTTPGet.Path)
+			assert.Equal(t, "/healthz/live", c.LivenessProbe.HTTPGet.Path)
+			for _, p := range []*corev1.Probe{c.StartupProbe, c.ReadinessProbe, c.LivenessProbe} {
+				assert.Equal(t, intstr.FromString("http"), p.HTTPGet.Port)
+			}
+			assert.Greater(t, c.LivenessProbe.PeriodSeconds*c.LivenessProbe.FailureThreshold,
+				c.ReadinessProbe.PeriodSeconds*c.ReadinessProbe.FailureThreshold)
+
+			// Shutdown: native sleep from 1.30, exec sleep before; grace = 5 + 15 + 5.
+			require.NotNil(t, c.Lifecycle)
+			require.NotNil(t, c.Lifecycle.PreStop)
+			if kube >= "1.30" {
+				require.NotNil(t, c.Lifecycle.PreStop.Sleep, "native sleep on %s", kube)
+				assert.EqualValues(t, 5, c.Lifecycle.PreStop.Sleep.Seconds)
+				assert.Nil(t, c.Lifecycle.PreStop.Exec)
+			} else {
+				require.NotNil(t, c.Lifecycle.PreStop.Exec, "exec sleep on %s", kube)
+				assert.Equal(t, []string{"sleep", "5"}, c.Lifecycle.PreStop.Exec.Command)
+				assert.Nil(t, c.Lifecycle.PreStop.Sleep)
+			}
+			assert.EqualValues(t, 25, *pod.TerminationGracePeriodSeconds)
+			mode := map[bool]string{true: "sleep", false: "exec"}[kube >= "1.30"]
+			assert.Subset(t, c.Env, []corev1.EnvVar{
+				{Name: "GO_SERVICE_PRESTOP_MODE", Value: mode},
+				{Name: "GO_SERVICE_PRESTOP_DELAY", Value: "5s"},
+				{Name: "GO_SERVICE_SHUTDOWN_DELAY", Value: "0s"},
+				{Name: "GO_SERVICE_DRAIN_TIMEOUT", Value: "15s"},
+				{Name: "GO_SERVICE_TERMINATION_GRACE_PERIOD", Value: "25s"},
+				{Name: "GO_SERVICE_HTTP_PORT", Value: "8080"},
+				{Name: "GO_SERVICE_READINESS_PATH", Value: "/healthz/ready"},
+				{Name: "GO_SERVICE_LIVENESS_PATH", Value: "/healthz/live"},
+			})
+			gomem := envVar(t, c, "GOMEMLIMIT")
+			require.NotNil(t, gomem.ValueFrom)
+			assert.Equal(t, "limits.memory", gomem.ValueFrom.ResourceFieldRef.Resource)
+			assert.Equal(t, "app", gomem.ValueFrom.ResourceFieldRef.ContainerName)
+
+			// Disruption budget.
+			pdb := render.One[*policyv1.PodDisruptionBudget](t, r)
+			assert.Equal(t, intstr.FromInt32(1), *pdb.Spec.MaxUnavailable)
+			assert.Nil(t, pdb.Spec.MinAvailable)
+			if kube >= "1.31" {
+				require.NotNil(t, pdb.Spec.UnhealthyPodEvictionPolicy)
+				assert.Equal(t, policyv1.AlwaysAllow, *pdb.Spec.UnhealthyPodEvictionPolicy)
+			} else {
+				assert.Nil(t, pdb.Spec.UnhealthyPodEvictionPolicy)
+			}
+			assert.Equal(t, d.Spec.Selector, pdb.Spec.Selector)
+
+			// Spread over nodes and zones, never blocking scheduling, per ReplicaSet.
+			require.Len(t, pod.TopologySpreadConstraints, 2)
+			for i, key := range []string{"kubernetes.io/hostname", "topology.kubernetes.io/zone"} {
+				tsc := pod.TopologySpreadConstraints[i]
+				assert.Equal(t, key, tsc.TopologyKey)
+				assert.EqualValues(t, 1, tsc.MaxSkew)
+				assert.Equal(t, corev1.ScheduleAnyway, tsc.WhenUnsatisfiable)
+				assert.Equal(t, []string{"pod-template-hash"}, tsc.MatchLabelKeys)
+				assert.Equal(t, d.Spec.Selector.MatchLabels, tsc.LabelSelector.MatchLabels)
+			}
+
+			// Restricted Pod Security.
+			assert.Equal(t, false, *pod.AutomountServiceAccountToken)
+			assert.Equal(t, false, *pod.EnableServiceLinks)
+			assert.Equal(t, "test-go-service", pod.ServiceAccountName)
+			assert.True(t, *pod.SecurityContext.RunAsNonRoot)
+			assert.Equal(t, corev1.SeccompProfileTypeRuntimeDefault, pod.SecurityContext.SeccompProfile.Type)
+			sc := c.SecurityContext
+			require.NotNil(t, sc)
+			assert.False(t, *sc.AllowPrivilegeEscalation)
+			assert.True(t, *sc.ReadOnlyRootFilesystem)
+			assert.True(t, *sc.RunAsNonRoot)
+			assert.Equal(t, []corev1.Capability{"ALL"}, sc.Capabilities.Drop)
+			assert.Equal(t, []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}, c.VolumeMounts)
+			require.Len(t, pod.Volumes, 1)
+			require.NotNil(t, pod.Volumes[0].EmptyDir)
+			assert.Equal(t, "64Mi", pod.Volumes[0].EmptyDir.SizeLimit.String())
+			assert.Equal(t, "100m", c.Resources.Requests.Cpu().String())
+			assert.Equal(t, "128Mi", c.Resources.Requests.Memory().String())
+			assert.Equal(t, "256Mi", c.Resources.Limits.Memory().String())
+			assert.True(t, c.Resources.Limits.Cpu().IsZero(), "no CPU limit by default")
+
+			sa := render.One[*corev1.ServiceAccount](t, r)
+			assert.False(t, *sa.AutomountServiceAccountToken)
+
+			svc := render.One[*corev1.Service](t, r)
+			assert.Equal(t, corev1.ServiceTypeClusterIP, svc.Spec.Type)
+			assert.Equal(t, d.Spec.Selector.MatchLabels, svc.Spec.Selector)
+			require.Len(t, svc.Spec.Ports, 1)
+			assert.EqualValues(t, 80, svc.Spec.Ports[0].Port)
+			assert.Equal(t, intstr.FromString("http"), svc.Spec.Ports[0].TargetPort)
+
+			// Only what is enabled by default is rendered.
+			assert.ElementsMatch(t, []string{"Deployment", "Pod", "PodDisruptionBudget", "Service", "ServiceAccount"}, r.Kinds())
+
+			// The helm test hook requests the readiness path through the Service.
+			require.Len(t, r.Hooks, 1)
+			assert.Equal(t, "test", string(r.Hooks[0].Events[0]))
+			testPod := render.One[*corev1.Pod](t, r)
+			assert.Equal(t, corev1.RestartPolicyNever, testPod.Spec.RestartPolicy)
+			assert.Equal(t, "http://test-go-service.default.svc:80/healthz/ready", envVar(t, testPod.Spec.Containers[0], "TEST_URL").Value)
+
+			// NOTES: the drain budget, no warnings.
+			assert.Contains(t, r.Notes, "grace period:     25s (computed: 5 + 15 + 5)")
+			assert.Contains(t, r.Notes, fmt.Sprintf("preStop:          %s (auto), 5s", mode))
+			assert.Contains(t, r.Notes, "Disruption budget: maxUnavailable 1.")
+			if kube >= "1.30" {
+				assert.NotContains(t, r.Notes, "WARNINGS")
+			} else {
+				assert.Contains(t, r.Notes, `runs "sleep" in the container`)
+			}
+		})
+	}
+}
+
+// The checker used above must be able to fail: settings in the style of `helm create` break the rules.
+func TestZeroDowntimeRulesCatchNaiveSettings(t *testing.T) {
+	t.Parallel()
+	r := render.MustRender(t, render.Options{Values: map[string]any{
+		"replicaCount":        1,
+		"strategy":            map[string]any{"rollingUpdate": map[string]any{"maxUnavailable": "25%"}},
+		"probes":              map[string]any{"startup": map[string]any{"enabled": false}, "liveness": map[string]any{"path": "/healthz/ready", "periodSeconds": 2, "failureThreshold": 2}},
+		"shutdown":            map[string]any{"preStop": map[string]any{"mode": "none"}},
+		"podDisruptionBudget": map[string]any{"enabled": false},
+		"topologySpread":      map[string]any{"enabled": false},
+	}})
+	v := render.ZeroDowntimeViolations(r, render.DefaultKubeVersion)
+	for _, want := range []string{
+		"replicas 1", "no startup probe", "liveness and readiness share the path", "not more tolerant",
+		"no preStop hook", "want one PodDisruptionBudget, got 0", "not spread across nodes",
+	} {
+		assert.True(t, containsAny(v, want), "violation %q not reported in %q", want, v)
+	}
+	r = render.MustRender(t, render.Options{Values: map[string]any{"replicaCount": 4, "strategy": map[string]any{"rollingUpdate": map[string]any{"maxUnavailable": "25%"}}}})
+	assert.True(t, containsAny(render.ZeroDowntimeViolations(r, "1.34.0"), "maxUnavailable 25% is not 0"))
+	r = render.MustRender(t, render.Options{KubeVersion: "1.29.0", Values: map[string]any{"shutdown": map[string]any{"preStop": map[string]any{"mode": "sleep"}}}})
+	assert.True(t, containsAny(render.ZeroDowntimeViolations(r, "1.29.0"), "preStop sleep action on Kubernetes 1.29.0"))
+}

@@ -1,0 +1,222 @@
+package chart_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-service/go-service/test/render"
+)
+
+// Every guardrail: inconsistent values fail the render, with a message that names the value and says what
+// to change. Nothing is rendered when a guardrail trips.
+func TestGuardrails(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		kube   string
+		values m
+		want   []string // substrings of the error, all required
+	}{
+		{
+			name:   "grace period not above delay + drain",
+			values: m{"shutdown": m{"terminationGracePeriodSeconds": 20}},
+			want:   []string{"shutdown.terminationGracePeriodSeconds (20) must be greater than shutdown.preStop.delaySeconds + shutdown.drainTimeoutSeconds (5 + 15 = 20)", "remove it to have it computed (25)"},
+		},
+		{
+			name:   "grace period far too short",
+			values: m{"shutdown": m{"terminationGracePeriodSeconds": 8, "drainTimeoutSeconds": 30}},
+			want:   []string{"shutdown.terminationGracePeriodSeconds (8) must be greater than", "(5 + 30 = 35)"},
+		},
+		{
+			name:   "preStop sleep longer than the explicit grace period",
+			values: m{"shutdown": m{"preStop": m{"delaySeconds": 30}, "terminationGracePeriodSeconds": 20}},
+			want:   []string{"shutdown.preStop.delaySeconds (30) is not shorter than the grace period (20s): the preStop sleep would be killed", "Raise shutdown.terminationGracePeriodSeconds"},
+		},
+		{
+			name:   "preStop exec as long as the computed grace period",
+			kube:   "1.29.0",
+			values: m{"shutdown": m{"preStop": m{"delaySeconds": 10}, "drainTimeoutSeconds": 0, "bufferSeconds": 0}},
+			want:   []string{"shutdown.preStop.delaySeconds (10) is not shorter than the grace period (10s): the preStop exec", "Raise shutdown.drainTimeoutSeconds or shutdown.bufferSeconds"},
+		},
+		{
+			name:   "preStop hook without a delay",
+			values: m{"shutdown": m{"preStop": m{"delaySeconds": 0}}},
+			want:   []string{"shutdown.preStop.delaySeconds is 0 with shutdown.preStop.mode auto", "or set mode to none"},
+		},
+		{
+			name:   "surge and unavailable both zero",
+			values: m{"strategy": m{"rollingUpdate": m{"maxSurge": 0, "maxUnavailable": 0}}},
+			want:   []string{"strategy.rollingUpdate.maxSurge and strategy.rollingUpdate.maxUnavailable are both 0", "Set maxSurge to 1 or more"},
+		},
+		{
+			name:   "surge and unavailable both zero percent",
+			values: m{"strategy": m{"rollingUpdate": m{"maxSurge": "0%", "maxUnavailable": "0%"}}},
+			want:   []string{"are both 0"},
+		},
+		{
+			name:   "rollout may stop every replica",
+			values: m{"replicaCount": 3, "strategy": m{"rollingUpdate": m{"maxUnavailable": 3}}},
+			want:   []string{"strategy.rollingUpdate.maxUnavailable (3) lets a rollout stop every one of the 3 replicas"},
+		},
+		{
+			name:   "rollout may stop 100%",
+			values: m{"strategy": m{"rollingUpdate": m{"maxUnavailable": "100%"}}},
+			want:   []string{"strategy.rollingUpdate.maxUnavailable (100%)"},
+		},
+		{
+			name:   "progress deadline within minReadySeconds",
+			values: m{"minReadySeconds": 30, "progressDeadlineSeconds": 30},
+			want:   []string{"progressDeadlineSeconds (30) must be greater than minReadySeconds (30)"},
+		},
+		{
+			name:   "PDB minAvailable equal to replicas",
+			values: m{"replicaCount": 3, "podDisruptionBudget": m{"minAvailable": 3}},
+			want:   []string{"podDisruptionBudget.minAvailable (3) needs 3 of 3 pods (replicaCount) available", "set podDisruptionBudget.allowNoDisruptions to true"},
+		},
+		{
+			name:   "PDB minAvailable above replicas",
+			values: m{"podDisruptionBudget": m{"minAvailable": 5}},
+			want:   []string{"podDisruptionBudget.minAvailable (5) needs 5 of 2 pods"},
+		},
+		{
+			name:   "PDB minAvailable 100%",
+			values: m{"replicaCount": 4, "podDisruptionBudget": m{"minAvailable": "100%"}},
+			want:   []string{"podDisruptionBudget.minAvailable (100%) needs 4 of 4 pods"},
+		},
+		{
+			name:   "PDB minAvailable percent that rounds up to every pod",
+			values: m{"replicaCount": 2, "podDisruptionBudget": m{"minAvailable": "60%"}},
+			want:   []string{"podDisruptionBudget.minAvailable (60%) needs 2 of 2 pods"},
+		},
+		{
+			name:   "PDB maxUnavailable 0",
+			values: m{"podDisruptionBudget": m{"maxUnavailable": 0}},
+			want:   []string{"podDisruptionBudget.maxUnavailable (0) allows no eviction", "Set it to 1 or more"},
+		},
+		{
+			name:   "PDB maxUnavailable 0%",
+			values: m{"podDisruptionBudget": m{"maxUnavailable": "0%"}},
+			want:   []string{"podDisruptionBudget.maxUnavailable (0%) allows no eviction"},
+		},
+		{
+			name:   "PDB checked against the HPA minimum",
+			values: m{"replicaCount": 10, "podDisruptionBudget": m{"minAvailable": 3}, "autoscaling": m{"enabled": true, "minReplicas": 3, "maxReplicas": 6}},
+			want:   []string{"podDisruptionBudget.minAvailable (3) needs 3 of 3 pods (autoscaling.minReplicas)"},
+		},
+		{
+			name:   "HPA min above max",
+			values: m{"autoscaling": m{"enabled": true, "minReplicas": 5, "maxReplicas": 3}},
+			want:   []string{"autoscaling.minReplicas (5) is greater than autoscaling.maxReplicas (3)"},
+		},
+		{
+			name:   "HPA without a metric",
+			values: m{"autoscaling": m{"enabled": true, "targetCPUUtilizationPercentage": nil}},
+			want:   []string{"autoscaling.enabled is true but no metric is set"},
+		},
+		{
+			name:   "probe on a port name that does not exist",
+			values: m{"probes": m{"readiness": m{"port": "web"}}},
+			want:   []string{"probes.readiness port (web) is not one of containerPorts (http)"},
+		},
+		{
+			name:   "probe on a port number that does not exist",
+			values: m{"probes": m{"liveness": m{"port": 9999}}},
+			want:   []string{"probes.liveness port (9999) is not one of containerPorts (http)"},
+		},
+		{
+			name:   "custom probe on a missing port",
+			values: m{"probes": m{"startup": m{"custom": m{"tcpSocket": m{"port": "grpc"}}}}},
+			want:   []string{"probes.startup.custom port (grpc) is not one of containerPorts (http)"},
+		},
+		{
+			name:   "custom grpc probe on a missing port",
+			values: m{"containerPorts": m{"http": 8080, "metrics": 9090}, "probes": m{"readiness": m{"custom": m{"grpc": m{"port": 9000}}}}},
+			want:   []string{"probes.readiness.custom port (9000) is not one of containerPorts (http, metrics)"},
+		},
+		{
+			name:   "preStop httpGet on a missing port",
+			values: m{"shutdown": m{"preStop": m{"mode": "httpGet", "httpGet": m{"path": "/x", "port": "admin"}}}},
+			want:   []string{"shutdown.preStop.httpGet.port (admin) is not one of containerPorts (http)"},
+		},
+		{
+			name:   "service on a missing port",
+			values: m{"service": m{"targetPort": "web"}},
+			want:   []string{"service.targetPort (web) is not one of containerPorts (http)"},
+		},
+		{
+			name:   "servicemonitor on a missing port",
+			values: m{"serviceMonitor": m{"enabled": true, "port": "metrics"}},
+			want:   []string{"serviceMonitor.port (metrics) is not a port name in containerPorts (http)"},
+		},
+		{
+			name:   "httproute without a gateway",
+			values: m{"httpRoute": m{"enabled": true}},
+			want:   []string{"httpRoute.parentRefs is empty"},
+		},
+		{
+			name:   "config data used nowhere",
+			values: m{"config": m{"data": m{"A": "b"}, "asEnv": false}},
+			want:   []string{"config.data is set but neither config.asEnv nor config.mountPath uses it"},
+		},
+		{
+			name:   "every problem reported at once",
+			values: m{"strategy": m{"rollingUpdate": m{"maxSurge": 0}}, "podDisruptionBudget": m{"maxUnavailable": 0}, "probes": m{"liveness": m{"port": "x"}}},
+			want:   []string{"are both 0", "podDisruptionBudget.maxUnavailable (0)", "probes.liveness port (x)"},
+		},
+
+		// values.schema.json: unknown keys, types, ranges and enums.
+		{name: "unknown top-level key", values: m{"replicas": 3}, want: []string{"additional properties 'replicas' not allowed"}},
+		{name: "misspelled nested key", values: m{"shutdown": m{"preStop": m{"delaySecond": 5}}}, want: []string{"at '/shutdown/preStop'", "'delaySecond' not allowed"}},
+		{name: "misspelled probe key", values: m{"probes": m{"liveness": m{"failureTreshold": 5}}}, want: []string{"at '/probes/liveness'", "'failureTreshold' not allowed"}},
+		{name: "unknown custom probe field", values: m{"probes": m{"liveness": m{"custom": m{"tcpSocket": m{"port": "http"}, "period": 5}}}}, want: []string{"'period' not allowed"}},
+		{name: "custom probe with two handlers", values: m{"probes": m{"liveness": m{"custom": m{"tcpSocket": m{"port": "http"}, "exec": m{"command": []string{"true"}}}}}}, want: []string{"/probes/liveness/custom"}},
+		{name: "wrong type", values: m{"replicaCount": "three"}, want: []string{"at '/replicaCount'", "want integer"}},
+		{name: "negative number", values: m{"minReadySeconds": -1}, want: []string{"at '/minReadySeconds'", "minimum"}},
+		{name: "enum", values: m{"shutdown": m{"preStop": m{"mode": "wait"}}}, want: []string{"at '/shutdown/preStop/mode'"}},
+		{name: "bad percentage", values: m{"strategy": m{"rollingUpdate": m{"maxSurge": "25 percent"}}}, want: []string{"at '/strategy/rollingUpdate/maxSurge'"}},
+		{name: "liveness successThreshold must be 1", values: m{"probes": m{"liveness": m{"successThreshold": 2}}}, want: []string{"at '/probes/liveness/successThreshold'"}},
+		{name: "bad port name", values: m{"containerPorts": m{"HTTP_PORT": 8080}}, want: []string{"invalid propertyName 'HTTP_PORT'"}},
+		{name: "port out of range", values: m{"containerPorts": m{"http": 70000}}, want: []string{"at '/containerPorts/http'"}},
+		{name: "bad digest", values: m{"image": m{"digest": "latest"}}, want: []string{"at '/image/digest'"}},
+		{name: "empty repository", values: m{"image": m{"repository": ""}}, want: []string{"at '/image/repository'"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			res, err := render.Render(render.Options{KubeVersion: tc.kube, Values: tc.values})
+			require.Error(t, err, "values %v must be refused", tc.values)
+			assert.Nil(t, res, "nothing is rendered when values are refused")
+			msg := err.Error()
+			for _, w := range tc.want {
+				assert.Contains(t, msg, w)
+			}
+			if strings.Contains(msg, "go-service: invalid values") {
+				assert.Contains(t, msg, "\n  - ", "each problem on its own line")
+			}
+		})
+	}
+}
+
+// The same guardrails trip for every Kubernetes version (the output differs, the checks must not).
+func TestGuardrailsOnEveryVersion(t *testing.T) {
+	t.Parallel()
+	for _, kube := range render.KubeVersions {
+		t.Run("kube-"+kube, func(t *testing.T) {
+			t.Parallel()
+			_, err := render.Render(render.Options{KubeVersion: kube, Values: m{"shutdown": m{"terminationGracePeriodSeconds": 10}}})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "shutdown.terminationGracePeriodSeconds (10) must be greater than")
+		})
+	}
+}
+
+// The chart refuses clusters older than it supports instead of rendering for them.
+func TestKubeVersionFloor(t *testing.T) {
+	t.Parallel()
+	_, err := render.Render(render.Options{KubeVersion: "1.26.0"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "chart requires kubeVersion: >=1.27.0-0")
+}

@@ -1,0 +1,25 @@
+// Package chart_test is the render suite: it renders charts/go-service in-process with the Helm SDK for
+// explicit Kubernetes versions, decodes every document strictly into typed objects and asserts the
+// zero-downtime rules, every value, every guardrail, the dependency-chart use and golden files.
+package chart_test
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/go-service/go-service/test/tools"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden from the current chart")
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	// terratest's helm module runs `helm` from PATH: put the pinned build first.
+	if err := tools.PutOnPath("helm"); err != nil {
+		fmt.Fprintln(os.Stderr, "render suite:", err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
