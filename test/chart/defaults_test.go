@@ -166,14 +166,14 @@ func TestZeroDowntimeRulesCatchNaiveSettings(t *testing.T) {
 		"replicaCount":        1,
 		"strategy":            map[string]any{"rollingUpdate": map[string]any{"maxUnavailable": "25%"}},
 		"probes":              map[string]any{"startup": map[string]any{"enabled": false}, "liveness": map[string]any{"path": "/healthz/ready", "periodSeconds": 2, "failureThreshold": 2}},
-		"shutdown":            map[string]any{"preStop": map[string]any{"mode": "none"}},
+		"shutdown":            map[string]any{"preStop": map[string]any{"mode": "none", "delaySeconds": 0}},
 		"podDisruptionBudget": map[string]any{"enabled": false},
 		"topologySpread":      map[string]any{"enabled": false},
 	}})
 	v := render.ZeroDowntimeViolations(r, render.DefaultKubeVersion)
 	for _, want := range []string{
 		"replicas 1", "no startup probe", "liveness and readiness share the path", "not more tolerant",
-		"no preStop hook", "want one PodDisruptionBudget, got 0", "not spread across nodes",
+		"no preStop hook and no in-app shutdown delay", "want one PodDisruptionBudget, got 0", "not spread across nodes",
 	} {
 		assert.True(t, containsAny(v, want), "violation %q not reported in %q", want, v)
 	}

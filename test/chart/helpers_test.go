@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // envVar returns the container's environment variable, failing the test when it is missing.
@@ -40,3 +42,11 @@ func containsAny(list []string, sub string) bool {
 
 // m is shorthand for nested values.
 type m = map[string]any
+
+func objectLabels(o runtime.Object) (map[string]string, bool) {
+	a, err := meta.Accessor(o)
+	if err != nil {
+		return nil, false
+	}
+	return a.GetLabels(), true
+}

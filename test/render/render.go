@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -54,6 +56,8 @@ type Options struct {
 	Values      map[string]any
 	// IsUpgrade renders as `helm upgrade` would.
 	IsUpgrade bool
+	// SubchartNotes renders the NOTES.txt of dependencies too (helm --render-subchart-notes).
+	SubchartNotes bool
 }
 
 // Result is one render.
@@ -130,6 +134,7 @@ func Render(opts Options) (*Result, error) {
 	install.Replace = true
 	install.IncludeCRDs = true
 	install.IsUpgrade = opts.IsUpgrade
+	install.SubNotes = opts.SubchartNotes
 	install.ReleaseName = defaultString(opts.ReleaseName, "test")
 	install.Namespace = defaultString(opts.Namespace, "default")
 	install.KubeVersion = kubeVersion
@@ -282,3 +287,43 @@ func (r *Result) Kinds() []string {
 	sort.Strings(kinds)
 	return kinds
 }
+
+// BuildDependencies copies an umbrella chart directory whose dependencies name charts/go-service by a
+// relative file:// repository into a temporary directory, points those repositories at the real chart,
+// and runs `helm dependency build` there, as a user's CI would. It returns the built chart's directory.
+func BuildDependencies(tb testing.TB, umbrellaDir string) string {
+	tb.Helper()
+	chartDir, err := ChartDir()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dst := tb.TempDir()
+	entries, err := os.ReadDir(umbrellaDir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue // charts/ and templates of the umbrella are not needed here
+		}
+		data, err := os.ReadFile(filepath.Join(umbrellaDir, e.Name()))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if e.Name() == "Chart.yaml" {
+			data = relativeRepo.ReplaceAll(data, []byte("repository: file://"+chartDir))
+		}
+		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	helm := tools.Path(tb, "helm")
+	cmd := exec.Command(helm, "dependency", "build", dst)
+	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+tb.TempDir(), "HELM_CONFIG_HOME="+tb.TempDir(), "HELM_DATA_HOME="+tb.TempDir())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("helm dependency build %s: %v\n%s", dst, err, out)
+	}
+	return dst
+}
+
+var relativeRepo = regexp.MustCompile(`repository: file://[./]*charts/go-service`)

@@ -2,6 +2,8 @@ package render
 
 import (
 	"fmt"
+	"strconv"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -88,26 +90,31 @@ func ZeroDowntimeViolations(r *Result, kubeVersion string) []string {
 	}
 
 	// Shutdown: a preStop delay of the right kind, inside the grace period.
+	// With no hook, the app must wait itself (GO_SERVICE_SHUTDOWN_DELAY, the chart's preStop mode none).
 	delay := int64(-1)
 	if c.Lifecycle == nil || c.Lifecycle.PreStop == nil {
-		add("no preStop hook: endpoints are still being removed when the app gets SIGTERM")
+		inApp := envDuration(c, "GO_SERVICE_SHUTDOWN_DELAY")
+		if inApp <= 0 {
+			add("no preStop hook and no in-app shutdown delay: endpoints are still being removed when the app stops accepting")
+		}
+		delay = inApp
 	} else {
 		ps := c.Lifecycle.PreStop
-		native := atLeast(kubeVersion, "1.30.0")
 		switch {
 		case ps.Sleep != nil:
 			delay = ps.Sleep.Seconds
-			if !native {
+			if !atLeast(kubeVersion, "1.30.0") {
 				add("preStop sleep action on Kubernetes %s (needs 1.30)", kubeVersion)
 			}
-		case ps.Exec != nil:
-			if native {
-				add("preStop exec on Kubernetes %s where the native sleep action exists", kubeVersion)
+			if delay == 0 {
+				add("preStop sleep of 0 seconds")
 			}
-		case ps.HTTPGet != nil:
-		}
-		if delay == 0 {
-			add("preStop sleep of 0 seconds")
+		case ps.Exec != nil:
+			if n := len(ps.Exec.Command); n > 0 {
+				if secs, err := strconv.ParseInt(ps.Exec.Command[n-1], 10, 64); err == nil {
+					delay = secs
+				}
+			}
 		}
 	}
 	grace := int64(corev1.DefaultTerminationGracePeriodSeconds)
@@ -165,6 +172,20 @@ func scaled(v *intstr.IntOrString, replicas int32, roundUp bool) int32 {
 		return -1
 	}
 	return int32(n)
+}
+
+// envDuration returns the whole seconds of a duration-valued environment variable, -1 if absent or invalid.
+func envDuration(c corev1.Container, name string) int64 {
+	for _, e := range c.Env {
+		if e.Name == name {
+			d, err := time.ParseDuration(e.Value)
+			if err != nil {
+				return -1
+			}
+			return int64(d / time.Second)
+		}
+	}
+	return -1
 }
 
 func hasPort(c corev1.Container, port intstr.IntOrString) bool {

@@ -311,3 +311,8 @@ topologySpreadConstraints:
 {{- define "go-service.servicePortName" -}}
 {{- if kindIs "string" .Values.service.targetPort }}{{ .Values.service.targetPort }}{{ else }}http{{ end }}
 {{- end }}
+
+{{/* How messages name this chart's values: "go-service", or the alias when used as a dependency. */}}
+{{- define "go-service.valuesPath" -}}
+{{- if eq .Chart.Name "go-service" }}go-service{{ else }}go-service (values under {{ .Chart.Name }}:){{ end }}
+{{- end }}

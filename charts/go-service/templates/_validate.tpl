@@ -100,6 +100,6 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
 {{- end }}
 
 {{- if $errs }}
-{{- fail (printf "\n\ngo-service: invalid values:\n  - %s\n" (join "\n  - " $errs)) }}
+{{- fail (printf "\n\n%s: invalid values:\n  - %s\n" (include "go-service.valuesPath" .) (join "\n  - " $errs)) }}
 {{- end }}
 {{- end }}
