@@ -1,0 +1,66 @@
+# go-service: the chart, its render and lint suites, and the tools they need.
+# Every target installs what it needs itself (idempotently): `make test` works on a fresh machine.
+
+SHELL       := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+GO          ?= go
+BIN         := $(CURDIR)/bin
+CHART       := charts/go-service
+KUBE_VERSION ?= 1.34.0
+export PATH := $(BIN):/usr/local/go/bin:$(PATH)
+
+# The tools are pinned by the `tool` directives in go.mod and built from the module cache.
+TOOLS := $(BIN)/helm $(BIN)/ct $(BIN)/helm-docs
+TOOL_PKG_helm      := helm.sh/helm/v3/cmd/helm
+TOOL_PKG_ct        := github.com/helm/chart-testing/v3/ct
+TOOL_PKG_helm-docs := github.com/norwoodj/helm-docs/cmd/helm-docs
+
+APT_PACKAGES := yamllint
+
+.PHONY: all help deps tools render test test-render test-lint lint docs golden bench clean
+
+all: test
+
+help: ## List the targets.
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+deps: tools ## Install the apt packages and build the pinned Go tools (idempotent).
+	@missing=(); for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing+=($$p); done; \
+	if [ $${#missing[@]} -gt 0 ]; then \
+	  echo "installing $${missing[*]} with apt-get"; \
+	  if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq "$${missing[@]}" >/dev/null; \
+	fi
+
+tools: $(TOOLS) ## Build helm, ct and helm-docs into bin/.
+
+$(BIN)/%: go.mod go.sum
+	$(GO) build -o $@ $(TOOL_PKG_$*)
+	@touch $@
+
+render: tools ## Render the chart with its defaults for KUBE_VERSION (default 1.34.0) and print the manifests.
+	helm template go-service $(CHART) --kube-version $(KUBE_VERSION)
+
+test: deps lint test-render bench ## Everything CI runs.
+
+test-render: ## The render suite: in-process renders, values, guardrails, golden files, dependency chart.
+	$(GO) test -count=1 ./test/render/... ./test/chart/...
+
+test-lint: deps ## helm lint --strict, ct lint and the values-docs check, as Go tests.
+	$(GO) test -count=1 ./test/lint/...
+
+lint: deps test-lint ## test-lint plus go vet and gofmt.
+	$(GO) vet ./...
+	@out=$$(gofmt -l test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+docs: tools ## Regenerate charts/go-service/README.md from values.yaml (helm-docs).
+	helm-docs --chart-search-root charts --sort-values-order file --skip-version-footer
+
+golden: ## Rewrite the golden files from the current chart (review the diff).
+	$(GO) test -count=1 ./test/chart -run 'TestGolden' -update
+
+bench: tools ## Render benchmark: in-process SDK against the helm CLI, with the speed-up ratio.
+	$(GO) test -count=1 ./test/chart -run '^$$' -bench 'BenchmarkRender' -benchtime 5x
+
+clean: ## Remove built tools.
+	rm -rf $(BIN)
