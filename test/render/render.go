@@ -86,7 +86,9 @@ func ChartDir() (string, error) {
 	return filepath.Join(root, "charts", "go-service"), nil
 }
 
-// loadChart loads (and caches) a chart directory. Rendering never mutates a loaded chart.
+// loadChart loads a chart directory. Charts without dependencies are cached: rendering never mutates
+// them. A chart with dependencies is loaded afresh each time, because Helm resolves aliases by rewriting
+// the loaded chart's dependency list in place.
 func loadChart(dir string) (*chart.Chart, error) {
 	chartsMu.Lock()
 	defer chartsMu.Unlock()
@@ -97,7 +99,9 @@ func loadChart(dir string) (*chart.Chart, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load chart %s: %w", dir, err)
 	}
-	charts[dir] = c
+	if len(c.Metadata.Dependencies) == 0 {
+		charts[dir] = c
+	}
 	return c, nil
 }
 
