@@ -17,7 +17,10 @@ TOOL_PKG_helm-docs := github.com/norwoodj/helm-docs/cmd/helm-docs
 
 APT_PACKAGES := yamllint
 
-.PHONY: all help deps tools render test test-render test-lint lint docs golden bench clean
+NODES ?= 1
+
+.PHONY: all help deps tools render test test-render test-lint lint docs golden bench clean \
+	cluster-up cluster-down cluster-status test-live test-cluster test-unit
 
 all: test
 
@@ -41,10 +44,13 @@ $(BIN)/%: go.mod go.sum
 render: tools ## Render the chart with its defaults for KUBE_VERSION (default 1.34.0) and print the manifests.
 	helm template go-service $(CHART) --kube-version $(KUBE_VERSION)
 
-test: deps lint test-render bench ## Everything CI runs.
+test: deps lint test-render test-unit bench test-cluster ## Everything CI runs.
 
 test-render: ## The render suite: in-process renders, values, guardrails, golden files, dependency chart.
 	$(GO) test -count=1 ./test/render/... ./test/chart/...
+
+test-unit: ## Unit tests of the cluster harness (no root, no cluster).
+	$(GO) test -count=1 ./cluster/...
 
 test-lint: deps ## helm lint --strict, ct lint and the values-docs check, as Go tests.
 	$(GO) test -count=1 ./test/lint/...
@@ -61,6 +67,29 @@ golden: ## Rewrite the golden files from the current chart (review the diff).
 
 bench: tools ## Render benchmark: in-process SDK against the helm CLI, with the speed-up ratio.
 	$(GO) test -count=1 ./test/chart -run '^$$' -bench 'BenchmarkRender' -benchtime 5x
+
+cluster-up: ## Start the local cluster, or keep a healthy one (NODES=2 for two nodes). Needs root.
+	$(GO) run ./cmd/cluster up --nodes $(NODES)
+
+cluster-down: ## Stop the local cluster and remove everything it created.
+	$(GO) run ./cmd/cluster down
+
+cluster-status: ## Show the local cluster's components and health.
+	$(GO) run ./cmd/cluster status
+
+test-live: ## The live smoke suite on KUBECONFIG's cluster, or on the local cluster (started if needed).
+	GO_SERVICE_NODES=$(NODES) $(GO) test -count=1 -timeout 30m ./test/smoke/...
+
+# The live part of `make test`. With KUBECONFIG set it only runs the live suite there. Otherwise it runs
+# the smoke suite on a 1-node and a 2-node local cluster, and always ends with the teardown test, which
+# stops the cluster and fails on any residue, even when a live test failed.
+test-cluster:
+	@if [ -n "$${KUBECONFIG:-}" ]; then $(MAKE) --no-print-directory test-live; exit $$?; fi; \
+	status=0; \
+	$(MAKE) --no-print-directory test-live NODES=1 || status=$$?; \
+	$(MAKE) --no-print-directory test-live NODES=2 || status=$$?; \
+	$(GO) test -count=1 -timeout 15m ./test/teardown/... || status=$$?; \
+	exit $$status
 
 clean: ## Remove built tools.
 	rm -rf $(BIN)

@@ -8,9 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
+
+	"github.com/go-service/go-service/internal/repo"
 )
 
 // Packages maps each tool name to the main package the root go.mod pins with a `tool` directive.
@@ -20,36 +21,8 @@ var Packages = map[string]string{
 	"helm-docs": "github.com/norwoodj/helm-docs/cmd/helm-docs",
 }
 
-var (
-	rootOnce sync.Once
-	root     string
-	rootErr  error
-)
-
 // RepoRoot returns the directory of the root go.mod (the repository root).
-func RepoRoot() (string, error) {
-	rootOnce.Do(func() {
-		dir, err := os.Getwd()
-		if err != nil {
-			rootErr = err
-			return
-		}
-		for {
-			data, err := os.ReadFile(filepath.Join(dir, "go.mod"))
-			if err == nil && strings.HasPrefix(string(data), "module github.com/go-service/go-service\n") {
-				root = dir
-				return
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				rootErr = fmt.Errorf("no go.mod of github.com/go-service/go-service above the working directory")
-				return
-			}
-			dir = parent
-		}
-	})
-	return root, rootErr
-}
+func RepoRoot() (string, error) { return repo.Root() }
 
 // MustRepoRoot is RepoRoot for tests.
 func MustRepoRoot(tb testing.TB) string {

@@ -1,0 +1,139 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// startProc starts a long-running component detached from the caller (own session, output to its log
+// file) and records its PID. The process outlives the command that started it; Down stops it by PID.
+func startProc(p paths, name string, argv []string) (int, error) {
+	if err := os.MkdirAll(dirOf(p.log(name)), 0o755); err != nil {
+		return 0, err
+	}
+	logf, err := os.OpenFile(p.log(name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer logf.Close()
+	fmt.Fprintf(logf, "\n=== %s starting: %s\n", time.Now().Format(time.RFC3339), strings.Join(argv, " "))
+	devnull, err := os.Open(os.DevNull)
+	if err != nil {
+		return 0, err
+	}
+	defer devnull.Close()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return 0, fmt.Errorf("start %s: %w", name, err)
+	}
+	pid := cmd.Process.Pid
+	// Reap it if it exits while this process still runs, so a crash shows as "not running".
+	go func() { _ = cmd.Wait() }()
+	if err := writeFile(p.pid(name), []byte(strconv.Itoa(pid)+"\n"+argv[0]+"\n"), 0o644); err != nil {
+		return pid, err
+	}
+	return pid, nil
+}
+
+// readPID returns the recorded PID of a component and whether that process is still the component
+// (its executable matches): a PID reused by another process after a crash or reboot is never signalled.
+func readPID(p paths, name string) (int, bool) {
+	data, err := os.ReadFile(p.pid(name))
+	if err != nil {
+		return 0, false
+	}
+	lines := splitLines(string(data))
+	pid, err := strconv.Atoi(strings.TrimSpace(lines[0]))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	exe := ""
+	if len(lines) > 1 {
+		exe = lines[1]
+	}
+	return pid, processRuns(pid, exe)
+}
+
+// processRuns reports whether pid is alive and its command line starts with exe.
+func processRuns(pid int, exe string) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || len(cmdline) == 0 {
+		return false
+	}
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		if f := fields(string(stat)); len(f) > 2 && f[2] == "Z" {
+			return false
+		}
+	}
+	argv0 := strings.SplitN(string(cmdline), "\x00", 2)[0]
+	return exe == "" || argv0 == exe || strings.HasSuffix(argv0, "/"+lastPart(exe))
+}
+
+func lastPart(p string) string {
+	if i := strings.LastIndex(p, "/"); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// stopProc sends SIGTERM, waits up to grace, then SIGKILL; it removes the PID file.
+func stopProc(p paths, name string, grace time.Duration) {
+	pid, ok := readPID(p, name)
+	if ok {
+		killWait(pid, grace)
+	}
+	_ = os.Remove(p.pid(name))
+}
+
+func killWait(pid int, grace time.Duration) {
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		if !processRuns(pid, "") {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for i := 0; i < 50 && processRuns(pid, ""); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// findProcs returns the PIDs whose command line contains every one of the given substrings.
+func findProcs(substrings ...string) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		s := strings.ReplaceAll(string(cmdline), "\x00", " ")
+		match := true
+		for _, sub := range substrings {
+			if !strings.Contains(s, sub) {
+				match = false
+				break
+			}
+		}
+		if match {
+			out = append(out, pid)
+		}
+	}
+	return out
+}

@@ -1,0 +1,194 @@
+// Package kube connects the live tests to a cluster and gives them the helpers every live test needs:
+// the cluster itself (KUBECONFIG, or the project's local cluster started on demand), unique namespaces
+// that clean up after themselves, images built and loaded without a registry, and waits on real
+// conditions with a report of what happened when they time out.
+package kube
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/go-service/go-service/cluster"
+	"github.com/go-service/go-service/cluster/image"
+	"github.com/go-service/go-service/internal/repo"
+)
+
+// Env is the cluster the live tests run against.
+type Env struct {
+	Kubeconfig string
+	Client     *kubernetes.Clientset
+	// Local is the project's local cluster, nil when KUBECONFIG named another cluster.
+	Local *cluster.Cluster
+}
+
+// LoadImageCmdEnv names an environment variable holding the command that loads an image tarball into a
+// cluster given by KUBECONFIG ("{}" is replaced by the tarball path), e.g. `kind load image-archive {}`.
+const LoadImageCmdEnv = "GO_SERVICE_LOAD_IMAGE"
+
+// Connect returns the cluster named by KUBECONFIG, or starts (or reuses) the project's local cluster with
+// the given options when KUBECONFIG is unset. It never skips: no cluster is an error.
+func Connect(ctx context.Context, o cluster.Options) (*Env, error) {
+	env := &Env{Kubeconfig: os.Getenv("KUBECONFIG")}
+	if env.Kubeconfig == "" {
+		c, err := cluster.Up(ctx, o)
+		if err != nil {
+			return nil, fmt.Errorf("no KUBECONFIG given and the local cluster did not start: %w", err)
+		}
+		env.Local, env.Kubeconfig = c, c.Kubeconfig
+	}
+	client, err := cluster.Client(env.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := client.Discovery().ServerVersion(); err != nil {
+		return nil, fmt.Errorf("cluster of %s unreachable: %w", env.Kubeconfig, err)
+	}
+	env.Client = client
+	return env, nil
+}
+
+var (
+	imagesMu sync.Mutex
+	images   = map[string]bool{}
+)
+
+// Image builds an image from a Go main package of this repository and loads it into the cluster (once
+// per test process and reference).
+func (e *Env) Image(tb testing.TB, spec image.Spec) string {
+	tb.Helper()
+	imagesMu.Lock()
+	defer imagesMu.Unlock()
+	if images[spec.Ref] {
+		return spec.Ref
+	}
+	root, err := repo.Root()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if spec.Dir == "" {
+		spec.Dir = root
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	tar, err := image.Build(ctx, spec, filepath.Join(root, "bin", "images"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	switch cmd := os.Getenv(LoadImageCmdEnv); {
+	case e.Local != nil:
+		if err := e.Local.LoadImage(ctx, tar); err != nil {
+			tb.Fatal(err)
+		}
+	case cmd != "":
+		out, err := exec.CommandContext(ctx, "sh", "-c", strings.ReplaceAll(cmd, "{}", tar)).CombinedOutput()
+		if err != nil {
+			tb.Fatalf("%s: %v\n%s", LoadImageCmdEnv, err, out)
+		}
+	default:
+		tb.Fatalf("image %s was built (%s) but cannot be loaded into the cluster of %s: set %s to the command that loads it (e.g. `kind load image-archive {}`)",
+			spec.Ref, tar, e.Kubeconfig, LoadImageCmdEnv)
+	}
+	images[spec.Ref] = true
+	return spec.Ref
+}
+
+// Namespace creates a namespace unique to the test and deletes it (waiting until it is gone) when the
+// test ends. On failure the namespace's events and pod states are printed first.
+func (e *Env) Namespace(tb testing.TB, prefix string) string {
+	tb.Helper()
+	name := fmt.Sprintf("%s-%s", prefix, rand.String(6))
+	ctx := context.Background()
+	_, err := e.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: name, Labels: map[string]string{"go-service.test/live": "true"},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		tb.Fatalf("create namespace %s: %v", name, err)
+	}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Log(e.Describe(name))
+		}
+		if err := e.Client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			tb.Errorf("delete namespace %s: %v", name, err)
+			return
+		}
+		err := Poll(ctx, 2*time.Minute, 250*time.Millisecond, func() (bool, error) {
+			_, err := e.Client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+			return err != nil, nil
+		})
+		if err != nil {
+			tb.Errorf("namespace %s still exists after 2m", name)
+		}
+	})
+	return name
+}
+
+// Describe reports the pods (phase, conditions, container states) and events of a namespace.
+func (e *Env) Describe(ns string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var b strings.Builder
+	fmt.Fprintf(&b, "--- namespace %s\n", ns)
+	pods, err := e.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err == nil {
+		for _, p := range pods.Items {
+			fmt.Fprintf(&b, "pod %s node=%s ip=%s phase=%s deleting=%v\n", p.Name, p.Spec.NodeName, p.Status.PodIP, p.Status.Phase, p.DeletionTimestamp != nil)
+			for _, c := range p.Status.ContainerStatuses {
+				fmt.Fprintf(&b, "  container %s ready=%v restarts=%d state=%s\n", c.Name, c.Ready, c.RestartCount, containerState(c.State))
+			}
+		}
+	}
+	events, err := e.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+	if err == nil {
+		for _, ev := range events.Items {
+			fmt.Fprintf(&b, "event %s %s/%s %s: %s\n", ev.LastTimestamp.Format("15:04:05"), ev.InvolvedObject.Kind, ev.InvolvedObject.Name, ev.Reason, ev.Message)
+		}
+	}
+	return b.String()
+}
+
+func containerState(s corev1.ContainerState) string {
+	switch {
+	case s.Running != nil:
+		return "running since " + s.Running.StartedAt.Format("15:04:05")
+	case s.Waiting != nil:
+		return "waiting: " + s.Waiting.Reason + " " + s.Waiting.Message
+	case s.Terminated != nil:
+		return fmt.Sprintf("terminated: %s exit %d", s.Terminated.Reason, s.Terminated.ExitCode)
+	}
+	return "unknown"
+}
+
+// Poll calls cond every interval until it is true or the timeout passes.
+func Poll(ctx context.Context, timeout, interval time.Duration, cond func() (bool, error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		ok, err := cond()
+		if ok {
+			return nil
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			if last != nil {
+				return fmt.Errorf("%w: %v", ctx.Err(), last)
+			}
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}
