@@ -112,15 +112,17 @@ func (n Node) containerdSocket() string {
 // paths of the state directory.
 type paths struct{ root string }
 
-func (p paths) pki(f string) string        { return filepath.Join(p.root, "pki", f) }
-func (p paths) kubeconfig(n string) string { return filepath.Join(p.root, "kubeconfigs", n+".kubeconfig") }
-func (p paths) config(f string) string     { return filepath.Join(p.root, "config", f) }
-func (p paths) log(n string) string        { return filepath.Join(p.root, "logs", n+".log") }
-func (p paths) pid(n string) string        { return filepath.Join(p.root, "pids", n+".pid") }
-func (p paths) etcd() string               { return filepath.Join(p.root, "etcd") }
-func (p paths) node(n string) string       { return filepath.Join(p.root, "nodes", n) }
-func (p paths) admin() string              { return filepath.Join(p.root, "kubeconfig") }
-func (p paths) stateFile() string          { return filepath.Join(p.root, "cluster.json") }
+func (p paths) pki(f string) string { return filepath.Join(p.root, "pki", f) }
+func (p paths) kubeconfig(n string) string {
+	return filepath.Join(p.root, "kubeconfigs", n+".kubeconfig")
+}
+func (p paths) config(f string) string { return filepath.Join(p.root, "config", f) }
+func (p paths) log(n string) string    { return filepath.Join(p.root, "logs", n+".log") }
+func (p paths) pid(n string) string    { return filepath.Join(p.root, "pids", n+".pid") }
+func (p paths) etcd() string           { return filepath.Join(p.root, "etcd") }
+func (p paths) node(n string) string   { return filepath.Join(p.root, "nodes", n) }
+func (p paths) admin() string          { return filepath.Join(p.root, "kubeconfig") }
+func (p paths) stateFile() string      { return filepath.Join(p.root, "cluster.json") }
 
 // hostIPv4 returns the IPv4 address and interface of the default route.
 func hostIPv4() (ip, iface string, err error) {

@@ -369,7 +369,7 @@ func writeNodeConfig(p paths, n Node, minSync string) error {
 	}
 	files := map[string]string{"containerd.toml": containerdConfig, "cni/10-bridge.conflist": cniConfig,
 		"cni/99-loopback.conf": `{"cniVersion": "1.0.0", "name": "lo", "type": "loopback"}` + "\n",
-		"kubelet.yaml": kubeletConfig, "kube-proxy.yaml": proxyConfig}
+		"kubelet.yaml":         kubeletConfig, "kube-proxy.yaml": proxyConfig}
 	for f, tmpl := range files {
 		t, err := template.New(f).Option("missingkey=error").Parse(tmpl)
 		if err != nil {
