@@ -78,7 +78,7 @@ cluster-status: ## Show the local cluster's components and health.
 	$(GO) run ./cmd/cluster status
 
 test-live: ## The live smoke suite on KUBECONFIG's cluster, or on the local cluster (started if needed).
-	GO_SERVICE_NODES=$(NODES) $(GO) test -count=1 -timeout 30m ./test/smoke/...
+	GO_SERVICE_NODES=$(NODES) $(GO) test -count=1 -v -timeout 30m ./test/smoke/...
 
 # The live part of `make test`. With KUBECONFIG set it only runs the live suite there. Otherwise it runs
 # the smoke suite on a 1-node and a 2-node local cluster, and always ends with the teardown test, which
