@@ -20,7 +20,7 @@ APT_PACKAGES := yamllint
 NODES ?= 1
 
 .PHONY: all help deps tools render test test-render test-lint lint docs golden bench clean \
-	cluster-up cluster-down cluster-status test-live test-cluster test-unit
+	cluster-up cluster-down cluster-status test-live test-cluster test-unit e2e
 
 all: test
 
@@ -49,8 +49,8 @@ test: deps lint test-render test-unit bench test-cluster ## Everything CI runs.
 test-render: ## The render suite: in-process renders, values, guardrails, golden files, dependency chart.
 	$(GO) test -count=1 ./test/render/... ./test/chart/...
 
-test-unit: ## Unit tests of the cluster harness (no root, no cluster).
-	$(GO) test -count=1 ./cluster/...
+test-unit: ## Unit tests: the cluster harness, the graceful package, the load generator (no root, no cluster).
+	$(GO) test -count=1 ./cluster/... ./graceful/... ./load/...
 
 test-lint: deps ## helm lint --strict, ct lint and the values-docs check, as Go tests.
 	$(GO) test -count=1 ./test/lint/...
@@ -80,14 +80,18 @@ cluster-status: ## Show the local cluster's components and health.
 test-live: ## The live smoke suite on KUBECONFIG's cluster, or on the local cluster (started if needed).
 	GO_SERVICE_NODES=$(NODES) $(GO) test -count=1 -v -timeout 30m ./test/smoke/...
 
+e2e: ## The zero-downtime live suite (KUBECONFIG's cluster, or a 2-node local cluster); reports in results/live.
+	GO_SERVICE_NODES=2 $(GO) test -count=1 -v -timeout 60m ./test/live/...
+
 # The live part of `make test`. With KUBECONFIG set it only runs the live suite there. Otherwise it runs
 # the smoke suite on a 1-node and a 2-node local cluster, and always ends with the teardown test, which
 # stops the cluster and fails on any residue, even when a live test failed.
 test-cluster:
-	@if [ -n "$${KUBECONFIG:-}" ]; then $(MAKE) --no-print-directory test-live; exit $$?; fi; \
+	@if [ -n "$${KUBECONFIG:-}" ]; then $(MAKE) --no-print-directory test-live e2e; exit $$?; fi; \
 	status=0; \
 	$(MAKE) --no-print-directory test-live NODES=1 || status=$$?; \
 	$(MAKE) --no-print-directory test-live NODES=2 || status=$$?; \
+	$(MAKE) --no-print-directory e2e || status=$$?; \
 	$(GO) test -count=1 -timeout 15m ./test/teardown/... || status=$$?; \
 	exit $$status
 

@@ -1,0 +1,184 @@
+// Package graceful is the Go side of the go-service chart's shutdown contract: an HTTP server that leaves
+// a Kubernetes Service without dropping a request.
+//
+// On SIGTERM (the Run context is cancelled) it, in order:
+//  1. fails its readiness endpoint (503) at once and turns keep-alives off (responses carry
+//     "Connection: close", idle connections are closed), so clients move to other pods;
+//  2. keeps serving in-flight and new requests for ShutdownDelay (GO_SERVICE_SHUTDOWN_DELAY: the
+//     endpoint-propagation delay when no preStop hook covers it, 0 when one does);
+//  3. closes its listener and waits for in-flight requests with http.Server.Shutdown, at most
+//     DrainTimeout (GO_SERVICE_DRAIN_TIMEOUT);
+//  4. returns nil after a clean drain (exit 0), an error if the drain timed out.
+//
+// The liveness endpoint stays healthy throughout, so a draining pod is never restarted. With the chart's
+// preStop mode httpGet, the kubelet calls PreStopPath: the handler starts draining and answers after
+// PreStopDelay.
+package graceful
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Config is the shutdown budget and the endpoints, as the chart passes them.
+type Config struct {
+	Addr          string        // listen address, ":" + GO_SERVICE_HTTP_PORT
+	ShutdownDelay time.Duration // GO_SERVICE_SHUTDOWN_DELAY
+	PreStopDelay  time.Duration // GO_SERVICE_PRESTOP_DELAY
+	DrainTimeout  time.Duration // GO_SERVICE_DRAIN_TIMEOUT
+	ReadinessPath string        // GO_SERVICE_READINESS_PATH
+	LivenessPath  string        // GO_SERVICE_LIVENESS_PATH
+	PreStopPath   string        // GO_SERVICE_PRESTOP_PATH
+}
+
+// Defaults match the chart's defaults.
+var Defaults = Config{
+	Addr: ":8080", ShutdownDelay: 0, PreStopDelay: 5 * time.Second, DrainTimeout: 15 * time.Second,
+	ReadinessPath: "/healthz/ready", LivenessPath: "/healthz/live", PreStopPath: "/shutdown/prestop",
+}
+
+// FromEnv reads the GO_SERVICE_* variables over Defaults. An invalid value is an error naming the
+// variable.
+func FromEnv(getenv func(string) string) (Config, error) {
+	c := Defaults
+	durations := []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{"GO_SERVICE_SHUTDOWN_DELAY", &c.ShutdownDelay},
+		{"GO_SERVICE_PRESTOP_DELAY", &c.PreStopDelay},
+		{"GO_SERVICE_DRAIN_TIMEOUT", &c.DrainTimeout},
+	}
+	for _, d := range durations {
+		if v := getenv(d.name); v != "" {
+			parsed, err := time.ParseDuration(v)
+			if err != nil || parsed < 0 {
+				return c, fmt.Errorf("%s=%q: want a non-negative duration such as 5s", d.name, v)
+			}
+			*d.dst = parsed
+		}
+	}
+	if v := getenv("GO_SERVICE_HTTP_PORT"); v != "" {
+		port, err := strconv.Atoi(v)
+		if err != nil || port < 1 || port > 65535 {
+			return c, fmt.Errorf("GO_SERVICE_HTTP_PORT=%q: want a port number", v)
+		}
+		c.Addr = ":" + v
+	}
+	for name, dst := range map[string]*string{
+		"GO_SERVICE_READINESS_PATH": &c.ReadinessPath, "GO_SERVICE_LIVENESS_PATH": &c.LivenessPath, "GO_SERVICE_PRESTOP_PATH": &c.PreStopPath,
+	} {
+		if v := getenv(name); v != "" {
+			if v[0] != '/' {
+				return c, fmt.Errorf("%s=%q: want a path starting with /", name, v)
+			}
+			*dst = v
+		}
+	}
+	return c, nil
+}
+
+// Server serves an application handler plus the health and preStop endpoints.
+type Server struct {
+	cfg      Config
+	srv      *http.Server
+	log      *slog.Logger
+	draining atomic.Bool
+	// drainStarted is closed when draining starts (SIGTERM or the preStop call).
+	drainStarted chan struct{}
+	startOnce    atomic.Bool
+}
+
+// New returns a server for app. A nil logger discards logs.
+func New(cfg Config, app http.Handler, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, log: logger, drainStarted: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.HandleFunc(cfg.ReadinessPath, s.readiness)
+	mux.HandleFunc(cfg.LivenessPath, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc(cfg.PreStopPath, s.preStop)
+	mux.Handle("/", app)
+	s.srv = &http.Server{Addr: cfg.Addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
+	return s
+}
+
+// Draining reports whether the server has started draining.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
+// StartDraining fails readiness and turns keep-alives off. It is idempotent.
+func (s *Server) StartDraining(reason string) {
+	if s.startOnce.Swap(true) {
+		return
+	}
+	s.draining.Store(true)
+	s.srv.SetKeepAlivesEnabled(false)
+	close(s.drainStarted)
+	s.log.Info("draining: readiness fails, keep-alives off", "reason", reason)
+}
+
+func (s *Server) readiness(w http.ResponseWriter, _ *http.Request) {
+	if s.draining.Load() {
+		http.Error(w, "draining", http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// preStop is called by the kubelet before SIGTERM in the chart's preStop mode httpGet.
+func (s *Server) preStop(w http.ResponseWriter, r *http.Request) {
+	s.StartDraining("preStop hook")
+	select {
+	case <-time.After(s.cfg.PreStopDelay):
+	case <-r.Context().Done():
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// ListenAndServe listens on cfg.Addr and calls Serve.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is cancelled (SIGTERM), then runs the shutdown sequence. It returns nil
+// after a clean drain.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(ln) }()
+	s.log.Info("serving", "addr", ln.Addr().String(), "shutdownDelay", s.cfg.ShutdownDelay, "drainTimeout", s.cfg.DrainTimeout)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	start := time.Now()
+	s.StartDraining("SIGTERM")
+	if s.cfg.ShutdownDelay > 0 {
+		s.log.Info("still serving while endpoint removal propagates", "for", s.cfg.ShutdownDelay)
+		time.Sleep(s.cfg.ShutdownDelay)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	defer cancel()
+	s.log.Info("closing the listener, draining in-flight requests", "timeout", s.cfg.DrainTimeout)
+	if err := s.srv.Shutdown(sctx); err != nil {
+		_ = s.srv.Close()
+		return fmt.Errorf("drain not finished within %s: %w", s.cfg.DrainTimeout, err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	s.log.Info("drained cleanly", "after", time.Since(start).Round(time.Millisecond))
+	return nil
+}

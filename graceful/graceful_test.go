@@ -1,0 +1,192 @@
+package graceful
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// start serves a handler that sleeps for ?ms= milliseconds, on a loopback port.
+func start(t *testing.T, cfg Config) (base string, cancel context.CancelFunc, done <-chan error, s *Server) {
+	t.Helper()
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d, err := time.ParseDuration(r.URL.Query().Get("d")); err == nil {
+			time.Sleep(d)
+		}
+		_, _ = w.Write([]byte("hello\n"))
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	s = New(cfg, app, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve(ctx, ln) }()
+	t.Cleanup(cancel)
+	return "http://" + ln.Addr().String(), cancel, errc, s
+}
+
+// fresh is a client that opens a new connection per request.
+var fresh = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+func get(t *testing.T, url string) (int, http.Header, error) {
+	t.Helper()
+	resp, err := fresh.Get(url)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header, nil
+}
+
+func testConfig() Config {
+	c := Defaults
+	c.ShutdownDelay = 400 * time.Millisecond
+	c.DrainTimeout = 3 * time.Second
+	c.PreStopDelay = 300 * time.Millisecond
+	return c
+}
+
+func TestShutdownSequence(t *testing.T) {
+	t.Parallel()
+	base, cancel, done, s := start(t, testConfig())
+	code, _, err := get(t, base+"/healthz/ready")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	keepAlive := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+	resp, err := keepAlive.Get(base + "/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.False(t, resp.Close, "keep-alive before draining")
+
+	// A request in flight across the whole shutdown.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var inflightCode int
+	var inflightErr error
+	go func() {
+		defer wg.Done()
+		resp, err := fresh.Get(base + "/?d=900ms")
+		if err != nil {
+			inflightErr = err
+			return
+		}
+		inflightCode = resp.StatusCode
+		resp.Body.Close()
+	}()
+	time.Sleep(100 * time.Millisecond) // the request has arrived
+
+	sigterm := time.Now()
+	cancel()
+	require.Eventually(t, s.Draining, time.Second, 5*time.Millisecond)
+
+	// 1. readiness fails at once; liveness stays healthy.
+	code, _, err = get(t, base+"/healthz/ready")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, code, "readiness fails as soon as draining starts")
+	code, _, err = get(t, base+"/healthz/live")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, code, "liveness stays healthy while draining")
+
+	// 2. new requests are still served during the delay, without keep-alive.
+	code, _, err = get(t, base+"/")
+	require.NoError(t, err, "a new connection during the shutdown delay is served")
+	assert.Equal(t, http.StatusOK, code)
+	resp, err = keepAlive.Get(base + "/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.True(t, resp.Close, "keep-alives are off while draining: the server closes the connection")
+	require.Less(t, time.Since(sigterm), 400*time.Millisecond, "checked within the delay")
+
+	// 3. after the delay the listener closes: new connections are refused.
+	require.Eventually(t, func() bool {
+		_, _, err := get(t, base+"/")
+		return errors.Is(err, syscall.ECONNREFUSED)
+	}, 2*time.Second, 20*time.Millisecond, "the listener closes after the delay")
+	assert.GreaterOrEqual(t, time.Since(sigterm), 400*time.Millisecond, "not before the delay")
+
+	// 4. the request in flight completes, then Serve returns nil (exit 0).
+	wg.Wait()
+	require.NoError(t, inflightErr)
+	assert.Equal(t, http.StatusOK, inflightCode, "the in-flight request completes during the drain")
+	select {
+	case err := <-done:
+		assert.NoError(t, err, "a clean drain")
+	case <-time.After(3 * time.Second):
+		t.Fatal("Serve did not return after the drain")
+	}
+}
+
+func TestDrainTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.ShutdownDelay = 0
+	cfg.DrainTimeout = 150 * time.Millisecond
+	base, cancel, done, _ := start(t, cfg)
+	go func() { _, _, _ = get(t, base+"/?d=2s") }()
+	time.Sleep(100 * time.Millisecond)
+	begin := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "drain not finished within 150ms")
+		assert.Less(t, time.Since(begin), time.Second, "gives up at the drain timeout")
+	case <-time.After(3 * time.Second):
+		t.Fatal("Serve did not give up at the drain timeout")
+	}
+}
+
+func TestPreStopHandler(t *testing.T) {
+	t.Parallel()
+	base, _, _, s := start(t, testConfig())
+	begin := time.Now()
+	code, _, err := get(t, base+"/shutdown/prestop")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, code)
+	assert.GreaterOrEqual(t, time.Since(begin), 300*time.Millisecond, "the hook answers after the preStop delay")
+	assert.True(t, s.Draining())
+	code, _, err = get(t, base+"/healthz/ready")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	code, _, err = get(t, base+"/")
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusOK, code, "still serving: SIGTERM has not come yet")
+}
+
+func TestFromEnv(t *testing.T) {
+	t.Parallel()
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	c, err := FromEnv(env(map[string]string{
+		"GO_SERVICE_SHUTDOWN_DELAY": "5s", "GO_SERVICE_DRAIN_TIMEOUT": "30s", "GO_SERVICE_PRESTOP_DELAY": "0s",
+		"GO_SERVICE_HTTP_PORT": "9000", "GO_SERVICE_READINESS_PATH": "/ready",
+	}))
+	require.NoError(t, err)
+	assert.Equal(t, 5*time.Second, c.ShutdownDelay)
+	assert.Equal(t, 30*time.Second, c.DrainTimeout)
+	assert.Equal(t, time.Duration(0), c.PreStopDelay)
+	assert.Equal(t, ":9000", c.Addr)
+	assert.Equal(t, "/ready", c.ReadinessPath)
+	assert.Equal(t, Defaults.LivenessPath, c.LivenessPath)
+
+	d, err := FromEnv(env(nil))
+	require.NoError(t, err)
+	assert.Equal(t, Defaults, d)
+
+	for name, val := range map[string]string{
+		"GO_SERVICE_DRAIN_TIMEOUT": "15", "GO_SERVICE_SHUTDOWN_DELAY": "-1s", "GO_SERVICE_HTTP_PORT": "http", "GO_SERVICE_LIVENESS_PATH": "live",
+	} {
+		_, err := FromEnv(env(map[string]string{name: val}))
+		require.Error(t, err, name)
+		assert.Contains(t, err.Error(), name+"=")
+	}
+}

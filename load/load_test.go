@@ -1,0 +1,66 @@
+package load
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRunCountsEveryRequest(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%10 == 0 {
+			http.Error(w, "boom", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("pod=a\n"))
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{URL: srv.URL, Rate: 100, Duration: time.Second})
+	require.NoError(t, err)
+	assert.InDelta(t, 100, res.Sent, 10, "open loop at the rate")
+	assert.Equal(t, res.Sent, res.OK+res.Failed)
+	assert.Equal(t, res.Failed, res.ByKind[Kind5xx])
+	assert.InDelta(t, res.Sent/10, res.Failed, 2)
+	assert.Equal(t, res.OK, res.Backends["pod=a"])
+	total := 0
+	for _, s := range res.Seconds {
+		total += s.OK
+		for _, f := range s.Failed {
+			total += f
+		}
+	}
+	assert.Equal(t, res.Sent, total, "the per-second series accounts for every request")
+	assert.Greater(t, res.Latency(res.Start, res.End, 0.99), time.Duration(0))
+}
+
+func TestRefusedIsClassified(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there any more
+	res, err := Run(context.Background(), Config{URL: "http://" + addr + "/", Rate: 50, Duration: 300 * time.Millisecond})
+	require.NoError(t, err)
+	require.Positive(t, res.Sent)
+	assert.Equal(t, res.Sent, res.ByKind[KindRefused])
+	assert.NotEmpty(t, res.Samples)
+}
+
+func TestTimeoutIsClassified(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(500 * time.Millisecond) }))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{URL: srv.URL, Rate: 20, Duration: 200 * time.Millisecond, Timeout: 100 * time.Millisecond})
+	require.NoError(t, err)
+	require.Positive(t, res.Sent)
+	assert.Equal(t, res.Sent, res.ByKind[KindTimeout])
+}

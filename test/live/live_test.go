@@ -1,0 +1,183 @@
+package live_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gruntwork-io/terratest/modules/helm"
+	"github.com/gruntwork-io/terratest/modules/k8s"
+	"github.com/gruntwork-io/terratest/modules/logger"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/go-service/go-service/cluster"
+	"github.com/go-service/go-service/cluster/image"
+	"github.com/go-service/go-service/test/kube"
+	"github.com/go-service/go-service/test/live"
+	"github.com/go-service/go-service/test/render"
+	"github.com/go-service/go-service/test/tools"
+)
+
+var (
+	env      *kube.Env
+	chartDir string
+)
+
+// The live suite runs on a 2-node local cluster (KUBECONFIG: any cluster) with kube-proxy's default
+// 1 s minSyncPeriod; the slow-propagation scenarios replace it with a 5 s one at the end.
+func TestMain(m *testing.M) {
+	if err := tools.PutOnPath("helm"); err != nil { // terratest runs helm from PATH
+		fmt.Fprintln(os.Stderr, "live suite:", err)
+		os.Exit(1)
+	}
+	var err error
+	chartDir, err = render.ChartDir()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "live suite:", err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	env, err = kube.Connect(ctx, cluster.Options{Nodes: nodes()})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "live suite: FAIL:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	fmt.Print(live.Summary())
+	os.Exit(code)
+}
+
+func nodes() int {
+	if n, err := strconv.Atoi(os.Getenv("GO_SERVICE_NODES")); err == nil {
+		return n
+	}
+	return 2
+}
+
+// appImage is the reference service, tagged as the chart's default image (go-service:<appVersion>), with
+// a static sleep for the exec preStop mode.
+func appImage(t *testing.T) string {
+	return env.Image(t, image.Spec{Ref: "go-service:0.1.0", Package: "./cmd/go-service", Binary: "/go-service",
+		Files: map[string]string{"/bin/busybox": "/bin/busybox"}, Symlinks: map[string]string{"/bin/sleep": "busybox"}})
+}
+
+// release is one installed go-service release.
+type release struct {
+	t    *testing.T
+	ns   string
+	name string
+	opts *helm.Options
+}
+
+func (r *release) fullname() string { return r.name + "-go-service" }
+
+// baseValues make the chart run on a cluster without a registry: the imported image, never pulled, and
+// the helm test hook using the reference service's own client.
+var baseValues = map[string]string{
+	"image.pullPolicy":       "Never",
+	"tests.image.repository": "go-service",
+	"tests.image.tag":        "0.1.0",
+	"tests.image.pullPolicy": "Never",
+	"tests.command":          "{/go-service,get,$(TEST_URL)}",
+}
+
+// install installs the chart with terratest's helm module (as users do) and waits for a finished rollout.
+func install(t *testing.T, ns string, values map[string]string, wait bool) *release {
+	t.Helper()
+	appImage(t)
+	set := map[string]string{}
+	for k, v := range baseValues {
+		set[k] = v
+	}
+	for k, v := range values {
+		set[k] = v
+	}
+	r := &release{t: t, ns: ns, name: "svc", opts: &helm.Options{
+		Logger:         logger.Discard,
+		KubectlOptions: k8s.NewKubectlOptions("", env.Kubeconfig, ns),
+		SetValues:      set,
+		ExtraArgs:      map[string][]string{"install": {"--timeout", "5m"}},
+	}}
+	if wait {
+		r.opts.ExtraArgs["install"] = append(r.opts.ExtraArgs["install"], "--wait")
+	}
+	helm.Install(t, r.opts, chartDir, r.name)
+	if wait {
+		env.WaitRolledOut(t, ns, r.fullname(), 3*time.Minute)
+	}
+	return r
+}
+
+// upgrade changes values (merged over the installed ones) without waiting; callers wait on conditions.
+func (r *release) upgrade(values map[string]string) {
+	r.t.Helper()
+	for k, v := range values {
+		r.opts.SetValues[k] = v
+	}
+	helm.Upgrade(r.t, r.opts, chartDir, r.name)
+}
+
+func (r *release) deployment() *appsv1.Deployment {
+	r.t.Helper()
+	d, err := env.Client.AppsV1().Deployments(r.ns).Get(context.Background(), r.fullname(), metav1.GetOptions{})
+	require.NoError(r.t, err)
+	return d
+}
+
+func (r *release) serviceIP() string {
+	r.t.Helper()
+	svc, err := env.Client.CoreV1().Services(r.ns).Get(context.Background(), r.fullname(), metav1.GetOptions{})
+	require.NoError(r.t, err)
+	return svc.Spec.ClusterIP
+}
+
+func (r *release) pods() []corev1.Pod {
+	return env.PodsOf(r.t, r.ns, map[string]string{"app.kubernetes.io/instance": r.name})
+}
+
+// minSyncGap is longer than kube-proxy's minSyncPeriod + 1 s: the time left between disruptions so one
+// disruption's endpoint changes have reached the rules before the next.
+func minSyncGap() time.Duration { return proxyMinSync + 1500*time.Millisecond }
+
+// proxyMinSync is the cluster's kube-proxy minSyncPeriod (assumed 1 s, the default, on other clusters).
+var proxyMinSync = time.Second
+
+// record writes every run's report and checks the verdicts: the gate runs must match the expectation.
+func record(t *testing.T, runs []*live.Run, wantFailures bool) {
+	t.Helper()
+	for _, r := range runs {
+		if wantFailures {
+			r.Passed = r.Load.Failed > 0
+		} else {
+			r.Passed = r.Load.Failed == 0
+		}
+		require.NoError(t, live.Record(r))
+		t.Logf("%s [%s, keepalive=%v]: %s", r.Scenario, r.Client, r.Load.KeepAlive, r.Load.Summary())
+	}
+	for _, r := range runs {
+		if !r.Gate {
+			continue
+		}
+		if wantFailures {
+			if r.Load.Failed == 0 {
+				t.Errorf("%s (%s): the negative control lost no request: the test is not sensitive enough to prove anything", r.Scenario, r.Client)
+			}
+		} else if r.Load.Failed != 0 {
+			t.Errorf("%s (%s): %d of %d requests failed %v; first failures: %v", r.Scenario, r.Client, r.Load.Failed, r.Load.Sent, r.Load.ByKind, r.Load.Samples)
+		}
+	}
+}
+
+// rolloutFloor is the shortest time n rollouts can take with the chart's settings: each replaced pod
+// must stay ready minReadySeconds, and pods are replaced maxSurge at a time.
+func rolloutFloor(n, replicas, surge, minReady int) time.Duration {
+	steps := (replicas + surge - 1) / surge
+	return time.Duration(n*steps*minReady) * time.Second
+}

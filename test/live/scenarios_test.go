@@ -1,0 +1,249 @@
+package live_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gruntwork-io/terratest/modules/helm"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/go-service/go-service/test/kube"
+	"github.com/go-service/go-service/test/live"
+)
+
+// rollouts triggers n rollouts in a row (a pod annotation change each), waiting for each to finish
+// (observed generation, all replicas updated and available, old pods gone) and leaving more than
+// minSyncPeriod + 1 s between them.
+func rollouts(t *testing.T, r *release, tr *live.Traffic, n int, what string) {
+	t.Helper()
+	for i := 1; i <= n; i++ {
+		tr.Mark(fmt.Sprintf("%s %d", what, i))
+		r.upgrade(map[string]string{"podAnnotations.rollout": fmt.Sprintf("%d-%d", time.Now().UnixNano(), i)})
+		env.WaitRolledOut(t, r.ns, r.fullname(), 3*time.Minute)
+		tr.Mark(fmt.Sprintf("%s %d done", what, i))
+		time.Sleep(minSyncGap())
+	}
+}
+
+// 1. Rolling updates of 3 replicas with the chart's defaults lose nothing: host and in-cluster clients,
+// new connection per request (the gate) and keep-alive (reported).
+func TestRollingUpdate(t *testing.T) {
+	ns := env.Namespace(t, "rollout")
+	r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
+	tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50, InCluster: true, InClusterFor: 50 * time.Second, Image: appImage(t)})
+	rollouts(t, r, tr, 3, "rollout")
+	runs := tr.Stop(t, "rolling update x3 (defaults)", "zero failures", minSyncGap())
+	for _, run := range runs {
+		run.Floor = rolloutFloor(3, 3, 1, 5)
+	}
+	record(t, runs, false)
+}
+
+// 2. The negative control: the same rollouts with naive settings (no preStop delay, an app that stops
+// listening at SIGTERM) must drop requests, or the test could not see a drop at all.
+func TestNegativeControl(t *testing.T) {
+	ns := env.Namespace(t, "naive")
+	r := install(t, ns, map[string]string{
+		"replicaCount": "3", "shutdown.preStop.mode": "none", "shutdown.preStop.delaySeconds": "0",
+		"env[0].name": "GO_SERVICE_MODE", "env[0].value": "naive", "minReadySeconds": "0",
+	}, true)
+	tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50})
+	rollouts(t, r, tr, 3, "naive rollout")
+	record(t, tr.Stop(t, "negative control: naive rollout x3", "failures", minSyncGap()), true)
+}
+
+// 3. A config change through the chart's ConfigMap rolls the pods (checksum annotation) without a drop.
+func TestConfigChange(t *testing.T) {
+	ns := env.Namespace(t, "config")
+	r := install(t, ns, map[string]string{"replicaCount": "3", "config.data.GREETING": "hello"}, true)
+	before := r.deployment().Spec.Template.Annotations["checksum/config"]
+	tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50})
+	tr.Mark("config change")
+	r.upgrade(map[string]string{"config.data.GREETING": "bonjour"})
+	env.WaitRolledOut(t, ns, r.fullname(), 3*time.Minute)
+	tr.Mark("rolled")
+	runs := tr.Stop(t, "config change", "zero failures", minSyncGap())
+	after := r.deployment().Spec.Template.Annotations["checksum/config"]
+	assert.NotEqual(t, before, after, "the checksum changed")
+	cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), r.fullname(), metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "bonjour", cm.Data["GREETING"])
+	for _, p := range r.pods() {
+		assert.Equal(t, after, p.Annotations["checksum/config"], "pod %s runs the new config", p.Name)
+	}
+	record(t, runs, false)
+}
+
+// 4. Scaling down (4 to 2, by the chart and by the HPA) loses nothing.
+func TestScaleDown(t *testing.T) {
+	t.Run("replicas", func(t *testing.T) {
+		ns := env.Namespace(t, "scale")
+		r := install(t, ns, map[string]string{"replicaCount": "4"}, true)
+		tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50})
+		tr.Mark("scale 4 to 2")
+		r.upgrade(map[string]string{"replicaCount": "2"})
+		env.WaitRolledOut(t, ns, r.fullname(), 2*time.Minute)
+		tr.Mark("2 replicas")
+		record(t, tr.Stop(t, "scale down 4 to 2", "zero failures", minSyncGap()), false)
+	})
+	t.Run("HPA", func(t *testing.T) {
+		ns := env.Namespace(t, "hpa")
+		r := install(t, ns, map[string]string{"autoscaling.enabled": "true", "autoscaling.minReplicas": "4", "autoscaling.maxReplicas": "4"}, false)
+		waitReplicas(t, r, 4)
+		tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50})
+		tr.Mark("HPA max 4 to 2")
+		r.upgrade(map[string]string{"autoscaling.minReplicas": "2", "autoscaling.maxReplicas": "2"})
+		waitReplicas(t, r, 2)
+		tr.Mark("HPA scaled to 2")
+		record(t, tr.Stop(t, "HPA scale down 4 to 2", "zero failures", minSyncGap()), false)
+	})
+}
+
+// waitReplicas waits until the HPA has set the Deployment to n replicas and the rollout is complete.
+func waitReplicas(t *testing.T, r *release, n int32) {
+	t.Helper()
+	ctx := context.Background()
+	err := kube.Poll(ctx, 3*time.Minute, 250*time.Millisecond, func() (bool, error) {
+		d := r.deployment()
+		if d.Spec.Replicas == nil || *d.Spec.Replicas != n {
+			return false, fmt.Errorf("spec.replicas %v", d.Spec.Replicas)
+		}
+		return env.RolledOut(ctx, r.ns, r.fullname())
+	})
+	require.NoError(t, err, env.Describe(r.ns))
+}
+
+func evict(ns, pod string) error {
+	return env.Client.PolicyV1().Evictions(ns).Evict(context.Background(), &policyv1.Eviction{
+		ObjectMeta: metav1.ObjectMeta{Name: pod, Namespace: ns},
+	})
+}
+
+// 5. The PodDisruptionBudget: an eviction that would break it gets HTTP 429, one it allows loses no
+// request, and a crash-looping pod can still be evicted (AlwaysAllow).
+func TestDisruptionBudget(t *testing.T) {
+	t.Run("evictions", func(t *testing.T) {
+		ns := env.Namespace(t, "pdb")
+		r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
+		tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50})
+		pods := r.pods()
+		require.Len(t, pods, 3)
+		tr.Mark("evict " + pods[0].Name)
+		require.NoError(t, evict(ns, pods[0].Name), "maxUnavailable 1 allows one eviction")
+		err := evict(ns, pods[1].Name)
+		require.Error(t, err, "a second eviction before the replacement is available breaks the budget")
+		assert.True(t, apierrors.IsTooManyRequests(err), "HTTP 429, got %v", err)
+		t.Logf("second eviction refused: %v", err)
+		env.WaitRolledOut(t, ns, r.fullname(), 2*time.Minute)
+		tr.Mark("replacement available")
+		record(t, tr.Stop(t, "eviction within the budget", "zero failures", minSyncGap()), false)
+	})
+	t.Run("crash-looping pods stay evictable", func(t *testing.T) {
+		ns := env.Namespace(t, "pdb-unhealthy")
+		// Pods that never become ready, and a budget that allows no disruption of healthy pods.
+		r := install(t, ns, map[string]string{
+			"replicaCount": "2", "env[0].name": "GO_SERVICE_MODE", "env[0].value": "crash",
+			"podDisruptionBudget.minAvailable": "2", "podDisruptionBudget.allowNoDisruptions": "true",
+		}, false)
+		var pod string
+		err := kube.Poll(context.Background(), 2*time.Minute, 250*time.Millisecond, func() (bool, error) {
+			for _, p := range r.pods() {
+				for _, c := range p.Status.ContainerStatuses {
+					if c.RestartCount > 0 {
+						pod = p.Name
+						return true, nil
+					}
+				}
+			}
+			return false, nil
+		})
+		require.NoError(t, err, "a pod crash-loops: %s", env.Describe(ns))
+		pdb, err := env.Client.PolicyV1().PodDisruptionBudgets(ns).Get(context.Background(), r.fullname(), metav1.GetOptions{})
+		require.NoError(t, err)
+		require.NotNil(t, pdb.Spec.UnhealthyPodEvictionPolicy)
+		require.Equal(t, policyv1.AlwaysAllow, *pdb.Spec.UnhealthyPodEvictionPolicy)
+		assert.NoError(t, evict(ns, pod), "AlwaysAllow: the unhealthy pod is evicted although the budget allows no disruption")
+	})
+}
+
+// 6. A bad release (pods that never become ready) leaves the old pods serving, is reported failed at the
+// progress deadline, and helm rollback restores the release.
+func TestBadRelease(t *testing.T) {
+	ns := env.Namespace(t, "badrelease")
+	r := install(t, ns, map[string]string{"replicaCount": "3", "progressDeadlineSeconds": "20"}, true)
+	good := r.deployment().Spec.Template.Spec.Containers[0].Env
+	tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50})
+	tr.Mark("bad release")
+	r.upgrade(map[string]string{"env[0].name": "GO_SERVICE_MODE", "env[0].value": "crash"})
+	err := kube.Poll(context.Background(), 3*time.Minute, 250*time.Millisecond, func() (bool, error) {
+		for _, c := range r.deployment().Status.Conditions {
+			if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	require.NoError(t, err, "the rollout is reported failed: %s", env.Describe(ns))
+	tr.Mark("ProgressDeadlineExceeded")
+	d := r.deployment()
+	assert.EqualValues(t, 3, d.Status.AvailableReplicas, "the old pods keep serving")
+	helm.Rollback(t, r.opts, r.name, "1")
+	env.WaitRolledOut(t, ns, r.fullname(), 3*time.Minute)
+	tr.Mark("rolled back")
+	runs := tr.Stop(t, "bad release and rollback", "zero failures", minSyncGap())
+	assert.Equal(t, good, r.deployment().Spec.Template.Spec.Containers[0].Env, "rollback restored the release")
+	record(t, runs, false)
+}
+
+// 7. An app that ignores SIGTERM is killed (SIGKILL, exit 137) at the grace period the chart computed.
+func TestGracePeriod(t *testing.T) {
+	ns := env.Namespace(t, "grace")
+	r := install(t, ns, map[string]string{
+		"replicaCount": "1", "env[0].name": "GO_SERVICE_MODE", "env[0].value": "ignore-sigterm",
+		"shutdown.preStop.delaySeconds": "2", "shutdown.drainTimeoutSeconds": "3", "shutdown.bufferSeconds": "1",
+	}, true)
+	pod := r.pods()[0]
+	require.EqualValues(t, 6, *pod.Spec.TerminationGracePeriodSeconds, "2 + 3 + 1")
+	w, err := env.Client.CoreV1().Pods(ns).Watch(context.Background(), metav1.ListOptions{FieldSelector: "metadata.name=" + pod.Name})
+	require.NoError(t, err)
+	defer w.Stop()
+	require.NoError(t, env.Client.CoreV1().Pods(ns).Delete(context.Background(), pod.Name, metav1.DeleteOptions{}))
+	var deadline *metav1.Time
+	var term *corev1.ContainerStateTerminated
+	timeout := time.After(time.Minute)
+	for term == nil {
+		select {
+		case ev, ok := <-w.ResultChan():
+			require.True(t, ok, "watch closed")
+			p, isPod := ev.Object.(*corev1.Pod)
+			if !isPod {
+				continue
+			}
+			if p.DeletionTimestamp != nil {
+				deadline = p.DeletionTimestamp
+			}
+			for _, c := range p.Status.ContainerStatuses {
+				if c.Name == "app" && c.State.Terminated != nil {
+					term = c.State.Terminated
+				}
+			}
+		case <-timeout:
+			t.Fatalf("the container never terminated: %s", env.Describe(ns))
+		}
+	}
+	require.NotNil(t, deadline)
+	assert.EqualValues(t, 137, term.ExitCode, "killed by SIGKILL: %s", term.Reason)
+	// The deletion timestamp is the deletion request plus the grace period: the kill lands there.
+	gap := term.FinishedAt.Sub(deadline.Time)
+	t.Logf("SIGKILL at %s, grace period end %s (difference %s)", term.FinishedAt.Format(time.RFC3339), deadline.Format(time.RFC3339), gap)
+	assert.InDelta(t, 0, gap.Seconds(), 2, "killed at the end of the computed grace period")
+}
+

@@ -1,0 +1,134 @@
+package live
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Event is one pod or endpoint change seen during a run.
+type Event struct {
+	At     time.Time `json:"at"`
+	Object string    `json:"object"`
+	What   string    `json:"what"`
+}
+
+// Timeline records pod lifecycle changes (created, ready, not ready, terminating, deleted) and the
+// Service's ready endpoint count, from watches on the namespace.
+type Timeline struct {
+	mu     sync.Mutex
+	events []Event
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// WatchNamespace starts recording. Stop it with Stop.
+func WatchNamespace(client kubernetes.Interface, ns string) (*Timeline, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	tl := &Timeline{cancel: cancel}
+	pw, err := client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	ew, err := client.DiscoveryV1().EndpointSlices(ns).Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		cancel()
+		pw.Stop()
+		return nil, err
+	}
+	tl.done.Add(2)
+	go tl.pods(pw)
+	go tl.endpoints(ew)
+	return tl, nil
+}
+
+func (tl *Timeline) add(object, what string) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	tl.events = append(tl.events, Event{At: time.Now(), Object: object, What: what})
+}
+
+func (tl *Timeline) pods(w watch.Interface) {
+	defer tl.done.Done()
+	state := map[string]string{}
+	for ev := range w.ResultChan() {
+		pod, ok := ev.Object.(*corev1.Pod)
+		if !ok {
+			continue
+		}
+		var now string
+		switch {
+		case ev.Type == watch.Deleted:
+			now = "deleted"
+		case pod.DeletionTimestamp != nil:
+			now = "terminating"
+		case podReady(pod):
+			now = "ready"
+		case pod.Status.Phase == corev1.PodRunning:
+			now = "running, not ready"
+		default:
+			now = "pending"
+		}
+		if state[pod.Name] != now {
+			state[pod.Name] = now
+			tl.add("pod/"+pod.Name, now)
+		}
+	}
+}
+
+func (tl *Timeline) endpoints(w watch.Interface) {
+	defer tl.done.Done()
+	last := map[string]string{}
+	for ev := range w.ResultChan() {
+		es, ok := ev.Object.(*discoveryv1.EndpointSlice)
+		if !ok {
+			continue
+		}
+		ready, serving, terminating := 0, 0, 0
+		for _, e := range es.Endpoints {
+			if e.Conditions.Ready != nil && *e.Conditions.Ready {
+				ready++
+			}
+			if e.Conditions.Serving != nil && *e.Conditions.Serving {
+				serving++
+			}
+			if e.Conditions.Terminating != nil && *e.Conditions.Terminating {
+				terminating++
+			}
+		}
+		what := fmt.Sprintf("%d ready, %d serving, %d terminating", ready, serving, terminating)
+		if ev.Type == watch.Deleted {
+			what = "deleted"
+		}
+		if last[es.Name] != what {
+			last[es.Name] = what
+			tl.add("endpoints/"+es.Labels[discoveryv1.LabelServiceName], what)
+		}
+	}
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// Stop ends the watches and returns the events in order.
+func (tl *Timeline) Stop() []Event {
+	tl.cancel()
+	tl.done.Wait()
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return append([]Event(nil), tl.events...)
+}
