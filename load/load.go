@@ -62,16 +62,16 @@ type FailureSample struct {
 
 // Result of a run.
 type Result struct {
-	URL       string         `json:"url"`
-	KeepAlive bool           `json:"keepAlive"`
-	Rate      int            `json:"rate"`
-	Start     time.Time      `json:"start"`
-	End       time.Time      `json:"end"`
-	Sent      int            `json:"sent"`
-	OK        int            `json:"ok"`
-	Failed    int            `json:"failed"`
-	ByKind    map[string]int `json:"byKind"`
-	Seconds   []Second       `json:"seconds"`
+	URL       string          `json:"url"`
+	KeepAlive bool            `json:"keepAlive"`
+	Rate      int             `json:"rate"`
+	Start     time.Time       `json:"start"`
+	End       time.Time       `json:"end"`
+	Sent      int             `json:"sent"`
+	OK        int             `json:"ok"`
+	Failed    int             `json:"failed"`
+	ByKind    map[string]int  `json:"byKind"`
+	Seconds   []Second        `json:"seconds"`
 	Samples   []FailureSample `json:"failureSamples"`
 	// Backends counts responses per answering backend (the body's first line).
 	Backends map[string]int `json:"backends"`

@@ -246,4 +246,3 @@ func TestGracePeriod(t *testing.T) {
 	t.Logf("SIGKILL at %s, grace period end %s (difference %s)", term.FinishedAt.Format(time.RFC3339), deadline.Format(time.RFC3339), gap)
 	assert.InDelta(t, 0, gap.Seconds(), 2, "killed at the end of the computed grace period")
 }
-
