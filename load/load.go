@@ -226,8 +226,19 @@ func (r *Result) finish() {
 	}
 }
 
-// Latency returns the q-quantile of successful requests sent in [from, to).
+// Latency returns the q-quantile of successful requests sent in [from, to). A result decoded from JSON
+// (an in-cluster run) has no per-request records: it returns the worst per-second p99 of the window.
 func (r *Result) Latency(from, to time.Time, q float64) time.Duration {
+	if r.records == nil {
+		var worst float64
+		for _, s := range r.Seconds {
+			at := r.Start.Add(time.Duration(s.T) * time.Second)
+			if !at.Before(from) && at.Before(to) && s.P99Milli > worst {
+				worst = s.P99Milli
+			}
+		}
+		return time.Duration(worst * float64(time.Millisecond))
+	}
 	var l []time.Duration
 	for _, rec := range r.records {
 		if rec.kind == "" && !rec.at.Before(from) && rec.at.Before(to) {

@@ -81,6 +81,9 @@ type TrafficOptions struct {
 	InCluster     bool // also run the gate client in a pod for InClusterFor
 	InClusterFor  time.Duration
 	Image         string // the image with `go-service load`, for the in-cluster client
+	// Steady is how long the load runs before StartTraffic returns, the steady-state window the
+	// disruption's latency is compared with (default 3s).
+	Steady time.Duration
 }
 
 // StartTraffic clears conntrack for the Service, checks it serves, starts the timeline and the load.
@@ -131,6 +134,10 @@ func StartTraffic(t *testing.T, env *kube.Env, ns, serviceIP string, o TrafficOp
 		}
 		env.WaitPodPhase(t, ns, tr.podRun, corev1.PodRunning, time.Minute)
 	}
+	if o.Steady == 0 {
+		o.Steady = 3 * time.Second
+	}
+	time.Sleep(o.Steady) // a measurement window, not a wait for a condition
 	return tr
 }
 

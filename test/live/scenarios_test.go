@@ -14,6 +14,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/go-service/go-service/test/kube"
 	"github.com/go-service/go-service/test/live"
@@ -245,4 +246,58 @@ func TestGracePeriod(t *testing.T) {
 	gap := term.FinishedAt.Sub(deadline.Time)
 	t.Logf("SIGKILL at %s, grace period end %s (difference %s)", term.FinishedAt.Format(time.RFC3339), deadline.Format(time.RFC3339), gap)
 	assert.InDelta(t, 0, gap.Seconds(), 2, "killed at the end of the computed grace period")
+}
+
+// 5b. A node drain (cordon, then evict every pod of the service on the node, retrying while the budget
+// says 429, as kubectl drain does) completes with zero failed requests, the pods rescheduled.
+func TestNodeDrain(t *testing.T) {
+	ctx := context.Background()
+	nodes, err := env.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(nodes.Items), 2, "a drain needs a second node to move pods to (GO_SERVICE_NODES=2)")
+	ns := env.Namespace(t, "drain")
+	r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
+	perNode := map[string][]string{}
+	for _, p := range r.pods() {
+		perNode[p.Spec.NodeName] = append(perNode[p.Spec.NodeName], p.Name)
+	}
+	var node string
+	for n, pods := range perNode {
+		if node == "" || len(pods) > len(perNode[node]) {
+			node = n
+		}
+	}
+	t.Logf("pods per node before the drain: %v; draining %s", perNode, node)
+	tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50})
+	tr.Mark("cordon " + node)
+	setUnschedulable(t, node, true)
+	t.Cleanup(func() { setUnschedulable(t, node, false) })
+	refused := 0
+	for _, pod := range perNode[node] {
+		err := kube.Poll(ctx, 3*time.Minute, time.Second, func() (bool, error) {
+			err := evict(ns, pod)
+			if apierrors.IsTooManyRequests(err) {
+				refused++
+				return false, err
+			}
+			return err == nil || apierrors.IsNotFound(err), err
+		})
+		require.NoError(t, err, "evict %s", pod)
+		tr.Mark("evicted " + pod)
+	}
+	env.WaitRolledOut(t, ns, r.fullname(), 3*time.Minute)
+	tr.Mark("drained")
+	runs := tr.Stop(t, "node drain", "zero failures", minSyncGap())
+	t.Logf("the budget refused %d eviction attempt(s) while replacements were not available", refused)
+	for _, p := range r.pods() {
+		assert.NotEqual(t, node, p.Spec.NodeName, "pod %s rescheduled off the drained node", p.Name)
+	}
+	record(t, runs, false)
+}
+
+func setUnschedulable(t *testing.T, node string, on bool) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"spec":{"unschedulable":%v}}`, on)
+	_, err := env.Client.CoreV1().Nodes().Patch(context.Background(), node, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+	require.NoError(t, err)
 }
