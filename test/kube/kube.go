@@ -31,6 +31,9 @@ type Env struct {
 	Client     *kubernetes.Clientset
 	// Local is the project's local cluster, nil when KUBECONFIG named another cluster.
 	Local *cluster.Cluster
+
+	imagesMu sync.Mutex
+	images   map[string]bool // loaded into this cluster
 }
 
 // LoadImageCmdEnv names an environment variable holding the command that loads an image tarball into a
@@ -59,18 +62,16 @@ func Connect(ctx context.Context, o cluster.Options) (*Env, error) {
 	return env, nil
 }
 
-var (
-	imagesMu sync.Mutex
-	images   = map[string]bool{}
-)
-
 // Image builds an image from a Go main package of this repository and loads it into the cluster (once
-// per test process and reference).
+// per cluster and reference).
 func (e *Env) Image(tb testing.TB, spec image.Spec) string {
 	tb.Helper()
-	imagesMu.Lock()
-	defer imagesMu.Unlock()
-	if images[spec.Ref] {
+	e.imagesMu.Lock()
+	defer e.imagesMu.Unlock()
+	if e.images == nil {
+		e.images = map[string]bool{}
+	}
+	if e.images[spec.Ref] {
 		return spec.Ref
 	}
 	root, err := repo.Root()
@@ -100,7 +101,7 @@ func (e *Env) Image(tb testing.TB, spec image.Spec) string {
 		tb.Fatalf("image %s was built (%s) but cannot be loaded into the cluster of %s: set %s to the command that loads it (e.g. `kind load image-archive {}`)",
 			spec.Ref, tar, e.Kubeconfig, LoadImageCmdEnv)
 	}
-	images[spec.Ref] = true
+	e.images[spec.Ref] = true
 	return spec.Ref
 }
 
