@@ -125,5 +125,5 @@ func buildPause(ctx context.Context, o *Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return built, os.Rename(built, tar)
+	return tar, os.Rename(built, tar)
 }

@@ -62,6 +62,10 @@ func healthy(ctx context.Context, o Options) (*Cluster, error) {
 			return nil, fmt.Errorf("node %s is not Ready", n.Name)
 		}
 	}
+	dns, err := client.AppsV1().Deployments(metav1.NamespaceSystem).Get(ctx, "coredns", metav1.GetOptions{})
+	if err != nil || dns.Status.ReadyReplicas < 1 {
+		return nil, fmt.Errorf("cluster DNS (coredns) is not ready: %v", err)
+	}
 	return c, nil
 }
 

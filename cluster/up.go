@@ -99,9 +99,10 @@ func Up(ctx context.Context, o Options) (*Cluster, error) {
 		path string
 		err  error
 	}
-	hkCh, pauseCh := make(chan built, 1), make(chan built, 1)
+	hkCh, pauseCh, dnsCh := make(chan built, 1), make(chan built, 1), make(chan built, 1)
 	go func() { b, err := buildComponents(ctx, &o); hkCh <- built{b, err} }()
 	go func() { b, err := buildPause(ctx, &o); pauseCh <- built{b, err} }()
+	go func() { b, err := buildCoreDNS(ctx, &o); dnsCh <- built{b, err} }()
 
 	if err := ensurePackages(ctx, o.Log); err != nil {
 		return nil, err
@@ -168,6 +169,20 @@ func Up(ctx context.Context, o Options) (*Cluster, error) {
 	c := &Cluster{Kubeconfig: p.admin(), HostIP: hostIP, Nodes: nodes, Binary: hk.path}
 	if err := waitReady(ctx, p, c); err != nil {
 		return nil, err
+	}
+	dns := <-dnsCh
+	if dns.err != nil {
+		return nil, fmt.Errorf("cluster DNS: %w", dns.err)
+	}
+	if err := c.LoadImage(ctx, dns.path); err != nil {
+		return nil, fmt.Errorf("cluster DNS: %w", err)
+	}
+	client, err := Client(c.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	if err := deployDNS(ctx, client); err != nil {
+		return nil, fmt.Errorf("cluster DNS (CoreDNS %s) not ready: %w", CoreDNSVersion, err)
 	}
 	c.StartedIn = time.Since(start)
 	o.Log("cluster ready: %d node(s), Kubernetes %s, in %s; kubeconfig %s", len(nodes), KubernetesVersion, c.StartedIn.Round(100*time.Millisecond), c.Kubeconfig)
@@ -294,7 +309,9 @@ func startNode(ctx context.Context, p paths, n Node, hk string) error {
 
 func kubeletArgv(p paths, n Node, hk string) []string {
 	argv := []string{hk, "kubelet", "--config=" + p.node(n.Name) + "/kubelet.yaml", "--kubeconfig=" + p.kubeconfig("kubelet-"+n.Name),
-		"--hostname-override=" + n.Name, "--node-ip=" + n.IP, "--v=1"}
+		"--hostname-override=" + n.Name, "--node-ip=" + n.IP, "--v=1",
+		// One zone per node, so that zone spreading is exercised as on a multi-zone cluster.
+		fmt.Sprintf("--node-labels=topology.kubernetes.io/zone=zone-%d", n.Index)}
 	if n.Netns != "" {
 		argv = append(argv, "--root-dir="+kubeletRoot(n))
 	}

@@ -1,8 +1,10 @@
 // Command hk is a multi-call binary of the upstream Kubernetes components the local cluster runs
-// (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy) plus an embedded etcd,
+// (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, and kubectl for the
+// tools that need one) plus an embedded etcd,
 // built from the Go module proxy at the version pinned in go.mod.
 //
-// Usage: hk {kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|etcd} [flags]
+// Usage: hk {kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|kubectl|etcd} [flags],
+// or a link to hk named after the component.
 package main
 
 import (
@@ -21,6 +23,7 @@ import (
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubectl "k8s.io/kubectl/pkg/cmd"
 	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
@@ -28,7 +31,7 @@ func main() {
 	name, args := filepath.Base(os.Args[0]), os.Args[1:]
 	if name == "hk" {
 		if len(args) == 0 {
-			fmt.Fprintln(os.Stderr, "usage: hk {kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|etcd} [flags]")
+			fmt.Fprintln(os.Stderr, "usage: hk {kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|kubectl|etcd} [flags]")
 			os.Exit(2)
 		}
 		name, args = args[0], args[1:]
@@ -45,6 +48,8 @@ func main() {
 		cmd = kubelet.NewKubeletCommand(context.Background())
 	case "kube-proxy":
 		cmd = proxy.NewProxyCommand()
+	case "kubectl":
+		cmd = kubectl.NewDefaultKubectlCommand()
 	case "etcd":
 		os.Exit(runEtcd(args))
 	default:

@@ -33,6 +33,8 @@ type Spec struct {
 	Ref string
 	// Package is the Go main package to build, e.g. "./cmd/reference".
 	Package string
+	// Prebuilt is a static binary to use instead of building Package.
+	Prebuilt string
 	// Dir is the directory `go build` runs in (the package's module).
 	Dir string
 	// Binary is the binary's path in the image (default "/app").
@@ -50,8 +52,8 @@ type Spec struct {
 // Build compiles the package statically and writes the image tarball into outDir. It returns the
 // tarball's path.
 func Build(ctx context.Context, s Spec, outDir string) (string, error) {
-	if s.Ref == "" || s.Package == "" {
-		return "", fmt.Errorf("image: Ref and Package are required")
+	if s.Ref == "" || (s.Package == "") == (s.Prebuilt == "") {
+		return "", fmt.Errorf("image: Ref and one of Package or Prebuilt are required")
 	}
 	ref, err := name.NewTag(s.Ref)
 	if err != nil {
@@ -63,12 +65,15 @@ func Build(ctx context.Context, s Spec, outDir string) (string, error) {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return "", err
 	}
-	bin := filepath.Join(outDir, safeName(s.Ref)+".bin")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, s.Package)
-	cmd.Dir = s.Dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("image %s: go build %s: %w\n%s", s.Ref, s.Package, err, out)
+	bin := s.Prebuilt
+	if bin == "" {
+		bin = filepath.Join(outDir, safeName(s.Ref)+".bin")
+		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, s.Package)
+		cmd.Dir = s.Dir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("image %s: go build %s: %w\n%s", s.Ref, s.Package, err, out)
+		}
 	}
 	files := map[string]string{s.Binary: bin}
 	for dst, src := range s.Files {

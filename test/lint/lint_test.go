@@ -84,7 +84,7 @@ func TestChartTestingLint(t *testing.T) {
 	t.Parallel()
 	_, err := exec.LookPath("yamllint")
 	require.NoError(t, err, "ct lint needs yamllint: run `make deps` (apt-get install yamllint)")
-	out, err := run(t, tools.Path(t, "ct"), "lint", "--config", "ct.yaml")
+	out, err := run(t, tools.Path(t, "ct"), "lint", "--config", "ct.yaml", "--all")
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "All charts linted successfully")
 	for _, f := range ciFiles(t) {

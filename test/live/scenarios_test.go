@@ -3,10 +3,17 @@ package live_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gruntwork-io/terratest/modules/helm"
+	"github.com/gruntwork-io/terratest/modules/k8s"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -18,6 +25,8 @@ import (
 
 	"github.com/go-service/go-service/test/kube"
 	"github.com/go-service/go-service/test/live"
+	"github.com/go-service/go-service/test/render"
+	"github.com/go-service/go-service/test/tools"
 )
 
 // rollouts triggers n rollouts in a row (a pod annotation change each), waiting for each to finish
@@ -300,4 +309,95 @@ func setUnschedulable(t *testing.T, node string, on bool) {
 	patch := fmt.Sprintf(`{"spec":{"unschedulable":%v}}`, on)
 	_, err := env.Client.CoreV1().Nodes().Patch(context.Background(), node, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 	require.NoError(t, err)
+}
+// 8. helm test passes on an installed release.
+func TestHelmTest(t *testing.T) {
+	ns := env.Namespace(t, "helmtest")
+	r := install(t, ns, nil, true)
+	out, err := helm.RunHelmCommandAndGetOutputE(t, r.opts, "test", r.name, "--timeout", "2m")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "Phase:          Succeeded")
+}
+
+// kubectlOnPath makes a kubectl available to tools that run one (ct): on the local cluster, the
+// component binary in its kubectl role, at the cluster's own version.
+func kubectlOnPath(t *testing.T) {
+	t.Helper()
+	if env.Local == nil {
+		_, err := exec.LookPath("kubectl")
+		require.NoError(t, err, "ct needs kubectl on PATH for the cluster named by KUBECONFIG")
+		return
+	}
+	bin, err := tools.BinDir()
+	require.NoError(t, err)
+	link := filepath.Join(bin, "kubectl")
+	_ = os.Remove(link)
+	require.NoError(t, os.Symlink(env.Local.Binary, link))
+}
+
+// 8b. ct install passes for every ci values file this cluster can run: chart-testing installs each in a
+// namespace of its own, waits, runs helm test and deletes it. The files that need what this cluster does
+// not have (a registry image, Gateway API and Prometheus Operator CRDs, a PriorityClass) are left out.
+func TestChartTestingInstall(t *testing.T) {
+	appImage(t)
+	kubectlOnPath(t)
+	runnable := []string{"default-values.yaml", "autoscaling-values.yaml", "app-delay-values.yaml"}
+	dir := filepath.Join(t.TempDir(), "charts", "go-service")
+	src, err := render.ChartDir()
+	require.NoError(t, err)
+	require.NoError(t, os.CopyFS(dir, os.DirFS(src)))
+	all, err := filepath.Glob(filepath.Join(dir, "ci", "*-values.yaml"))
+	require.NoError(t, err)
+	for _, f := range all {
+		if !slices.Contains(runnable, filepath.Base(f)) {
+			require.NoError(t, os.Remove(f))
+		}
+	}
+	var sets []string
+	for k, v := range baseValues {
+		sets = append(sets, "--set="+k+"="+v)
+	}
+	sort.Strings(sets)
+	cmd := exec.Command(tools.Path(t, "ct"), "install", "--config", "ct.yaml", "--charts", dir,
+		"--helm-extra-set-args", strings.Join(sets, " "))
+	cmd.Dir = tools.MustRepoRoot(t)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+env.Kubeconfig)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "All charts installed successfully")
+	for _, f := range runnable {
+		assert.Contains(t, string(out), f, "ct installed with %s", f)
+	}
+}
+
+// 1b. The chart as a dependency: an umbrella chart with two services (aliases api and worker, their own
+// overrides), installed with terratest like any chart; a rollout of api loses nothing and leaves worker
+// untouched.
+func TestUmbrellaChart(t *testing.T) {
+	appImage(t)
+	chart := render.BuildDependencies(t, filepath.Join("testdata", "shop"))
+	ns := env.Namespace(t, "umbrella")
+	opts := &helm.Options{KubectlOptions: k8s.NewKubectlOptions("", env.Kubeconfig, ns), SetValues: map[string]string{},
+		ExtraArgs: map[string][]string{"install": {"--wait", "--timeout", "5m"}}}
+	helm.Install(t, opts, chart, "shop")
+	env.WaitRolledOut(t, ns, "shop-api", 3*time.Minute)
+	env.WaitRolledOut(t, ns, "shop-worker", 3*time.Minute)
+	worker, err := env.Client.AppsV1().Deployments(ns).Get(context.Background(), "shop-worker", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.EqualValues(t, 18, *worker.Spec.Template.Spec.TerminationGracePeriodSeconds, "worker's own budget: 3 + 10 + 5")
+	workerGen := worker.Generation
+
+	svc, err := env.Client.CoreV1().Services(ns).Get(context.Background(), "shop-api", metav1.GetOptions{})
+	require.NoError(t, err)
+	tr := live.StartTraffic(t, env, ns, svc.Spec.ClusterIP, live.TrafficOptions{KeepAliveRate: 50})
+	tr.Mark("rollout api")
+	opts.SetValues["api.podAnnotations.rollout"] = "second"
+	helm.Upgrade(t, opts, chart, "shop")
+	env.WaitRolledOut(t, ns, "shop-api", 3*time.Minute)
+	tr.Mark("api rolled")
+	runs := tr.Stop(t, "umbrella chart: rollout of one alias", "zero failures", minSyncGap())
+	worker, err = env.Client.AppsV1().Deployments(ns).Get(context.Background(), "shop-worker", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, workerGen, worker.Generation, "the other service is untouched")
+	record(t, runs, false)
 }
