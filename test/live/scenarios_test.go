@@ -310,6 +310,7 @@ func setUnschedulable(t *testing.T, node string, on bool) {
 	_, err := env.Client.CoreV1().Nodes().Patch(context.Background(), node, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 	require.NoError(t, err)
 }
+
 // 8. helm test passes on an installed release.
 func TestHelmTest(t *testing.T) {
 	ns := env.Namespace(t, "helmtest")
