@@ -57,7 +57,7 @@ test-lint: deps ## helm lint --strict, ct lint and the values-docs check, as Go 
 
 lint: deps test-lint ## test-lint plus go vet and gofmt.
 	$(GO) vet ./...
-	@out=$$(gofmt -l test); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l test cluster cmd graceful load internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 docs: tools ## Regenerate charts/go-service/README.md from values.yaml (helm-docs).
 	helm-docs --chart-search-root charts --sort-values-order file --skip-version-footer
