@@ -140,7 +140,7 @@ func deployDNS(ctx context.Context, client kubernetes.Interface) error {
 	if err := create2(client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})); create(err) != nil {
 		return err
 	}
-	return poll(ctx, 90*time.Second, 250*time.Millisecond, func() (bool, error) {
+	return Poll(ctx, 90*time.Second, 250*time.Millisecond, func() (bool, error) {
 		d, err := client.AppsV1().Deployments(ns).Get(ctx, "coredns", metav1.GetOptions{})
 		if err != nil {
 			return false, err

@@ -106,7 +106,7 @@ func drainWorkloads(ctx context.Context, p paths, o Options) {
 		_ = client.BatchV1().Jobs(ns.Name).DeleteCollection(ctx, opts, metav1.ListOptions{})
 		_ = client.CoreV1().Pods(ns.Name).DeleteCollection(ctx, opts, metav1.ListOptions{})
 	}
-	err = poll(ctx, 55*time.Second, 500*time.Millisecond, func() (bool, error) {
+	err = Poll(ctx, 55*time.Second, 500*time.Millisecond, func() (bool, error) {
 		pods, err := client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 		return err == nil && len(pods.Items) == 0, err
 	})

@@ -106,7 +106,7 @@ func startNetnsNode(ctx context.Context, p paths, n Node, hk, pauseTar string) e
 	}
 	// The PID files are written by the launcher; the processes are real children of init now.
 	for _, comp := range []string{"containerd-", "kubelet-", "kube-proxy-"} {
-		err := poll(ctx, 5*time.Second, 50*time.Millisecond, func() (bool, error) { // setsid execs the component
+		err := Poll(ctx, 5*time.Second, 50*time.Millisecond, func() (bool, error) { // setsid execs the component
 			_, ok := readPID(p, comp+n.Name)
 			return ok, nil
 		})

@@ -214,7 +214,7 @@ func startContainerd(ctx context.Context, p paths, n Node, pauseTar string) erro
 
 func waitContainerd(ctx context.Context, p paths, n Node) error {
 	name := "containerd-" + n.Name
-	err := poll(ctx, 20*time.Second, 100*time.Millisecond, func() (bool, error) {
+	err := Poll(ctx, 20*time.Second, 100*time.Millisecond, func() (bool, error) {
 		if _, ok := readPID(p, name); !ok && n.Netns == "" {
 			return false, errors.New("process exited")
 		}
@@ -254,7 +254,7 @@ func startControlPlane(ctx context.Context, o Options, p paths, hk, hostIP strin
 	if err != nil {
 		return err
 	}
-	err = poll(ctx, 60*time.Second, 200*time.Millisecond, func() (bool, error) {
+	err = Poll(ctx, 60*time.Second, 200*time.Millisecond, func() (bool, error) {
 		if _, ok := readPID(p, "kube-apiserver"); !ok {
 			return false, errors.New("process exited")
 		}
@@ -282,7 +282,7 @@ func startControlPlane(ctx context.Context, o Options, p paths, hk, hostIP strin
 }
 
 func waitTCP(ctx context.Context, p paths, name, addr string) error {
-	err := poll(ctx, 20*time.Second, 100*time.Millisecond, func() (bool, error) {
+	err := Poll(ctx, 20*time.Second, 100*time.Millisecond, func() (bool, error) {
 		if _, ok := readPID(p, name); !ok {
 			return false, errors.New("process exited")
 		}
@@ -332,7 +332,7 @@ func waitReady(ctx context.Context, p paths, c *Cluster) error {
 		return err
 	}
 	for _, n := range c.Nodes {
-		err := poll(ctx, 90*time.Second, 200*time.Millisecond, func() (bool, error) {
+		err := Poll(ctx, 90*time.Second, 200*time.Millisecond, func() (bool, error) {
 			for _, comp := range []string{"kubelet-" + n.Name, "kube-proxy-" + n.Name, "containerd-" + n.Name} {
 				if _, ok := readPID(p, comp); !ok {
 					return false, fmt.Errorf("%s exited", comp)
@@ -359,7 +359,7 @@ func waitReady(ctx context.Context, p paths, c *Cluster) error {
 			return componentError(p, comp, err)
 		}
 	}
-	err = poll(ctx, 60*time.Second, 200*time.Millisecond, func() (bool, error) {
+	err = Poll(ctx, 60*time.Second, 200*time.Millisecond, func() (bool, error) {
 		_, err := client.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, err
 	})

@@ -32,8 +32,9 @@ func runIn(ctx context.Context, netns, name string, args ...string) (string, err
 	return run(ctx, "nsenter", append([]string{"--net=/run/netns/" + netns, name}, args...)...)
 }
 
-// poll calls cond every interval until it returns true, an error, or the timeout passes.
-func poll(ctx context.Context, timeout, interval time.Duration, cond func() (bool, error)) error {
+// Poll calls cond every interval until it returns true or the timeout passes; the error names the
+// last reason cond gave.
+func Poll(ctx context.Context, timeout, interval time.Duration, cond func() (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last error

@@ -172,24 +172,5 @@ func containerState(s corev1.ContainerState) string {
 	return "unknown"
 }
 
-// Poll calls cond every interval until it is true or the timeout passes.
-func Poll(ctx context.Context, timeout, interval time.Duration, cond func() (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last error
-	for {
-		ok, err := cond()
-		if ok {
-			return nil
-		}
-		last = err
-		select {
-		case <-ctx.Done():
-			if last != nil {
-				return fmt.Errorf("%w: %v", ctx.Err(), last)
-			}
-			return ctx.Err()
-		case <-time.After(interval):
-		}
-	}
-}
+// Poll calls cond every interval until it is true or the timeout passes (the cluster harness's own).
+var Poll = cluster.Poll
