@@ -14,7 +14,8 @@ func TestNodeLayout(t *testing.T) {
 	assert.Equal(t, "10.250.2.1", n2.gateway())
 	assert.Equal(t, "/run/containerd/containerd.sock", n1.containerdSocket())
 	assert.Equal(t, "/run/containerd-node2/containerd.sock", n2.containerdSocket())
-	assert.Equal(t, "/var/lib/kubelet-node2", kubeletRoot(n2))
+	assert.Equal(t, "/var/lib/kubelet-node2", n2.kind().layout(paths{"/s"}).KubeletRoot)
+	assert.Equal(t, "kubelet-node2", n2.proc(compKubelet))
 }
 
 func TestOwnChains(t *testing.T) {

@@ -78,37 +78,6 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// Node describes one node of the cluster.
-type Node struct {
-	Index   int    // 1-based
-	Name    string // node1, node2...
-	IP      string // the host's address for node1, 10.250.N.2 for the others
-	PodCIDR string // 10.244.(N-1).0/24
-	Netns   string // "" for node1
-}
-
-func nodeFor(i int, hostIP string) Node {
-	n := Node{Index: i, Name: fmt.Sprintf("node%d", i), PodCIDR: fmt.Sprintf("10.244.%d.0/24", i-1)}
-	if i == 1 {
-		n.IP = hostIP
-	} else {
-		n.IP = fmt.Sprintf("10.250.%d.2", i)
-		n.Netns = n.Name
-	}
-	return n
-}
-
-// gateway is the host side of an extra node's veth link.
-func (n Node) gateway() string { return fmt.Sprintf("10.250.%d.1", n.Index) }
-
-// containerdSocket is the node's containerd CRI socket.
-func (n Node) containerdSocket() string {
-	if n.Index == 1 {
-		return "/run/containerd/containerd.sock"
-	}
-	return fmt.Sprintf("/run/containerd-%s/containerd.sock", n.Name)
-}
-
 // paths of the state directory.
 type paths struct{ root string }
 
@@ -116,13 +85,12 @@ func (p paths) pki(f string) string { return filepath.Join(p.root, "pki", f) }
 func (p paths) kubeconfig(n string) string {
 	return filepath.Join(p.root, "kubeconfigs", n+".kubeconfig")
 }
-func (p paths) config(f string) string { return filepath.Join(p.root, "config", f) }
-func (p paths) log(n string) string    { return filepath.Join(p.root, "logs", n+".log") }
-func (p paths) pid(n string) string    { return filepath.Join(p.root, "pids", n+".pid") }
-func (p paths) etcd() string           { return filepath.Join(p.root, "etcd") }
-func (p paths) node(n string) string   { return filepath.Join(p.root, "nodes", n) }
-func (p paths) admin() string          { return filepath.Join(p.root, "kubeconfig") }
-func (p paths) stateFile() string      { return filepath.Join(p.root, "cluster.json") }
+func (p paths) log(n string) string  { return filepath.Join(p.root, "logs", n+".log") }
+func (p paths) pid(n string) string  { return filepath.Join(p.root, "pids", n+".pid") }
+func (p paths) etcd() string         { return filepath.Join(p.root, "etcd") }
+func (p paths) node(n string) string { return filepath.Join(p.root, "nodes", n) }
+func (p paths) admin() string        { return filepath.Join(p.root, "kubeconfig") }
+func (p paths) stateFile() string    { return filepath.Join(p.root, "cluster.json") }
 
 // hostIPv4 returns the IPv4 address and interface of the default route.
 func hostIPv4() (ip, iface string, err error) {

@@ -44,25 +44,29 @@ func Down(ctx context.Context, o Options) error {
 		drainWorkloads(ctx, p, o)
 	}
 	for _, n := range nodes {
-		stopProc(p, "kube-proxy-"+n.Name, 5*time.Second)
-		stopProc(p, "kubelet-"+n.Name, 10*time.Second)
+		stopProc(p, n.proc(compProxy), 5*time.Second)
+		stopProc(p, n.proc(compKubelet), 10*time.Second)
 	}
 	for _, c := range []string{"kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"} {
 		stopProc(p, c, 10*time.Second)
 	}
 	for _, n := range nodes {
-		stopProc(p, "containerd-"+n.Name, 10*time.Second)
+		stopProc(p, n.proc(compContainerd), 10*time.Second)
 	}
 	killStragglers(p)
 	killPodProcesses(nodes)
 
 	cleanupNetwork(ctx, nodes)
-	unmountUnder(append([]string{"/run/netns/cni-", "/var/lib/kubelet", "/run/containerd", "/var/lib/containerd", p.root}, nodeMountPrefixes(nodes)...)...)
+	var nodeDirs []string
+	for _, n := range nodes {
+		nodeDirs = append(nodeDirs, n.kind().layout(p).hostDirs()...)
+	}
+	unmountUnder(append([]string{"/run/netns/cni-", p.root}, nodeDirs...)...)
 	for _, f := range globs("/run/netns/cni-*") {
 		_ = os.Remove(f)
 	}
-	for _, n := range nodes[1:] {
-		_, _ = run(ctx, "ip", "netns", "del", n.Name)
+	for _, n := range nodes {
+		n.kind().remove(ctx)
 	}
 	if st != nil && st.MountedNetns && isMountPoint("/run/netns") {
 		if entries, _ := os.ReadDir("/run/netns"); len(entries) == 0 {
@@ -71,7 +75,7 @@ func Down(ctx context.Context, o Options) error {
 	}
 	removeCgroups(nodes)
 	removeGuard(ctx)
-	for _, d := range append(hostPaths, nodeHostPaths(nodes)...) {
+	for _, d := range append(hostPaths, nodeDirs...) {
 		_ = os.RemoveAll(d)
 	}
 	_ = os.RemoveAll(p.root)
@@ -148,8 +152,10 @@ func podCgroups(nodes []Node) []string {
 	var out []string
 	for _, ctrl := range globs("/sys/fs/cgroup/*") {
 		roots := []string{filepath.Join(ctrl, "kubepods"), filepath.Join(ctrl, "kubepods.slice")}
-		for _, n := range nodes[1:] {
-			roots = append(roots, filepath.Join(ctrl, n.Name))
+		for _, n := range nodes {
+			if root := n.kind().layout(paths{}).CgroupRoot; root != "" {
+				roots = append(roots, filepath.Join(ctrl, root))
+			}
 		}
 		for _, r := range roots {
 			_ = filepath.WalkDir(r, func(path string, d os.DirEntry, err error) error {
@@ -181,9 +187,9 @@ func removeCgroups(nodes []Node) {
 // extra nodes), the bridge, the veths and the routes to the extra nodes.
 func cleanupNetwork(ctx context.Context, nodes []Node) {
 	netnss := []string{""}
-	for _, n := range nodes[1:] {
-		if _, err := os.Stat("/run/netns/" + n.Name); err == nil {
-			netnss = append(netnss, n.Name)
+	for _, n := range nodes {
+		if _, err := os.Stat("/run/netns/" + n.Netns); n.Netns != "" && err == nil {
+			netnss = append(netnss, n.Netns)
 		}
 	}
 	for _, ns := range netnss {
@@ -194,10 +200,6 @@ func cleanupNetwork(ctx context.Context, nodes []Node) {
 		}
 	}
 	_, _ = run(ctx, "ip", "link", "del", "cni0")
-	for _, n := range nodes[1:] {
-		_, _ = run(ctx, "ip", "route", "del", n.PodCIDR)
-		_, _ = run(ctx, "ip", "link", "del", vethName(n))
-	}
 }
 
 // ownChain reports whether an iptables chain belongs to the cluster.
@@ -290,22 +292,6 @@ func unmountUnder(prefixes ...string) {
 			}
 		}
 	}
-}
-
-func nodeMountPrefixes(nodes []Node) []string {
-	var out []string
-	for _, n := range nodes[1:] {
-		out = append(out, kubeletRoot(n), "/run/containerd-"+n.Name)
-	}
-	return out
-}
-
-func nodeHostPaths(nodes []Node) []string {
-	var out []string
-	for _, n := range nodes[1:] {
-		out = append(out, kubeletRoot(n), "/run/containerd-"+n.Name)
-	}
-	return out
 }
 
 func globs(pattern string) []string {

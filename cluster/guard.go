@@ -54,8 +54,10 @@ func installGuard(ctx context.Context) error {
 	}
 	comment := []string{"-m", "comment", "--comment", "go-service: cluster traffic stays local"}
 	for _, table := range []string{"filter", "mangle"} {
-		if _, err := run(ctx, "iptables", "-w", "-t", table, "-N", guardChain); err != nil && !strings.Contains(err.Error(), "exists") {
-			return err
+		if _, err := run(ctx, "iptables", "-w", "-t", table, "-S", guardChain); err != nil { // not there yet
+			if _, err := run(ctx, "iptables", "-w", "-t", table, "-N", guardChain); err != nil {
+				return err
+			}
 		}
 		if _, err := run(ctx, "iptables", "-w", "-t", table, "-F", guardChain); err != nil {
 			return err

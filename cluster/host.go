@@ -69,14 +69,19 @@ func ensureNetnsMount(ctx context.Context) error {
 	return err
 }
 
-// mounts returns the mount points of /proc/self/mountinfo.
+// mounts returns the mount points of this process's mount namespace.
 func mounts() []string {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil
 	}
+	return mountPoints(string(data))
+}
+
+// mountPoints returns the mount points listed in a mountinfo file.
+func mountPoints(mountinfo string) []string {
 	var out []string
-	for _, l := range splitLines(string(data)) {
+	for _, l := range splitLines(mountinfo) {
 		if f := fields(l); len(f) > 4 {
 			out = append(out, unescapeMount(f[4]))
 		}
@@ -84,15 +89,21 @@ func mounts() []string {
 	return out
 }
 
-func unescapeMount(s string) string { return strings.ReplaceAll(s, `\040`, " ") }
-
-func isMountPoint(p string) bool {
-	for _, m := range mounts() {
-		if m == p {
+// mountedIn reports whether target is a mount point in a mountinfo file.
+func mountedIn(mountinfo, target string) bool {
+	for _, m := range mountPoints(mountinfo) {
+		if m == target {
 			return true
 		}
 	}
 	return false
+}
+
+func unescapeMount(s string) string { return strings.ReplaceAll(s, `\040`, " ") }
+
+func isMountPoint(p string) bool {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	return err == nil && mountedIn(string(data), p)
 }
 
 const containerdConfig = `version = 2

@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -141,7 +142,7 @@ func writePKI(p paths, hostIP string, nodes []Node) error {
 		{file: "kube-proxy", cn: "system:kube-proxy"},
 	}
 	for _, n := range nodes {
-		specs = append(specs, certSpec{file: "kubelet-" + n.Name, cn: "system:node:" + n.Name, org: []string{"system:nodes"},
+		specs = append(specs, certSpec{file: n.proc(compKubelet), cn: "system:node:" + n.Name, org: []string{"system:nodes"},
 			server: true, dns: []string{n.Name}, ips: []string{n.IP, "127.0.0.1"}})
 	}
 	for _, s := range specs {
@@ -169,7 +170,7 @@ func writePKI(p paths, hostIP string, nodes []Node) error {
 		"admin": "admin", "controller-manager": "controller-manager", "scheduler": "scheduler", "kube-proxy": "kube-proxy",
 	}
 	for _, n := range nodes {
-		kubeconfigs["kubelet-"+n.Name] = "kubelet-" + n.Name
+		kubeconfigs[n.proc(compKubelet)] = n.proc(compKubelet)
 	}
 	for name, cert := range kubeconfigs {
 		if err := writeKubeconfig(p, p.kubeconfig(name), server, cert); err != nil {
@@ -197,7 +198,7 @@ func writeKubeconfig(p paths, path, server, cert string) error {
 	cfg.AuthInfos[cert] = &clientcmdapi.AuthInfo{ClientCertificateData: crt, ClientKeyData: key}
 	cfg.Contexts["go-service-local"] = &clientcmdapi.Context{Cluster: "go-service-local", AuthInfo: cert}
 	cfg.CurrentContext = "go-service-local"
-	if err := os.MkdirAll(dirOf(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	return clientcmd.WriteToFile(*cfg, path)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -11,9 +12,11 @@ import (
 )
 
 // startProc starts a long-running component detached from the caller (own session, output to its log
-// file) and records its PID. The process outlives the command that started it; Down stops it by PID.
-func startProc(p paths, name string, argv []string) (int, error) {
-	if err := os.MkdirAll(dirOf(p.log(name)), 0o755); err != nil {
+// file) and records its PID. wrap, if any, runs first and execs the component (nsenter, unshare): the
+// PID is the component's, and the PID file names the component's executable, argv[0]. The process
+// outlives the command that started it; Down stops it by PID.
+func startProc(p paths, name string, wrap, argv []string) (int, error) {
+	if err := os.MkdirAll(filepath.Dir(p.log(name)), 0o755); err != nil {
 		return 0, err
 	}
 	logf, err := os.OpenFile(p.log(name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -21,13 +24,14 @@ func startProc(p paths, name string, argv []string) (int, error) {
 		return 0, err
 	}
 	defer logf.Close()
-	fmt.Fprintf(logf, "\n=== %s starting: %s\n", time.Now().Format(time.RFC3339), strings.Join(argv, " "))
+	full := append(append([]string{}, wrap...), argv...)
+	fmt.Fprintf(logf, "\n=== %s starting: %s\n", time.Now().Format(time.RFC3339), strings.Join(full, " "))
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return 0, err
 	}
 	defer devnull.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := exec.Command(full[0], full[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -40,6 +44,21 @@ func startProc(p paths, name string, argv []string) (int, error) {
 		return pid, err
 	}
 	return pid, nil
+}
+
+// procAlive returns the recorded PID of a component just started and whether a process still runs
+// there. Unlike readPID it does not require the executable to match yet: a wrapper may still be on its
+// way to exec the component.
+func procAlive(p paths, name string) (int, bool) {
+	data, err := os.ReadFile(p.pid(name))
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(splitLines(string(data))[0]))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, processRuns(pid, "")
 }
 
 // readPID returns the recorded PID of a component and whether that process is still the component

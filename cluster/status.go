@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,7 +74,9 @@ func healthy(ctx context.Context, o Options) (*Cluster, error) {
 func components(nodes []Node) []string {
 	out := []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
 	for _, n := range nodes {
-		out = append(out, "containerd-"+n.Name, "kubelet-"+n.Name, "kube-proxy-"+n.Name)
+		for _, c := range nodeComponents {
+			out = append(out, n.proc(c))
+		}
 	}
 	return out
 }
@@ -97,11 +100,11 @@ func Status(ctx context.Context, o Options) (string, bool) {
 	fmt.Fprintf(&b, "Kubernetes %s, %d node(s), host %s, started %s\nkubeconfig: %s\n", KubernetesVersion, len(st.Nodes), st.HostIP,
 		st.Started.Format(time.RFC3339), p.admin())
 	for _, comp := range components(st.Nodes) {
-		state := "running"
-		if _, ok := readPID(p, comp); !ok {
-			state = "NOT RUNNING (log: " + p.log(comp) + ")"
+		pid, state := "-", "NOT RUNNING (log: "+p.log(comp)+")"
+		if n, ok := readPID(p, comp); ok {
+			pid, state = strconv.Itoa(n), "running"
 		}
-		fmt.Fprintf(&b, "  %-26s pid %-8s %s\n", comp, pidOf(p, comp), state)
+		fmt.Fprintf(&b, "  %-26s pid %-8s %s\n", comp, pid, state)
 	}
 	if n, err := GuardRejected(ctx); err == nil {
 		fmt.Fprintf(&b, "egress guard: installed, %d packet(s) rejected\n", n)

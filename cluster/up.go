@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"text/template"
@@ -58,13 +57,9 @@ func Client(kubeconfig string) (*kubernetes.Clientset, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
-// componentError says which component failed and shows the end of its log.
-func componentError(p paths, name string, err error) error {
-	return fmt.Errorf("%s failed: %w\n--- last lines of %s:\n%s", name, err, p.log(name), tail(p.log(name), 30))
-}
-
 // Up starts the cluster, or keeps a healthy one with the same settings. A broken or stale one (processes
-// gone, state, rules or mounts left behind) is torn down first.
+// gone, state, rules or mounts left behind) is torn down first. Bring-up is the list of steps in
+// (*bringUp).steps: each component starts once what it depends on answers.
 func Up(ctx context.Context, o Options) (*Cluster, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
@@ -84,108 +79,14 @@ func Up(ctx context.Context, o Options) (*Cluster, error) {
 			return nil, fmt.Errorf("tear down the broken cluster: %w", err)
 		}
 	}
-
-	hostIP, _, err := hostIPv4()
-	if err != nil {
+	b := newBringUp(o)
+	// The long builds run beside the first steps; the steps that need them wait for them.
+	b.startBuilds(ctx)
+	if err := b.run(ctx, b.steps()); err != nil {
 		return nil, err
 	}
-	nodes := make([]Node, o.Nodes)
-	for i := range nodes {
-		nodes[i] = nodeFor(i+1, hostIP)
-	}
-
-	// The long build first; everything else beside it.
-	type built struct {
-		path string
-		err  error
-	}
-	hkCh, pauseCh, dnsCh := make(chan built, 1), make(chan built, 1), make(chan built, 1)
-	go func() { b, err := buildComponents(ctx, &o); hkCh <- built{b, err} }()
-	go func() { b, err := buildPause(ctx, &o); pauseCh <- built{b, err} }()
-	go func() { b, err := buildCoreDNS(ctx, &o); dnsCh <- built{b, err} }()
-
-	if err := ensurePackages(ctx, o.Log); err != nil {
-		return nil, err
-	}
-	// No packet to a cluster address may leave the machine, from before the first component starts.
-	if err := installGuard(ctx); err != nil {
-		return nil, fmt.Errorf("egress guard: %w", err)
-	}
-	if err := setSysctls(ctx, ""); err != nil {
-		return nil, err
-	}
-	mountedNetns := !isMountPoint("/run/netns")
-	if err := ensureNetnsMount(ctx); err != nil {
-		return nil, err
-	}
-	st := &state{HostIP: hostIP, Nodes: nodes, ProxyMinSyncPeriod: o.ProxyMinSyncPeriod, Started: time.Now(), MountedNetns: mountedNetns}
-	if err := saveState(p, st); err != nil { // recorded early: Down can clean up a half-started cluster
-		return nil, err
-	}
-	if err := writePKI(p, hostIP, nodes); err != nil {
-		return nil, fmt.Errorf("pki: %w", err)
-	}
-	for _, n := range nodes {
-		if err := writeNodeConfig(p, n, o.ProxyMinSyncPeriod); err != nil {
-			return nil, err
-		}
-		if n.Netns != "" {
-			if err := createNodeNetwork(ctx, n); err != nil {
-				return nil, fmt.Errorf("%s network: %w", n.Name, err)
-			}
-		}
-	}
-	pause := <-pauseCh
-	if pause.err != nil {
-		return nil, fmt.Errorf("pause image: %w", pause.err)
-	}
-	for _, n := range nodes {
-		if n.Netns == "" {
-			if err := startContainerd(ctx, p, n, pause.path); err != nil {
-				return nil, err
-			}
-		}
-	}
-	hk := <-hkCh
-	if hk.err != nil {
-		return nil, hk.err
-	}
-	st.Binary = hk.path
-	if err := saveState(p, st); err != nil {
-		return nil, err
-	}
-	if err := startControlPlane(ctx, o, p, hk.path, hostIP); err != nil {
-		return nil, err
-	}
-	for _, n := range nodes {
-		if n.Netns == "" {
-			if err := startNode(ctx, p, n, hk.path); err != nil {
-				return nil, err
-			}
-		} else if err := startNetnsNode(ctx, p, n, hk.path, pause.path); err != nil {
-			return nil, err
-		}
-	}
-	c := &Cluster{Kubeconfig: p.admin(), HostIP: hostIP, Nodes: nodes, Binary: hk.path}
-	if err := waitReady(ctx, p, c); err != nil {
-		return nil, err
-	}
-	dns := <-dnsCh
-	if dns.err != nil {
-		return nil, fmt.Errorf("cluster DNS: %w", dns.err)
-	}
-	if err := c.LoadImage(ctx, dns.path); err != nil {
-		return nil, fmt.Errorf("cluster DNS: %w", err)
-	}
-	client, err := Client(c.Kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	if err := deployDNS(ctx, client); err != nil {
-		return nil, fmt.Errorf("cluster DNS (CoreDNS %s) not ready: %w", CoreDNSVersion, err)
-	}
-	c.StartedIn = time.Since(start)
-	o.Log("cluster ready: %d node(s), Kubernetes %s, in %s; kubeconfig %s", len(nodes), KubernetesVersion, c.StartedIn.Round(100*time.Millisecond), c.Kubeconfig)
+	c := &Cluster{Kubeconfig: p.admin(), HostIP: b.hostIP, Nodes: b.nodes, Binary: b.hk, StartedIn: time.Since(start)}
+	o.Log("cluster ready: %d node(s), Kubernetes %s, in %s; kubeconfig %s", len(b.nodes), KubernetesVersion, c.StartedIn.Round(100*time.Millisecond), c.Kubeconfig)
 	return c, nil
 }
 
@@ -197,47 +98,227 @@ func saveState(p paths, s *state) error {
 	return writeFile(p.stateFile(), data, 0o644)
 }
 
-// startContainerd starts a node's containerd and loads the pause image into it.
-func startContainerd(ctx context.Context, p paths, n Node, pauseTar string) error {
-	name := "containerd-" + n.Name
-	if _, err := startProc(p, name, []string{"/usr/bin/containerd", "--config", p.node(n.Name) + "/containerd.toml"}); err != nil {
-		return err
-	}
-	if err := waitContainerd(ctx, p, n); err != nil {
-		return err
-	}
-	if err := image.Load(ctx, pauseTar, n.containerdSocket()); err != nil {
-		return componentError(p, name, err)
-	}
-	return nil
+// procs starts the cluster's long-running processes and tells whether they still run. hostProcs is the
+// real one; the startup-order test drives the steps with a fake.
+type procs interface {
+	start(name string, wrap, argv []string) error
+	alive(name string) bool
 }
 
-func waitContainerd(ctx context.Context, p paths, n Node) error {
-	name := "containerd-" + n.Name
-	err := Poll(ctx, 20*time.Second, 100*time.Millisecond, func() (bool, error) {
-		if _, ok := readPID(p, name); !ok && n.Netns == "" {
-			return false, errors.New("process exited")
+type hostProcs struct{ p paths }
+
+func (h hostProcs) start(name string, wrap, argv []string) error {
+	_, err := startProc(h.p, name, wrap, argv)
+	return err
+}
+
+func (h hostProcs) alive(name string) bool {
+	_, ok := procAlive(h.p, name)
+	return ok
+}
+
+// built is the result of a build running beside the steps.
+type built struct {
+	path string
+	err  error
+}
+
+// bringUp is one start of the cluster: its settings, what the steps found or made so far, and the
+// seams the unit tests replace (procs, kindOf, loadImage).
+type bringUp struct {
+	o     Options
+	p     paths
+	procs procs
+	// kindOf says where a node's components run (Node.kind).
+	kindOf func(Node) nodeKind
+	// loadImage imports an image tarball into a containerd (image.Load).
+	loadImage func(ctx context.Context, tar, socket string) error
+	// timeout bounds each wait for a component to answer.
+	timeout time.Duration
+
+	hostIP string
+	nodes  []Node
+	state  *state
+
+	hkBuild, pauseBuild, dnsBuild chan built
+	hk, pause                     string
+}
+
+func newBringUp(o Options) *bringUp {
+	p := paths{o.StateDir}
+	return &bringUp{o: o, p: p, procs: hostProcs{p}, kindOf: Node.kind, loadImage: image.Load, timeout: 60 * time.Second}
+}
+
+// step is one named step of bring-up.
+type step struct {
+	name string
+	run  func(context.Context) error
+}
+
+// steps is bring-up, in order.
+func (b *bringUp) steps() []step {
+	return []step{
+		{"host packages", b.installPackages},
+		{"egress guard", b.installGuard},
+		{"host network", b.hostNetwork},
+		{"certificates and node configuration", b.writeConfig},
+		{"node networks", b.prepareNodes},
+		{"containerd", b.startContainerds},
+		{"etcd", b.startEtcd},
+		{"kube-apiserver", b.startAPIServer},
+		{"controller-manager and scheduler", b.startControllers},
+		{"kubelet and kube-proxy", b.startNodeAgents},
+		{"nodes ready", b.waitNodesReady},
+		{"cluster DNS", b.startDNS},
+	}
+}
+
+// run runs steps in order, logging each one's duration; the first failure stops it, named by its step.
+func (b *bringUp) run(ctx context.Context, steps []step) error {
+	for _, s := range steps {
+		t := time.Now()
+		if err := s.run(ctx); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
 		}
-		_, err := run(ctx, "ctr", "--address", n.containerdSocket(), "version")
-		return err == nil, err
-	})
-	if err != nil {
-		return componentError(p, name, err)
+		b.o.Log("up: %-36s %s", s.name, time.Since(t).Round(10*time.Millisecond))
 	}
 	return nil
 }
 
-// startControlPlane starts etcd, kube-apiserver (and waits until it is ready), the controller-manager and
-// the scheduler.
-func startControlPlane(ctx context.Context, o Options, p paths, hk, hostIP string) error {
-	if _, err := startProc(p, "etcd", []string{hk, "etcd", "--data-dir", p.etcd()}); err != nil {
+func (b *bringUp) startBuilds(ctx context.Context) {
+	b.hkBuild, b.pauseBuild, b.dnsBuild = make(chan built, 1), make(chan built, 1), make(chan built, 1)
+	go func() { path, err := buildComponents(ctx, &b.o); b.hkBuild <- built{path, err} }()
+	go func() { path, err := buildPause(ctx, &b.o); b.pauseBuild <- built{path, err} }()
+	go func() { path, err := buildCoreDNS(ctx, &b.o); b.dnsBuild <- built{path, err} }()
+}
+
+// awaitBuild waits for a build started by startBuilds.
+func awaitBuild(ctx context.Context, ch chan built, what string) (string, error) {
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return "", fmt.Errorf("%s: %w", what, r.err)
+		}
+		return r.path, nil
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+func (b *bringUp) installPackages(ctx context.Context) error { return ensurePackages(ctx, b.o.Log) }
+
+// installGuard: no packet to a cluster address may leave the machine, from before the first component
+// starts.
+func (b *bringUp) installGuard(ctx context.Context) error { return installGuard(ctx) }
+
+// hostNetwork sets the host's sysctls and makes /run/netns a shared mount point, and picks the nodes'
+// addresses.
+func (b *bringUp) hostNetwork(ctx context.Context) error {
+	hostIP, _, err := hostIPv4()
+	if err != nil {
 		return err
 	}
-	if err := waitTCP(ctx, p, "etcd", "127.0.0.1:2379"); err != nil {
+	b.hostIP = hostIP
+	b.nodes = make([]Node, b.o.Nodes)
+	for i := range b.nodes {
+		b.nodes[i] = nodeFor(i+1, hostIP)
+	}
+	if err := setSysctls(ctx, ""); err != nil {
 		return err
 	}
-	_, err := startProc(p, "kube-apiserver", []string{hk, "kube-apiserver",
-		"--etcd-servers=http://127.0.0.1:2379", "--advertise-address=" + hostIP, "--bind-address=0.0.0.0", "--secure-port=6443",
+	mountedNetns := !isMountPoint("/run/netns")
+	if err := ensureNetnsMount(ctx); err != nil {
+		return err
+	}
+	b.state = &state{HostIP: hostIP, Nodes: b.nodes, ProxyMinSyncPeriod: b.o.ProxyMinSyncPeriod, Started: time.Now(), MountedNetns: mountedNetns}
+	return saveState(b.p, b.state) // recorded early: Down can clean up a half-started cluster
+}
+
+func (b *bringUp) writeConfig(context.Context) error {
+	if err := writePKI(b.p, b.hostIP, b.nodes); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	for _, n := range b.nodes {
+		if err := writeNodeConfig(b.p, n, b.kindOf(n).layout(b.p), b.o.ProxyMinSyncPeriod); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bringUp) prepareNodes(ctx context.Context) error {
+	for _, n := range b.nodes {
+		if err := b.kindOf(n).prepare(ctx, b.p); err != nil {
+			return fmt.Errorf("%s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+// startComponent starts one of a node's components inside the node.
+func (b *bringUp) startComponent(n Node, component string, argv []string) error {
+	full, err := b.kindOf(n).command(b.p, component, argv)
+	if err != nil {
+		return err
+	}
+	wrap := full[:len(full)-len(argv)]
+	return b.procs.start(n.proc(component), wrap, argv)
+}
+
+// startContainerds starts every node's containerd, waits until it answers the CRI, and imports the pause
+// image every pod sandbox runs.
+func (b *bringUp) startContainerds(ctx context.Context) error {
+	pause, err := awaitBuild(ctx, b.pauseBuild, "pause image")
+	if err != nil {
+		return err
+	}
+	b.pause = pause
+	for _, n := range b.nodes {
+		l := b.kindOf(n).layout(b.p)
+		if err := b.startComponent(n, compContainerd, []string{"/usr/bin/containerd", "--config", b.p.node(n.Name) + "/containerd.toml"}); err != nil {
+			return err
+		}
+		if err := b.waitContainerd(ctx, n); err != nil {
+			return err
+		}
+		if err := b.loadImage(ctx, b.pause, l.socket()); err != nil {
+			return componentError(b.p, n.proc(compContainerd), err)
+		}
+	}
+	return nil
+}
+
+func (b *bringUp) waitContainerd(ctx context.Context, n Node) error {
+	return waitFor(ctx, b.p, b.procs, n.proc(compContainerd), b.timeout, criAnswers(b.kindOf(n).layout(b.p).socket()))
+}
+
+// componentBinary waits for the component build, and records it.
+func (b *bringUp) componentBinary(ctx context.Context) error {
+	if b.hk != "" {
+		return nil
+	}
+	hk, err := awaitBuild(ctx, b.hkBuild, "components")
+	if err != nil {
+		return err
+	}
+	b.hk, b.state.Binary = hk, hk
+	return saveState(b.p, b.state)
+}
+
+func (b *bringUp) startEtcd(ctx context.Context) error {
+	if err := b.componentBinary(ctx); err != nil {
+		return err
+	}
+	if err := b.procs.start("etcd", nil, []string{b.hk, "etcd", "--data-dir", b.p.etcd()}); err != nil {
+		return err
+	}
+	return waitFor(ctx, b.p, b.procs, "etcd", b.timeout, httpAnswers("http://127.0.0.1:2379/health", ""))
+}
+
+func (b *bringUp) startAPIServer(ctx context.Context) error {
+	p := b.p
+	err := b.procs.start("kube-apiserver", nil, []string{b.hk, "kube-apiserver",
+		"--etcd-servers=http://127.0.0.1:2379", "--advertise-address=" + b.hostIP, "--bind-address=0.0.0.0", "--secure-port=6443",
 		"--service-cluster-ip-range=" + ServiceCIDR, "--service-node-port-range=" + NodePortRange,
 		"--client-ca-file=" + p.pki("ca.crt"), "--tls-cert-file=" + p.pki("apiserver.crt"), "--tls-private-key-file=" + p.pki("apiserver.key"),
 		"--kubelet-client-certificate=" + p.pki("apiserver-kubelet-client.crt"), "--kubelet-client-key=" + p.pki("apiserver-kubelet-client.key"),
@@ -250,92 +331,85 @@ func startControlPlane(ctx context.Context, o Options, p paths, hk, hostIP strin
 	if err != nil {
 		return err
 	}
-	client, err := Client(p.admin())
-	if err != nil {
-		return err
-	}
-	err = Poll(ctx, 60*time.Second, 200*time.Millisecond, func() (bool, error) {
-		if _, ok := readPID(p, "kube-apiserver"); !ok {
-			return false, errors.New("process exited")
-		}
-		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-		return err == nil && string(body) == "ok", err
-	})
-	if err != nil {
-		return componentError(p, "kube-apiserver", err)
-	}
-	kc := p.kubeconfig("controller-manager")
-	if _, err := startProc(p, "kube-controller-manager", []string{hk, "kube-controller-manager",
-		"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
-		"--service-account-private-key-file=" + p.pki("sa.key"), "--root-ca-file=" + p.pki("ca.crt"),
-		"--cluster-signing-cert-file=" + p.pki("ca.crt"), "--cluster-signing-key-file=" + p.pki("ca.key"),
-		"--use-service-account-credentials=true", "--leader-elect=false", "--allocate-node-cidrs=false",
-		"--cluster-cidr=" + ClusterCIDR, "--service-cluster-ip-range=" + ServiceCIDR, "--profiling=false",
-	}); err != nil {
-		return err
-	}
-	ks := p.kubeconfig("scheduler")
-	_, err = startProc(p, "kube-scheduler", []string{hk, "kube-scheduler",
-		"--kubeconfig=" + ks, "--authentication-kubeconfig=" + ks, "--authorization-kubeconfig=" + ks, "--leader-elect=false", "--profiling=false",
-	})
-	return err
+	return waitFor(ctx, p, b.procs, "kube-apiserver", 2*b.timeout, httpAnswers("https://127.0.0.1:6443/readyz", "ok"))
 }
 
-func waitTCP(ctx context.Context, p paths, name, addr string) error {
-	err := Poll(ctx, 20*time.Second, 100*time.Millisecond, func() (bool, error) {
-		if _, ok := readPID(p, name); !ok {
-			return false, errors.New("process exited")
+// startControllers starts the controller-manager and the scheduler (the apiserver is ready) and waits
+// for their health endpoints.
+func (b *bringUp) startControllers(ctx context.Context) error {
+	p := b.p
+	kc, ks := p.kubeconfig("controller-manager"), p.kubeconfig("scheduler")
+	for _, c := range []struct {
+		name, healthz string
+		argv          []string
+	}{
+		{"kube-controller-manager", "https://127.0.0.1:10257/healthz", []string{b.hk, "kube-controller-manager",
+			"--kubeconfig=" + kc, "--authentication-kubeconfig=" + kc, "--authorization-kubeconfig=" + kc,
+			"--service-account-private-key-file=" + p.pki("sa.key"), "--root-ca-file=" + p.pki("ca.crt"),
+			"--cluster-signing-cert-file=" + p.pki("ca.crt"), "--cluster-signing-key-file=" + p.pki("ca.key"),
+			"--use-service-account-credentials=true", "--leader-elect=false", "--allocate-node-cidrs=false",
+			"--cluster-cidr=" + ClusterCIDR, "--service-cluster-ip-range=" + ServiceCIDR, "--profiling=false"}},
+		{"kube-scheduler", "https://127.0.0.1:10259/healthz", []string{b.hk, "kube-scheduler",
+			"--kubeconfig=" + ks, "--authentication-kubeconfig=" + ks, "--authorization-kubeconfig=" + ks, "--leader-elect=false", "--profiling=false"}},
+	} {
+		if err := b.procs.start(c.name, nil, c.argv); err != nil {
+			return err
 		}
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			conn.Close()
+		if err := waitFor(ctx, p, b.procs, c.name, b.timeout, httpAnswers(c.healthz, "ok")); err != nil {
+			return err
 		}
-		return err == nil, err
-	})
-	if err != nil {
-		return componentError(p, name, err)
 	}
 	return nil
 }
 
-// startNode starts the kubelet and kube-proxy of the host's node.
-func startNode(ctx context.Context, p paths, n Node, hk string) error {
-	if _, err := startProc(p, "kubelet-"+n.Name, kubeletArgv(p, n, hk)); err != nil {
+// startNodeAgents starts each node's kubelet and kube-proxy, each only once the node's containerd
+// answers and the node's network namespace, mounts and CNI configuration exist.
+func (b *bringUp) startNodeAgents(ctx context.Context) error {
+	for _, n := range b.nodes {
+		if err := b.startNodeAgent(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bringUp) startNodeAgent(ctx context.Context, n Node) error {
+	if err := b.waitContainerd(ctx, n); err != nil {
 		return err
 	}
-	_, err := startProc(p, "kube-proxy-"+n.Name, []string{hk, "kube-proxy", "--config=" + p.node(n.Name) + "/kube-proxy.yaml"})
-	return err
+	kind := b.kindOf(n)
+	if err := Poll(ctx, b.timeout, 100*time.Millisecond, func() (bool, error) {
+		err := kind.kubeletPrereqs(b.p)
+		return err == nil, err
+	}); err != nil {
+		return componentError(b.p, n.proc(compKubelet), fmt.Errorf("not started: %w", err))
+	}
+	if err := b.startComponent(n, compKubelet, b.kubeletArgv(n)); err != nil {
+		return err
+	}
+	return b.startComponent(n, compProxy, []string{b.hk, "kube-proxy", "--config=" + b.p.node(n.Name) + "/kube-proxy.yaml"})
 }
 
-func kubeletArgv(p paths, n Node, hk string) []string {
-	argv := []string{hk, "kubelet", "--config=" + p.node(n.Name) + "/kubelet.yaml", "--kubeconfig=" + p.kubeconfig("kubelet-"+n.Name),
-		"--hostname-override=" + n.Name, "--node-ip=" + n.IP, "--v=1",
+func (b *bringUp) kubeletArgv(n Node) []string {
+	return []string{b.hk, "kubelet", "--config=" + b.p.node(n.Name) + "/kubelet.yaml", "--kubeconfig=" + b.p.kubeconfig(n.proc(compKubelet)),
+		"--hostname-override=" + n.Name, "--node-ip=" + n.IP, "--v=1", "--root-dir=" + b.kindOf(n).layout(b.p).KubeletRoot,
 		// One zone per node, so that zone spreading is exercised as on a multi-zone cluster.
 		fmt.Sprintf("--node-labels=topology.kubernetes.io/zone=zone-%d", n.Index)}
-	if n.Netns != "" {
-		argv = append(argv, "--root-dir="+kubeletRoot(n))
-	}
-	return argv
 }
 
-func kubeletRoot(n Node) string {
-	if n.Netns == "" {
-		return "/var/lib/kubelet"
-	}
-	return "/var/lib/kubelet-" + n.Name
-}
-
-// waitReady waits for every node to be Ready and for the default ServiceAccount (pods need it).
-func waitReady(ctx context.Context, p paths, c *Cluster) error {
-	client, err := Client(c.Kubeconfig)
+// waitNodesReady waits for every node to be Ready and for the default ServiceAccount (pods need it).
+func (b *bringUp) waitNodesReady(ctx context.Context) error {
+	client, err := Client(b.p.admin())
 	if err != nil {
 		return err
 	}
-	for _, n := range c.Nodes {
+	for _, n := range b.nodes {
+		var exited string
 		err := Poll(ctx, 90*time.Second, 200*time.Millisecond, func() (bool, error) {
-			for _, comp := range []string{"kubelet-" + n.Name, "kube-proxy-" + n.Name, "containerd-" + n.Name} {
-				if _, ok := readPID(p, comp); !ok {
-					return false, fmt.Errorf("%s exited", comp)
+			for _, comp := range nodeComponents {
+				if !b.procs.alive(n.proc(comp)) {
+					exited = n.proc(comp)
+					return false, fmt.Errorf("%s: %w", exited, errNotRunning)
 				}
 			}
 			node, err := client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
@@ -350,13 +424,10 @@ func waitReady(ctx context.Context, p paths, c *Cluster) error {
 			return false, fmt.Errorf("node %s not Ready yet", n.Name)
 		})
 		if err != nil {
-			comp := "kubelet-" + n.Name
-			if strings.Contains(err.Error(), "kube-proxy") {
-				comp = "kube-proxy-" + n.Name
-			} else if strings.Contains(err.Error(), "containerd") {
-				comp = "containerd-" + n.Name
+			if exited == "" {
+				exited = n.proc(compKubelet)
 			}
-			return componentError(p, comp, err)
+			return componentError(b.p, exited, err)
 		}
 	}
 	err = Poll(ctx, 60*time.Second, 200*time.Millisecond, func() (bool, error) {
@@ -364,29 +435,42 @@ func waitReady(ctx context.Context, p paths, c *Cluster) error {
 		return err == nil, err
 	})
 	if err != nil {
-		return componentError(p, "kube-controller-manager", fmt.Errorf("no default ServiceAccount: %w", err))
+		return componentError(b.p, "kube-controller-manager", fmt.Errorf("no default ServiceAccount: %w", err))
+	}
+	return nil
+}
+
+// startDNS imports the CoreDNS image into every node and deploys it.
+func (b *bringUp) startDNS(ctx context.Context) error {
+	tar, err := awaitBuild(ctx, b.dnsBuild, "CoreDNS image")
+	if err != nil {
+		return err
+	}
+	c := &Cluster{Nodes: b.nodes}
+	if err := c.LoadImage(ctx, tar); err != nil {
+		return err
+	}
+	client, err := Client(b.p.admin())
+	if err != nil {
+		return err
+	}
+	if err := deployDNS(ctx, client); err != nil {
+		return fmt.Errorf("CoreDNS %s not ready: %w", CoreDNSVersion, err)
 	}
 	return nil
 }
 
 // writeNodeConfig writes a node's containerd, CNI, kubelet and kube-proxy configuration.
-func writeNodeConfig(p paths, n Node, minSync string) error {
+func writeNodeConfig(p paths, n Node, l nodeLayout, minSync string) error {
 	dir := p.node(n.Name)
 	data := map[string]any{
-		"Name": n.Name, "PodCIDR": n.PodCIDR, "IP": n.IP, "Socket": n.containerdSocket(),
-		"Root": "/var/lib/containerd", "State": "/run/containerd", "CNIDir": dir + "/cni", "IPAMDir": "/var/lib/cni/networks",
-		"Pause": PauseImage, "CA": p.pki("ca.crt"), "Cert": p.pki("kubelet-" + n.Name + ".crt"), "Key": p.pki("kubelet-" + n.Name + ".key"),
-		"CgroupRoot": "", "ProxyKubeconfig": p.kubeconfig("kube-proxy"), "MinSync": minSync, "ClusterCIDR": ClusterCIDR,
+		"Name": n.Name, "PodCIDR": n.PodCIDR, "IP": n.IP, "Socket": l.socket(),
+		"Root": l.ContainerdRoot, "State": l.ContainerdState, "CNIDir": dir + "/cni", "IPAMDir": l.IPAMDir,
+		"Pause": PauseImage, "CA": p.pki("ca.crt"), "Cert": p.pki(n.proc(compKubelet) + ".crt"), "Key": p.pki(n.proc(compKubelet) + ".key"),
+		"CgroupRoot": l.CgroupRoot, "ProxyKubeconfig": p.kubeconfig("kube-proxy"), "MinSync": minSync, "ClusterCIDR": ClusterCIDR,
 	}
-	if n.Netns != "" {
-		data["Root"] = dir + "/containerd"
-		data["State"] = "/run/containerd-" + n.Name
-		data["IPAMDir"] = dir + "/ipam"
-		data["CgroupRoot"] = "/" + n.Name
-	}
-	files := map[string]string{"containerd.toml": containerdConfig, "cni/10-bridge.conflist": cniConfig,
-		"cni/99-loopback.conf": `{"cniVersion": "1.0.0", "name": "lo", "type": "loopback"}` + "\n",
-		"kubelet.yaml":         kubeletConfig, "kube-proxy.yaml": proxyConfig}
+	files := map[string]string{"containerd.toml": containerdConfig, cniConfigs[0]: cniConfig, cniConfigs[1]: loopbackConfig,
+		"kubelet.yaml": kubeletConfig, "kube-proxy.yaml": proxyConfig}
 	for f, tmpl := range files {
 		t, err := template.New(f).Option("missingkey=error").Parse(tmpl)
 		if err != nil {
@@ -402,6 +486,8 @@ func writeNodeConfig(p paths, n Node, minSync string) error {
 	}
 	return nil
 }
+
+const loopbackConfig = `{"cniVersion": "1.0.0", "name": "lo", "type": "loopback"}` + "\n"
 
 const kubeletConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration

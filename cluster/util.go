@@ -3,9 +3,11 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -13,13 +15,38 @@ import (
 func splitLines(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") }
 func fields(s string) []string     { return strings.Fields(s) }
 
-// run runs a command and returns its combined output; the error names the command and carries its output.
+// CmdError is the error of a command that failed: what ran, what it printed and how it ended. Callers
+// inspect it with errors.As (for example ExitCode, or Output for a known message) instead of matching the
+// error's text.
+type CmdError struct {
+	Args     []string // the command and its arguments
+	Output   string   // combined stdout and stderr
+	ExitCode int      // -1 when it did not run or was killed by a signal
+	Err      error    // the underlying error from os/exec
+}
+
+func (e *CmdError) Error() string {
+	msg := fmt.Sprintf("%s: %v", strings.Join(e.Args, " "), e.Err)
+	if out := strings.TrimSpace(e.Output); out != "" {
+		msg += "\n" + out
+	}
+	return msg
+}
+
+func (e *CmdError) Unwrap() error { return e.Err }
+
+// run runs a command and returns its combined output; a failure is a *CmdError.
 func run(ctx context.Context, name string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+		code := -1
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		}
+		return out.String(), &CmdError{Args: append([]string{name}, args...), Output: out.String(), ExitCode: code, Err: err}
 	}
 	return out.String(), nil
 }
@@ -58,17 +85,10 @@ func Poll(ctx context.Context, timeout, interval time.Duration, cond func() (boo
 }
 
 func writeFile(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(dirOf(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
 	return os.WriteFile(path, data, mode)
-}
-
-func dirOf(p string) string {
-	if i := strings.LastIndex(p, "/"); i > 0 {
-		return p[:i]
-	}
-	return "/"
 }
 
 // tail returns the last n lines of a file, for failure messages.
