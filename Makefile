@@ -10,22 +10,31 @@ KUBE_VERSION ?= 1.34.0
 export PATH := $(BIN):/usr/local/go/bin:$(PATH)
 
 # The tools are pinned by the `tool` directives in go.mod and built from the module cache.
-TOOLS := $(BIN)/helm $(BIN)/ct $(BIN)/helm-docs
+TOOLS := $(BIN)/helm $(BIN)/ct $(BIN)/helm-docs $(BIN)/testlog
 TOOL_PKG_helm      := helm.sh/helm/v3/cmd/helm
 TOOL_PKG_ct        := github.com/helm/chart-testing/v3/ct
 TOOL_PKG_helm-docs := github.com/norwoodj/helm-docs/cmd/helm-docs
+TOOL_PKG_testlog   := ./internal/cmd/testlog
+$(BIN)/testlog: $(wildcard internal/cmd/testlog/*.go)
 
 APT_PACKAGES := yamllint
 
 NODES ?= 1
+CYCLES ?= 10
+
+# Every suite runs through testlog, which records each test's result (a skipped test with its reason)
+# in results/tests.jsonl for the summary at the end of `make test`. $(call gotest,SUITE,FLAGS AND
+# PACKAGES); V=1 prints every test's output, as go test -v.
+RECORD := $(CURDIR)/results/tests.jsonl
+gotest = $(GO) test -json $(2) 2>&1 | $(BIN)/testlog $(if $(V),-v) -record $(RECORD) -suite $(1)
 
 .PHONY: all help deps tools render test test-render test-lint lint docs golden bench clean \
-	cluster-up cluster-down cluster-status test-live test-cluster test-unit e2e
+	cluster-up cluster-down cluster-status cluster-build cluster-soak test-live test-teardown test-unit e2e
 
 all: test
 
 help: ## List the targets.
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 deps: tools ## Install the apt packages and build the pinned Go tools (idempotent).
 	@missing=(); for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing+=($$p); done; \
@@ -35,7 +44,7 @@ deps: tools ## Install the apt packages and build the pinned Go tools (idempoten
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq "$${missing[@]}" >/dev/null; \
 	fi
 
-tools: $(TOOLS) ## Build helm, ct and helm-docs into bin/.
+tools: $(TOOLS) ## Build helm, ct, helm-docs and testlog into bin/.
 
 $(BIN)/%: go.mod go.sum
 	$(GO) build -o $@ $(TOOL_PKG_$*)
@@ -44,16 +53,17 @@ $(BIN)/%: go.mod go.sum
 render: tools ## Render the chart with its defaults for KUBE_VERSION (default 1.34.0) and print the manifests.
 	helm template go-service $(CHART) --kube-version $(KUBE_VERSION)
 
-test: deps lint test-render test-unit bench test-cluster ## Everything CI runs.
+test: ## Everything CI runs, stage by stage, each timed; ends with the stage times, what was skipped and why, and the counts.
+	@scripts/test-stages.sh
 
-test-render: ## The render suite: in-process renders, values, guardrails, golden files, dependency chart.
-	$(GO) test -count=1 ./test/render/... ./test/chart/...
+test-render: tools ## The render suite: in-process renders, values, guardrails, golden files, dependency chart.
+	@$(call gotest,render,-count=1 ./test/render/... ./test/chart/...)
 
-test-unit: ## Unit tests: the cluster harness, the graceful package, the load generator (no root, no cluster).
-	$(GO) test -count=1 ./cluster/... ./graceful/... ./load/...
+test-unit: tools ## Unit tests: the cluster harness, the graceful package, the load generator, testlog (no root, no cluster).
+	@$(call gotest,unit,-count=1 ./cluster/... ./graceful/... ./load/... ./internal/...)
 
 test-lint: deps ## helm lint --strict, ct lint and the values-docs check, as Go tests.
-	$(GO) test -count=1 ./test/lint/...
+	@$(call gotest,lint,-count=1 ./test/lint/...)
 
 lint: deps test-lint ## test-lint plus go vet and gofmt.
 	$(GO) vet ./...
@@ -77,23 +87,20 @@ cluster-down: ## Stop the local cluster and remove everything it created.
 cluster-status: ## Show the local cluster's components and health.
 	$(GO) run ./cmd/cluster status
 
-test-live: ## The live smoke suite on KUBECONFIG's cluster, or on the local cluster (started if needed).
-	GO_SERVICE_NODES=$(NODES) $(GO) test -count=1 -v -timeout 30m ./test/smoke/...
+cluster-build: ## Build the cluster's components and images (cached in ~/.cache/go-service; no root).
+	$(GO) run ./cmd/cluster build
 
-e2e: ## The zero-downtime live suite (KUBECONFIG's cluster, or a 2-node local cluster); reports in results/live.
-	GO_SERVICE_NODES=2 $(GO) test -count=1 -v -timeout 60m ./test/live/...
+cluster-soak: ## CYCLES (default 10) of: 1-node up, 2-node up, a pod per node serving through a Service, down, residue check.
+	$(GO) run ./cmd/cluster soak --cycles $(CYCLES)
 
-# The live part of `make test`. With KUBECONFIG set it only runs the live suite there. Otherwise it runs
-# the smoke suite on a 1-node and a 2-node local cluster, and always ends with the teardown test, which
-# stops the cluster and fails on any residue, even when a live test failed.
-test-cluster:
-	@if [ -n "$${KUBECONFIG:-}" ]; then $(MAKE) --no-print-directory test-live e2e; exit $$?; fi; \
-	status=0; \
-	$(MAKE) --no-print-directory test-live NODES=1 || status=$$?; \
-	$(MAKE) --no-print-directory test-live NODES=2 || status=$$?; \
-	$(MAKE) --no-print-directory e2e || status=$$?; \
-	$(GO) test -count=1 -timeout 15m ./test/teardown/... || status=$$?; \
-	exit $$status
+test-live: tools ## The live smoke suite on KUBECONFIG's cluster, or on the local cluster (started if needed).
+	@GO_SERVICE_NODES=$(NODES) $(call gotest,smoke-$(NODES),-count=1 -v -timeout 30m ./test/smoke/...) -v
+
+e2e: tools ## The zero-downtime live suite (KUBECONFIG's cluster, or a 2-node local cluster); reports in results/live.
+	@GO_SERVICE_NODES=2 $(call gotest,e2e,-count=1 -v -timeout 60m ./test/live/...) -v
+
+test-teardown: tools ## Stop the local cluster (started if none runs) and fail on anything left behind.
+	@$(call gotest,teardown,-count=1 -v -timeout 15m ./test/teardown/...) -v
 
 clean: ## Remove built tools.
 	rm -rf $(BIN)

@@ -127,3 +127,24 @@ func buildPause(ctx context.Context, o *Options) (string, error) {
 	}
 	return tar, os.Rename(built, tar)
 }
+
+// Build builds, or finds in the cache, everything Up needs: the component binary, the pause image and
+// the CoreDNS image, side by side as Up does. It needs no root.
+func Build(ctx context.Context, o Options) error {
+	if err := o.defaults(); err != nil {
+		return err
+	}
+	b := newBringUp(o)
+	b.startBuilds(ctx)
+	for _, w := range []struct {
+		ch   chan built
+		what string
+	}{{b.hkBuild, "components"}, {b.pauseBuild, "pause image"}, {b.dnsBuild, "CoreDNS image"}} {
+		path, err := awaitBuild(ctx, w.ch, w.what)
+		if err != nil {
+			return err
+		}
+		o.Log("%s: %s", w.what, path)
+	}
+	return nil
+}

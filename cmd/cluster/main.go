@@ -4,6 +4,8 @@
 //	cluster down                                        stop it and remove everything it created
 //	cluster status                                      components, nodes, health (exit 1 if unhealthy)
 //	cluster kubeconfig                                  print the admin kubeconfig path
+//	cluster build                                       build the components and images (cached; no root)
+//	cluster soak [--cycles 10]                          up 1 node, up 2 nodes, serve on each, down; N times
 package main
 
 import (
@@ -28,6 +30,7 @@ func main() {
 	fs.IntVar(&o.Nodes, "nodes", 1, "number of nodes (node 1 on the host, the others in network namespaces)")
 	fs.StringVar(&o.ProxyMinSyncPeriod, "proxy-min-sync-period", "1s", "kube-proxy iptables minSyncPeriod (endpoint propagation lag)")
 	fs.StringVar(&o.StateDir, "state-dir", cluster.DefaultStateDir, "state directory")
+	cycles := fs.Int("cycles", 10, "soak: number of cycles")
 	_ = fs.Parse(os.Args[2:])
 
 	switch os.Args[1] {
@@ -49,13 +52,25 @@ func main() {
 		}
 	case "kubeconfig":
 		fmt.Println(cluster.DefaultKubeconfig)
+	case "build":
+		if err := cluster.Build(ctx, o); err != nil {
+			fail(err)
+		}
+	case "soak":
+		res, err := cluster.Soak(ctx, o, *cycles, os.Stdout)
+		if err != nil {
+			fail(err)
+		}
+		if res.Failures() > 0 || res.ResidueItems() > 0 {
+			os.Exit(1)
+		}
 	default:
 		usage()
 	}
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: cluster {up [--nodes N] [--proxy-min-sync-period D]|down|status|kubeconfig}")
+	fmt.Fprintln(os.Stderr, "usage: cluster {up [--nodes N] [--proxy-min-sync-period D]|down|status|kubeconfig|build|soak [--cycles N]}")
 	os.Exit(2)
 }
 

@@ -101,6 +101,13 @@ func StartTraffic(t *testing.T, env *kube.Env, ns, serviceIP string, o TrafficOp
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tr := &Traffic{env: env, ns: ns, url: url, timeline: tl, cancel: cancel}
+	// A test that fails before Stop (t.Fatal anywhere) still stops its load and its watches: nothing
+	// keeps sending requests into the next scenario.
+	t.Cleanup(func() {
+		cancel()
+		tr.wg.Wait()
+		tl.Stop()
+	})
 	start := func(cfg load.Config) {
 		tr.wg.Add(1)
 		go func() {
