@@ -258,7 +258,8 @@ func serveOnEachNode(ctx context.Context, c *Cluster, tar string) error {
 		return fmt.Errorf("pods on %d of %d nodes: %v", len(nodes), len(c.Nodes), want)
 	}
 	seen := map[string]bool{}
-	httpc := &http.Client{Timeout: 2 * time.Second}
+	// A new connection per request: kube-proxy picks a backend per connection.
+	httpc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	url := "http://" + svc.Spec.ClusterIP + "/"
 	err = Poll(ctx, 60*time.Second, 50*time.Millisecond, func() (bool, error) {
 		resp, err := httpc.Get(url)
