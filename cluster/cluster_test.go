@@ -1,9 +1,14 @@
 package cluster
 
 import (
+	"context"
+	"os"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestNodeLayout(t *testing.T) {
@@ -52,4 +57,50 @@ func TestOptionsDefaults(t *testing.T) {
 	assert.Equal(t, "1s", o.ProxyMinSyncPeriod)
 	bad := Options{Nodes: 9}
 	assert.ErrorContains(t, bad.defaults(), "nodes: 9 is out of range")
+}
+
+func TestStatAlive(t *testing.T) {
+	t.Parallel()
+	for stat, alive := range map[string]bool{
+		"123 (containerd) S 1 123 123 0 -1":    true,
+		"123 (hk) R 1 123 123 0 -1":            true,
+		"123 (my (odd) name) S 1 123 123 0 -1": true,
+		"123 (containerd) Z 1 123 123 0 -1":    false,
+		"123 (containerd) X 1 123 123 0 -1":    false,
+		"123 (a) Z) S 1":                       true, // the last ')' ends the name
+		"garbage":                              false,
+	} {
+		assert.Equal(t, alive, statAlive(stat), stat)
+	}
+}
+
+// A started process is alive from the moment startProc returns, including while it is still in execve
+// (its command line empty for a moment: likely for a large binary on a cold page cache, which is what a
+// fresh machine has), and not alive once it has exited.
+func TestProcAlive(t *testing.T) { // not parallel: t.Setenv
+	if os.Getenv("GO_SERVICE_TEST_SLEEP") != "" {
+		time.Sleep(time.Minute)
+		return
+	}
+	self, err := os.Executable() // a large binary: a long execve
+	require.NoError(t, err)
+	p := paths{t.TempDir()}
+	t.Setenv("GO_SERVICE_TEST_SLEEP", "1")
+	for i := 0; i < 50; i++ {
+		if os.Geteuid() == 0 {
+			_ = os.WriteFile("/proc/sys/vm/drop_caches", []byte("1"), 0o200) // cold page cache, as on a fresh machine
+		}
+		pid, err := startProc(p, "sleeper", nil, []string{self, "-test.run=^TestProcAlive$"})
+		require.NoError(t, err)
+		got, ok := procAlive(p, "sleeper")
+		assert.True(t, ok, "start %d: alive right after start", i)
+		assert.Equal(t, pid, got)
+		require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+		require.NoError(t, Poll(context.Background(), 5*time.Second, 10*time.Millisecond, func() (bool, error) {
+			_, ok := procAlive(p, "sleeper")
+			return !ok, nil
+		}), "killed and reaped: not alive")
+	}
+	_, ok := procAlive(paths{t.TempDir()}, "never-started")
+	assert.False(t, ok)
 }

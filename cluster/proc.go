@@ -80,19 +80,42 @@ func readPID(p paths, name string) (int, bool) {
 	return pid, processRuns(pid, exe)
 }
 
-// processRuns reports whether pid is alive and its command line starts with exe.
+// processRuns reports whether pid is alive (not a zombie) and, when exe is given, whether its command
+// line starts with exe. Liveness comes from /proc/PID/stat: a process in the middle of execve (slow on a
+// cold page cache) has an empty command line for a moment, and is alive all the same. Its executable
+// cannot be told then, so a check for exe says no: a process that cannot be identified is never
+// signalled.
 func processRuns(pid int, exe string) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil || !statAlive(string(stat)) {
+		return false
+	}
+	if exe == "" {
+		return true
+	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil || len(cmdline) == 0 {
 		return false
 	}
-	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		if f := fields(string(stat)); len(f) > 2 && f[2] == "Z" {
-			return false
-		}
-	}
 	argv0 := strings.SplitN(string(cmdline), "\x00", 2)[0]
-	return exe == "" || argv0 == exe || strings.HasSuffix(argv0, "/"+lastPart(exe))
+	return argv0 == exe || strings.HasSuffix(argv0, "/"+lastPart(exe))
+}
+
+// midExec reports whether pid is alive with an empty command line: a process in the middle of execve.
+func midExec(pid int) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && len(cmdline) == 0 && processRuns(pid, "")
+}
+
+// statAlive reads the state of a /proc/PID/stat line (the field after the command name in parentheses,
+// which may itself hold spaces and parentheses): Z (zombie) and X (dead) are not alive.
+func statAlive(stat string) bool {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 || i+2 >= len(stat) {
+		return false
+	}
+	state := stat[i+2]
+	return state != 'Z' && state != 'X'
 }
 
 func lastPart(p string) string {
@@ -105,6 +128,13 @@ func lastPart(p string) string {
 // stopProc sends SIGTERM, waits up to grace, then SIGKILL; it removes the PID file.
 func stopProc(p paths, name string, grace time.Duration) {
 	pid, ok := readPID(p, name)
+	if !ok && pid > 0 && midExec(pid) {
+		// Started a moment ago and still in execve: wait for it to show what it is.
+		for i := 0; i < 40 && !ok && midExec(pid); i++ {
+			time.Sleep(50 * time.Millisecond)
+			pid, ok = readPID(p, name)
+		}
+	}
 	if ok {
 		killWait(pid, grace)
 	}
