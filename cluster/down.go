@@ -184,7 +184,7 @@ func removeCgroups(nodes []Node) {
 }
 
 // cleanupNetwork removes the iptables chains of kube-proxy, the kubelet and the CNI plugins (host and
-// extra nodes), the bridge, the veths and the routes to the extra nodes.
+// extra nodes) and the bridge. The extra nodes' veths, routes and namespaces go with nodeKind.remove.
 func cleanupNetwork(ctx context.Context, nodes []Node) {
 	netnss := []string{""}
 	for _, n := range nodes {
