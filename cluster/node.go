@@ -66,7 +66,7 @@ type nodeKind interface {
 	// cgroups.
 	layout(p paths) nodeLayout
 	// prepare creates what the node needs before its containerd starts (network namespace, veth,
-	// routes, sysctls, cgroup root, log directories).
+	// routes, sysctls, cgroup root, private directories).
 	prepare(ctx context.Context, p paths) error
 	// command wraps a component's argv so that it runs inside the node. containerd, which starts first,
 	// sets up the node's mount namespace; the kubelet and kube-proxy join it.
@@ -138,10 +138,16 @@ func (x netnsNode) layout(p paths) nodeLayout {
 func (x netnsNode) vethName() string  { return "veth-" + x.Name }
 func (x netnsNode) netnsPath() string { return "/run/netns/" + x.Netns }
 
-// logDirs are the node's own /var/log/pods and /var/log/containers, bind-mounted over the host's inside
-// its mount namespace.
-func (x netnsNode) logDirs(p paths) map[string]string {
-	return map[string]string{"/var/log/pods": p.node(x.Name) + "/logs-pods", "/var/log/containers": p.node(x.Name) + "/logs-containers"}
+// privateDirs are the paths the kubelet hard-codes whatever its --root-dir, each bind-mounted over the
+// host's inside the node's mount namespace with a directory of the node's own: /var/log/pods and
+// /var/log/containers, and the device-plugin directory, in which every kubelet clears stale sockets
+// and then binds its own (two kubelets sharing it race: "bind: address already in use").
+func (x netnsNode) privateDirs(p paths) map[string]string {
+	return map[string]string{
+		"/var/log/pods":                   p.node(x.Name) + "/logs-pods",
+		"/var/log/containers":             p.node(x.Name) + "/logs-containers",
+		"/var/lib/kubelet/device-plugins": p.node(x.Name) + "/device-plugins",
+	}
 }
 
 func (x netnsNode) prepare(ctx context.Context, p paths) error {
@@ -188,7 +194,7 @@ func (x netnsNode) prepare(ctx context.Context, p paths) error {
 	}
 	l := x.layout(p)
 	dirs := []string{l.ContainerdRoot, l.KubeletRoot}
-	for target, src := range x.logDirs(p) {
+	for target, src := range x.privateDirs(p) {
 		dirs = append(dirs, target, src)
 	}
 	for _, d := range dirs {
@@ -199,13 +205,13 @@ func (x netnsNode) prepare(ctx context.Context, p paths) error {
 	return nil
 }
 
-// command runs containerd in a new mount namespace (slave propagation, the node's log directories
+// command runs containerd in a new mount namespace (slave propagation, the node's private directories
 // bind-mounted) inside the node's network namespace; the kubelet and kube-proxy join containerd's mount
 // namespace and the network namespace. Each wrapper execs the next, so the PID is the component's.
 func (x netnsNode) command(p paths, component string, argv []string) ([]string, error) {
 	if component == compContainerd {
 		var mounts []string
-		for target, src := range x.logDirs(p) {
+		for target, src := range x.privateDirs(p) {
 			mounts = append(mounts, fmt.Sprintf("mount --bind '%s' '%s'", src, target))
 		}
 		script := strings.Join(mounts, " && ") + ` && exec "$@"`
@@ -233,7 +239,7 @@ func (x netnsNode) kubeletPrereqs(p paths) error {
 	if err != nil {
 		return fmt.Errorf("mounts of %s: %w", x.proc(compContainerd), err)
 	}
-	for target := range x.logDirs(p) {
+	for target := range x.privateDirs(p) {
 		if !mountedIn(string(mountinfo), target) {
 			return fmt.Errorf("%s is not mounted in the node's mount namespace", target)
 		}
