@@ -1,13 +1,13 @@
 // Package load is an open-loop HTTP load generator for zero-downtime checks: it sends requests at a
 // constant rate whatever the responses do, classifies every failure (refused, reset, EOF, timeout, 5xx,
-// other), and keeps per-second counts and every latency, so a rollout's effect can be read second by
-// second. By default each request uses a new connection (keep-alive hides drops: Go's client silently
-// retries idempotent requests on a reused connection that the server closed).
+// other), and keeps every request (when it was sent, its latency, its outcome and the backend that
+// answered), so a rollout's effect can be read second by second and gated on a window. Clients come in
+// the kinds callers of a Go service have: a new connection per request, and a keep-alive connection
+// pool sending POSTs that nobody retries.
 package load
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,15 +23,25 @@ import (
 
 // Config of a run.
 type Config struct {
-	URL       string
-	Rate      int           // requests per second
-	Duration  time.Duration // 0: until the context is cancelled
-	KeepAlive bool          // reuse connections (reported beside the gate, never the gate)
-	Timeout   time.Duration // per request (default 5s)
+	// Name identifies the client in reports ("host GET new-conn").
+	Name     string        `json:"name,omitempty"`
+	URL      string        `json:"url"`
+	Rate     int           `json:"rate"`               // requests per second
+	Duration time.Duration `json:"duration,omitempty"` // 0: until the context is cancelled
+	// KeepAlive reuses connections from a pool, as ingress controllers, meshes and Go clients do.
+	KeepAlive bool `json:"keepAlive"`
+	// Method is GET (default) or POST. A POST carries a body and is never retried: net/http retries a
+	// request on a reused connection only when it is idempotent or its body can be rewound, and a POST
+	// here is neither, so a dropped keep-alive POST is seen as the failure it is.
+	Method  string        `json:"method,omitempty"`
+	Timeout time.Duration `json:"timeout,omitempty"` // per request, counted as a failure (default 2s)
 	// MaxInFlight bounds concurrent requests (default 4 x Rate); a request that cannot start is counted
 	// as a failure of kind "overload", never silently skipped.
-	MaxInFlight int
+	MaxInFlight int `json:"maxInFlight,omitempty"`
 }
+
+// DefaultTimeout is the per-request timeout: a request that takes longer has failed.
+const DefaultTimeout = 2 * time.Second
 
 // Failure kinds.
 const (
@@ -51,6 +61,7 @@ type Second struct {
 	Failed   map[string]int `json:"failed,omitempty"`
 	P50Milli float64        `json:"p50ms"`
 	P99Milli float64        `json:"p99ms"`
+	MaxMilli float64        `json:"maxms"`
 }
 
 // FailureSample is one failed request.
@@ -60,29 +71,32 @@ type FailureSample struct {
 	Error string    `json:"error"`
 }
 
-// Result of a run.
-type Result struct {
-	URL       string          `json:"url"`
-	KeepAlive bool            `json:"keepAlive"`
-	Rate      int             `json:"rate"`
-	Start     time.Time       `json:"start"`
-	End       time.Time       `json:"end"`
-	Sent      int             `json:"sent"`
-	OK        int             `json:"ok"`
-	Failed    int             `json:"failed"`
-	ByKind    map[string]int  `json:"byKind"`
-	Seconds   []Second        `json:"seconds"`
-	Samples   []FailureSample `json:"failureSamples"`
-	// Backends counts responses per answering backend (the body's first line).
-	Backends map[string]int `json:"backends"`
-
-	records []record
+// Request is one request of a run: when it was sent (microseconds after the run's start), how long it
+// took, how it failed ("" = success) and which backend answered (an index into Result.BackendNames,
+// -1 for none). Every request is kept, so a run decoded from JSON (an in-cluster client) can be
+// gated exactly like one run in this process.
+type Request struct {
+	SentMicros    int64  `json:"t"`
+	LatencyMicros int64  `json:"l"`
+	Kind          string `json:"k,omitempty"`
+	Backend       int    `json:"b"`
 }
 
-type record struct {
-	at      time.Time
-	latency time.Duration
-	kind    string // "" = ok
+// Result of a run.
+type Result struct {
+	Config
+	Start   time.Time       `json:"start"`
+	End     time.Time       `json:"end"`
+	Sent    int             `json:"sent"`
+	OK      int             `json:"ok"`
+	Failed  int             `json:"failed"`
+	ByKind  map[string]int  `json:"byKind"`
+	Seconds []Second        `json:"seconds"`
+	Samples []FailureSample `json:"failureSamples"`
+	// Backends counts responses per answering backend (the body's first line).
+	Backends     map[string]int `json:"backends"`
+	BackendNames []string       `json:"backendNames"`
+	Requests     []Request      `json:"requests"`
 }
 
 // Run sends requests until the duration passes or ctx is cancelled, then waits for the requests in
@@ -91,8 +105,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Rate <= 0 || cfg.URL == "" {
 		return nil, errors.New("load: URL and a positive Rate are required")
 	}
+	switch cfg.Method {
+	case "":
+		cfg.Method = http.MethodGet
+	case http.MethodGet, http.MethodPost:
+	default:
+		return nil, fmt.Errorf("load: Method %q: want GET or POST", cfg.Method)
+	}
 	if cfg.Timeout == 0 {
-		cfg.Timeout = 5 * time.Second
+		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.MaxInFlight == 0 {
 		cfg.MaxInFlight = 4 * cfg.Rate
@@ -110,12 +131,31 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: cfg.Timeout}
 
-	res := &Result{URL: cfg.URL, KeepAlive: cfg.KeepAlive, Rate: cfg.Rate, Start: time.Now(), ByKind: map[string]int{}, Backends: map[string]int{}}
+	res := &Result{Config: cfg, Start: time.Now(), ByKind: map[string]int{}, Backends: map[string]int{}}
+	backendIdx := map[string]int{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, cfg.MaxInFlight)
 	interval := time.Second / time.Duration(cfg.Rate)
 	next := time.Now()
+	add := func(sent time.Time, lat time.Duration, kind, backend, msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		b := -1
+		if kind == "" {
+			res.Backends[backend]++
+			i, ok := backendIdx[backend]
+			if !ok {
+				i = len(res.BackendNames)
+				backendIdx[backend] = i
+				res.BackendNames = append(res.BackendNames, backend)
+			}
+			b = i
+		} else if len(res.Samples) < 50 {
+			res.Samples = append(res.Samples, FailureSample{At: sent, Kind: kind, Error: msg})
+		}
+		res.Requests = append(res.Requests, Request{SentMicros: sent.Sub(res.Start).Microseconds(), LatencyMicros: lat.Microseconds(), Kind: kind, Backend: b})
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -129,36 +169,52 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		select {
 		case sem <- struct{}{}:
 		default:
-			mu.Lock()
-			res.records = append(res.records, record{at: time.Now(), kind: KindOverload})
-			mu.Unlock()
+			add(time.Now(), 0, KindOverload, "", "more than MaxInFlight requests in flight")
 			continue
 		}
 		wg.Add(1)
 		go func(sent time.Time) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			kind, backend, err := do(client, cfg.URL)
-			lat := time.Since(sent)
-			mu.Lock()
-			defer mu.Unlock()
-			res.records = append(res.records, record{at: sent, latency: lat, kind: kind})
-			if kind == "" {
-				res.Backends[backend]++
-			} else if len(res.Samples) < 50 {
-				res.Samples = append(res.Samples, FailureSample{At: sent, Kind: kind, Error: err})
-			}
+			kind, backend, msg := do(client, cfg)
+			add(sent, time.Since(sent), kind, backend, msg)
 		}(time.Now())
 	}
 }
 
+// RunAll runs several clients at once until ctx is cancelled (or each one's duration passes).
+func RunAll(ctx context.Context, cfgs []Config) ([]*Result, error) {
+	out := make([]*Result, len(cfgs))
+	errs := make([]error, len(cfgs))
+	var wg sync.WaitGroup
+	for i, c := range cfgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i], errs[i] = Run(ctx, c)
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
 // do sends one request and classifies the outcome ("" = success).
-func do(client *http.Client, url string) (kind, backend, msg string) {
-	resp, err := client.Get(url)
+func do(client *http.Client, cfg Config) (kind, backend, msg string) {
+	var body io.Reader
+	if cfg.Method == http.MethodPost {
+		body = strings.NewReader(`{"probe":"go-service load"}`)
+	}
+	req, err := http.NewRequest(cfg.Method, cfg.URL, body)
+	if err != nil {
+		return KindOther, "", err.Error()
+	}
+	// No GetBody: the transport can never replay this request, whatever it knows of the connection.
+	req.GetBody = nil
+	resp, err := client.Do(req)
 	if err != nil {
 		return Classify(err), "", err.Error()
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
 	if err != nil {
 		return Classify(err), "", err.Error()
@@ -169,7 +225,7 @@ func do(client *http.Client, url string) (kind, backend, msg string) {
 	if resp.StatusCode != http.StatusOK {
 		return KindOther, "", resp.Status
 	}
-	return "", strings.SplitN(string(body), "\n", 2)[0], ""
+	return "", strings.SplitN(string(data), "\n", 2)[0], ""
 }
 
 // Classify names the kind of a request error.
@@ -194,69 +250,106 @@ func Classify(err error) string {
 
 // finish computes the totals and the per-second series.
 func (r *Result) finish() {
-	sort.Slice(r.records, func(i, j int) bool { return r.records[i].at.Before(r.records[j].at) })
+	sort.SliceStable(r.Requests, func(i, j int) bool { return r.Requests[i].SentMicros < r.Requests[j].SentMicros })
 	secs := int(r.End.Sub(r.Start)/time.Second) + 1
 	r.Seconds = make([]Second, secs)
 	lat := make([][]time.Duration, secs)
 	for i := range r.Seconds {
 		r.Seconds[i].T = i
 	}
-	r.Sent, r.OK, r.Failed = len(r.records), 0, 0
-	for _, rec := range r.records {
-		i := int(rec.at.Sub(r.Start) / time.Second)
+	r.Sent, r.OK, r.Failed = len(r.Requests), 0, 0
+	for _, rec := range r.Requests {
+		i := int(rec.SentMicros / 1e6)
 		if i < 0 || i >= secs {
-			continue
+			i = secs - 1
 		}
-		if rec.kind == "" {
+		if rec.Kind == "" {
 			r.OK++
 			r.Seconds[i].OK++
-			lat[i] = append(lat[i], rec.latency)
+			lat[i] = append(lat[i], rec.Latency())
 			continue
 		}
 		r.Failed++
-		r.ByKind[rec.kind]++
+		r.ByKind[rec.Kind]++
 		if r.Seconds[i].Failed == nil {
 			r.Seconds[i].Failed = map[string]int{}
 		}
-		r.Seconds[i].Failed[rec.kind]++
+		r.Seconds[i].Failed[rec.Kind]++
 	}
 	for i := range r.Seconds {
 		r.Seconds[i].P50Milli = ms(percentile(lat[i], 0.50))
 		r.Seconds[i].P99Milli = ms(percentile(lat[i], 0.99))
+		r.Seconds[i].MaxMilli = ms(percentile(lat[i], 1))
 	}
 }
 
-// Latency returns the q-quantile of successful requests sent in [from, to). A result decoded from JSON
-// (an in-cluster run) has no per-request records: it returns the worst per-second p99 of the window.
-func (r *Result) Latency(from, to time.Time, q float64) time.Duration {
-	if r.records == nil {
-		var worst float64
-		for _, s := range r.Seconds {
-			at := r.Start.Add(time.Duration(s.T) * time.Second)
-			if !at.Before(from) && at.Before(to) && s.P99Milli > worst {
-				worst = s.P99Milli
-			}
-		}
-		return time.Duration(worst * float64(time.Millisecond))
-	}
+// Latency is how long the request took.
+func (q Request) Latency() time.Duration { return time.Duration(q.LatencyMicros) * time.Microsecond }
+
+// SentAt is when the request was sent.
+func (r *Result) SentAt(q Request) time.Time {
+	return r.Start.Add(time.Duration(q.SentMicros) * time.Microsecond)
+}
+
+// Stats describe the requests sent in a window of a run.
+type Stats struct {
+	Sent, OK, Failed int
+	ByKind           map[string]int
+	// Latency of the successful requests.
+	P50, P99, Max time.Duration
+	// Backends counts successful responses per backend.
+	Backends map[string]int
+}
+
+// Window returns the stats of the requests sent in [from, to).
+func (r *Result) Window(from, to time.Time) Stats {
+	st := Stats{ByKind: map[string]int{}, Backends: map[string]int{}}
 	var l []time.Duration
-	for _, rec := range r.records {
-		if rec.kind == "" && !rec.at.Before(from) && rec.at.Before(to) {
-			l = append(l, rec.latency)
+	for _, q := range r.Requests {
+		at := r.SentAt(q)
+		if at.Before(from) || !at.Before(to) {
+			continue
+		}
+		st.Sent++
+		if q.Kind != "" {
+			st.Failed++
+			st.ByKind[q.Kind]++
+			continue
+		}
+		st.OK++
+		l = append(l, q.Latency())
+		if q.Backend >= 0 && q.Backend < len(r.BackendNames) {
+			st.Backends[r.BackendNames[q.Backend]]++
+		}
+	}
+	st.P50, st.P99, st.Max = percentile(l, 0.5), percentile(l, 0.99), percentile(l, 1)
+	return st
+}
+
+// Latency returns the q-quantile of successful requests sent in [from, to).
+func (r *Result) Latency(from, to time.Time, q float64) time.Duration {
+	var l []time.Duration
+	for _, rec := range r.Requests {
+		at := r.SentAt(rec)
+		if rec.Kind == "" && !at.Before(from) && at.Before(to) {
+			l = append(l, rec.Latency())
 		}
 	}
 	return percentile(l, q)
 }
 
 // FailedBetween counts failures of requests sent in [from, to).
-func (r *Result) FailedBetween(from, to time.Time) int {
-	n := 0
-	for _, rec := range r.records {
-		if rec.kind != "" && !rec.at.Before(from) && rec.at.Before(to) {
-			n++
+func (r *Result) FailedBetween(from, to time.Time) int { return r.Window(from, to).Failed }
+
+// Slower returns the successful requests that took longer than d.
+func (r *Result) Slower(d time.Duration) []Request {
+	var out []Request
+	for _, q := range r.Requests {
+		if q.Kind == "" && q.Latency() > d {
+			out = append(out, q)
 		}
 	}
-	return n
+	return out
 }
 
 func percentile(l []time.Duration, q float64) time.Duration {
@@ -273,12 +366,17 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Summary is a one-line description of a result.
 func (r *Result) Summary() string {
-	mode := "new connection per request"
-	if r.KeepAlive {
-		mode = "keep-alive"
-	}
-	return fmt.Sprintf("%d sent, %d ok, %d failed %v (%s, %d/s over %s)", r.Sent, r.OK, r.Failed, r.ByKind, mode, r.Rate, r.End.Sub(r.Start).Round(time.Second))
+	return fmt.Sprintf("%d sent, %d ok, %d failed %v (%s, %d/s over %s)", r.Sent, r.OK, r.Failed, r.ByKind, r.Mode(), r.Rate, r.End.Sub(r.Start).Round(time.Second))
 }
 
-// JSON encodes the result (the per-request records stay out; the per-second series carries them).
-func (r *Result) JSON() ([]byte, error) { return json.MarshalIndent(r, "", "  ") }
+// Mode names the client's kind: "GET new-conn", "POST keep-alive".
+func (c Config) Mode() string {
+	m := c.Method
+	if m == "" {
+		m = http.MethodGet
+	}
+	if c.KeepAlive {
+		return m + " keep-alive"
+	}
+	return m + " new-conn"
+}

@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -63,4 +64,59 @@ func TestTimeoutIsClassified(t *testing.T) {
 	require.NoError(t, err)
 	require.Positive(t, res.Sent)
 	assert.Equal(t, res.Sent, res.ByKind[KindTimeout])
+}
+
+// A server that drops every 5th request without an answer (closes the connection after reading it):
+// Go's client silently retries the GETs on a reused connection, never the keep-alive POSTs.
+func TestKeepAlivePostsAreNeverRetried(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%5 == 0 {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		_, _ = w.Write([]byte("pod=a\n"))
+	}))
+	defer srv.Close()
+	for _, tt := range []struct {
+		method     string
+		wantFailed bool
+	}{{http.MethodGet, false}, {http.MethodPost, true}} {
+		res, err := Run(context.Background(), Config{URL: srv.URL, Rate: 50, Duration: 500 * time.Millisecond, KeepAlive: true, Method: tt.method})
+		require.NoError(t, err)
+		require.Positive(t, res.Sent)
+		if tt.wantFailed {
+			assert.Positive(t, res.ByKind[KindEOF], "%s: the dropped requests surface: %v", tt.method, res.ByKind)
+		} else {
+			assert.Zero(t, res.Failed, "%s: retried by net/http: %v", tt.method, res.ByKind)
+		}
+	}
+}
+
+func TestResultRoundTripsThroughJSON(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("pod=a\n")) }))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{URL: srv.URL, Rate: 100, Duration: 300 * time.Millisecond})
+	require.NoError(t, err)
+	data, err := json.Marshal(res)
+	require.NoError(t, err)
+	var back Result
+	require.NoError(t, json.Unmarshal(data, &back))
+	assert.Equal(t, res.Requests, back.Requests)
+	w := back.Window(back.Start, back.End)
+	assert.Equal(t, res.Sent, w.Sent)
+	assert.Equal(t, res.OK, w.Backends["pod=a"])
+	assert.Equal(t, res.Latency(res.Start, res.End, 0.99), back.Latency(back.Start, back.End, 0.99))
+	assert.Positive(t, w.Max)
+	assert.Empty(t, back.Slower(time.Second))
+}
+
+func TestBadMethodIsRefused(t *testing.T) {
+	_, err := Run(context.Background(), Config{URL: "http://127.0.0.1:1/", Rate: 1, Method: "PUT"})
+	assert.ErrorContains(t, err, `Method "PUT"`)
 }

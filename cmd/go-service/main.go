@@ -8,7 +8,10 @@
 //	                             no-signal           no handler: SIGTERM kills the process at once
 //	                             ignore-sigterm      ignores SIGTERM (killed at the end of the grace period)
 //	                             crash               exits 3 at once (a bad release)
-//	go-service load -url U -rate R -duration D [-keepalive]   open-loop load; prints the result as JSON
+//	                             plain               knows nothing of the chart: :8080, 200 on every path,
+//	                                                 http.Server.Shutdown on SIGTERM (most Go services)
+//	go-service load -url U -client GET:new-conn:200 -client POST:keep-alive:50 [-duration D] [-control ADDR]
+//	                           open-loop load from several clients; prints the results as JSON
 //	go-service get URL         one GET; exit 0 on HTTP 200 (the helm test hook's client)
 package main
 
@@ -22,6 +25,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -103,6 +108,8 @@ func serve() int {
 			return 1
 		}
 		return 0
+	case "plain":
+		return plain(log, app)
 	case "crash":
 		log.Error("crash mode: exiting at once (a release that never becomes ready)")
 		return 3
@@ -110,6 +117,29 @@ func serve() int {
 		log.Error("unknown GO_SERVICE_MODE", "mode", mode)
 		return 2
 	}
+}
+
+// plain is the Go service most teams have: a net/http server on :8080 that answers every path (the
+// chart's probes included) and calls Shutdown on SIGTERM. It reads none of the GO_SERVICE_* contract.
+func plain(log *slog.Logger, app http.Handler) int {
+	srv := &http.Server{Addr: ":8080", Handler: app, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		log.Error("serve", "err", err)
+		return 1
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	return 0
 }
 
 // naiveMux serves always-healthy probes: the naive modes never fail readiness.
@@ -138,25 +168,90 @@ func get(url string) int {
 	return 0
 }
 
+// runLoad runs one or more clients at once (-client METHOD:CONN:RATE, CONN new-conn or keep-alive) and
+// prints their results as a JSON array. With -control ADDR it also serves GET /stop there: the clients
+// stop, the response carries the same JSON, and the command exits, so a caller can run the clients for
+// exactly as long as a disruption lasts; GET /healthz answers once the clients are sending.
 func runLoad(args []string) int {
-	fs := flag.NewFlagSet("load", flag.ExitOnError)
-	var cfg load.Config
-	fs.StringVar(&cfg.URL, "url", "", "URL to request")
-	fs.IntVar(&cfg.Rate, "rate", 200, "requests per second")
-	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long")
-	fs.BoolVar(&cfg.KeepAlive, "keepalive", false, "reuse connections")
-	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "per-request timeout")
-	_ = fs.Parse(args)
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	url := fs.String("url", "", "URL to request")
+	var specs clientFlags
+	fs.Var(&specs, "client", "a client, METHOD:CONN:RATE (GET:new-conn:200, POST:keep-alive:50); repeat for several")
+	duration := fs.Duration("duration", 30*time.Second, "how long (0: until stopped)")
+	timeout := fs.Duration("timeout", load.DefaultTimeout, "per-request timeout (a slower request has failed)")
+	control := fs.String("control", "", "serve GET /stop on this address")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if len(specs) == 0 {
+		specs = clientFlags{{Method: http.MethodGet, Rate: 200}}
+	}
+	for i := range specs {
+		specs[i].URL, specs[i].Duration, specs[i].Timeout = *url, *duration, *timeout
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	res, err := load.Run(ctx, cfg)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan []byte, 1)
+	if *control != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("sending\n")) })
+		mux.HandleFunc("GET /stop", func(w http.ResponseWriter, r *http.Request) {
+			cancel()
+			select {
+			case data := <-done:
+				done <- data
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write(data)
+			case <-r.Context().Done():
+			}
+		})
+		srv := &http.Server{Addr: *control, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.ListenAndServe() }()
+		defer func() {
+			sctx, c := context.WithTimeout(context.Background(), 30*time.Second)
+			defer c()
+			_ = srv.Shutdown(sctx) // waits for the /stop response to be written
+		}()
+	}
+	res, err := load.RunAll(ctx, specs)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
+	data, err := json.Marshal(res)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	done <- data
+	fmt.Printf("%s\n", data)
 	return 0
+}
+
+// clientFlags parses repeated -client METHOD:CONN:RATE flags.
+type clientFlags []load.Config
+
+func (c *clientFlags) String() string { return fmt.Sprint(len(*c), " client(s)") }
+
+func (c *clientFlags) Set(v string) error {
+	parts := strings.Split(v, ":")
+	if len(parts) != 3 {
+		return fmt.Errorf("%q: want METHOD:CONN:RATE, e.g. POST:keep-alive:50", v)
+	}
+	rate, err := strconv.Atoi(parts[2])
+	if err != nil || rate <= 0 {
+		return fmt.Errorf("%q: rate %q is not a positive number", v, parts[2])
+	}
+	var keepAlive bool
+	switch parts[1] {
+	case "new-conn":
+	case "keep-alive":
+		keepAlive = true
+	default:
+		return fmt.Errorf("%q: connection %q: want new-conn or keep-alive", v, parts[1])
+	}
+	*c = append(*c, load.Config{Method: strings.ToUpper(parts[0]), KeepAlive: keepAlive, Rate: rate})
+	return nil
 }

@@ -1,0 +1,281 @@
+// Package gate decides whether a load run proves anything. A zero-downtime claim holds only when the
+// load really covered the disruption (coverage), the disruption really happened (reality: the pods were
+// replaced and the clients saw old and new ones answer), no request failed or stalled (failures,
+// latency), and a negative control failed inside its disruption, in the ways it should (sensitivity).
+//
+// Each check returns the violations it found, as *Violation values callers can inspect with errors.As;
+// nil means the run passed it.
+package gate
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-service/go-service/load"
+)
+
+// Gate names.
+const (
+	Coverage    = "coverage"
+	Failures    = "failures"
+	Latency     = "latency"
+	Sensitivity = "sensitivity"
+	Reality     = "reality"
+)
+
+// Violation is one broken gate.
+type Violation struct {
+	Gate   string // one of the gate names
+	Client string // the load client's name ("" when the gate is about the cluster)
+	Detail string
+}
+
+func (v *Violation) Error() string {
+	if v.Client == "" {
+		return v.Gate + ": " + v.Detail
+	}
+	return fmt.Sprintf("%s (%s): %s", v.Gate, v.Client, v.Detail)
+}
+
+// Policy is what a gated run must meet.
+type Policy struct {
+	// MinCoverage is the share of rate x duration a client must have sent (default 0.95).
+	MinCoverage float64
+	// SteadyBefore is the steady load every client must have run before the disruption (default 3s).
+	SteadyBefore time.Duration
+	// SettleAfter is how long every client must keep running after the disruption ends: kube-proxy's
+	// minSyncPeriod + 1 s, so late endpoint changes are still under load (default 2s).
+	SettleAfter time.Duration
+	// SlowAfter is the latency above which a successful request fails the latency gate (default 1s).
+	SlowAfter time.Duration
+}
+
+func (p Policy) withDefaults() Policy {
+	if p.MinCoverage == 0 {
+		p.MinCoverage = 0.95
+	}
+	if p.SteadyBefore == 0 {
+		p.SteadyBefore = 3 * time.Second
+	}
+	if p.SettleAfter == 0 {
+		p.SettleAfter = 2 * time.Second
+	}
+	if p.SlowAfter == 0 {
+		p.SlowAfter = time.Second
+	}
+	return p
+}
+
+// Window is the disruption: from its first mark to its last.
+type Window struct{ From, To time.Time }
+
+// Check is a run of one client against its disruption.
+type Check struct {
+	Client string
+	Result *load.Result
+	Window Window
+}
+
+// CheckCoverage: the client sent at least MinCoverage of rate x duration, started SteadyBefore before
+// the disruption and ran SettleAfter past its end.
+func CheckCoverage(c Check, p Policy) []error {
+	p = p.withDefaults()
+	r := c.Result
+	var out []error
+	add := func(format string, a ...any) {
+		out = append(out, &Violation{Gate: Coverage, Client: c.Client, Detail: fmt.Sprintf(format, a...)})
+	}
+	if r == nil {
+		add("no result: the client never ran")
+		return out
+	}
+	ran := r.End.Sub(r.Start)
+	want := p.MinCoverage * float64(r.Rate) * ran.Seconds()
+	if float64(r.Sent) < want || r.Sent == 0 {
+		add("sent %d requests in %s at %d/s, fewer than %.0f%% of %.0f", r.Sent, ran.Round(time.Millisecond), r.Rate, p.MinCoverage*100, float64(r.Rate)*ran.Seconds())
+	}
+	if c.Window.To.Before(c.Window.From) {
+		add("the disruption ends (%s) before it starts (%s)", stamp(c.Window.To), stamp(c.Window.From))
+	}
+	if lead := c.Window.From.Sub(r.Start); lead < p.SteadyBefore {
+		add("load started %s before the disruption, less than the %s of steady load required", lead.Round(time.Millisecond), p.SteadyBefore)
+	}
+	if tail := r.End.Sub(c.Window.To); tail < p.SettleAfter {
+		add("load stopped %s after the disruption ended, less than the %s required (kube-proxy's minSyncPeriod + 1s)", tail.Round(time.Millisecond), p.SettleAfter)
+	}
+	return out
+}
+
+// CheckNoFailures: no request failed.
+func CheckNoFailures(c Check) []error {
+	r := c.Result
+	if r == nil || r.Failed == 0 {
+		return nil
+	}
+	first := ""
+	if len(r.Samples) > 0 {
+		s := r.Samples[0]
+		first = fmt.Sprintf("; first at %s (%s after the disruption started): %s %s", stamp(s.At), s.At.Sub(c.Window.From).Round(time.Millisecond), s.Kind, s.Error)
+	}
+	return []error{&Violation{Gate: Failures, Client: c.Client, Detail: fmt.Sprintf("%d of %d requests failed (%s)%s", r.Failed, r.Sent, kinds(r.ByKind), first)}}
+}
+
+// CheckLatency: no successful request took longer than SlowAfter.
+func CheckLatency(c Check, p Policy) []error {
+	p = p.withDefaults()
+	if c.Result == nil {
+		return nil
+	}
+	slow := c.Result.Slower(p.SlowAfter)
+	if len(slow) == 0 {
+		return nil
+	}
+	worst := slow[0]
+	for _, q := range slow {
+		if q.Latency() > worst.Latency() {
+			worst = q
+		}
+	}
+	return []error{&Violation{Gate: Latency, Client: c.Client, Detail: fmt.Sprintf("%d request(s) slower than %s; the slowest took %s, sent at %s", len(slow), p.SlowAfter, worst.Latency().Round(time.Millisecond), stamp(c.Result.SentAt(worst)))}}
+}
+
+// CheckSensitivity is a negative control's gate: requests failed inside the disruption window (up to
+// SettleAfter past its end), at least one of them of an expected kind, and none outside it.
+func CheckSensitivity(c Check, p Policy, expected ...string) []error {
+	p = p.withDefaults()
+	r := c.Result
+	if r == nil {
+		return []error{&Violation{Gate: Sensitivity, Client: c.Client, Detail: "no result"}}
+	}
+	in := r.Window(c.Window.From, c.Window.To.Add(p.SettleAfter))
+	var out []error
+	evidence := 0
+	for _, k := range expected {
+		evidence += in.ByKind[k]
+	}
+	if evidence == 0 {
+		out = append(out, &Violation{Gate: Sensitivity, Client: c.Client, Detail: fmt.Sprintf("no request failed as %s inside the disruption (failures inside: %d, %s): the test could not see a drop", strings.Join(expected, ", "), in.Failed, kinds(in.ByKind))})
+	}
+	if outside := r.Failed - in.Failed; outside > 0 {
+		out = append(out, &Violation{Gate: Sensitivity, Client: c.Client, Detail: fmt.Sprintf("%d request(s) failed outside the disruption window: something else is dropping requests", outside)})
+	}
+	return out
+}
+
+// Replacement is what a rollout must have done: every pod before it replaced by pods of a new template.
+type Replacement struct {
+	Before, After Pods
+	// OldReplicaSets are the replica counts (spec, status) of the ReplicaSets of the old template hashes
+	// after the rollout.
+	OldReplicaSets map[string][2]int32
+}
+
+// Pods are the pods of a workload at one moment: UID to name and pod-template-hash.
+type Pods map[string]Pod
+
+// Pod is one pod.
+type Pod struct{ Name, Hash string }
+
+// CheckReplaced: the template hash changed, the old ReplicaSets are at 0, no pod survived.
+func CheckReplaced(what string, r Replacement) []error {
+	var out []error
+	add := func(format string, a ...any) {
+		out = append(out, &Violation{Gate: Reality, Detail: what + ": " + fmt.Sprintf(format, a...)})
+	}
+	if len(r.Before) == 0 || len(r.After) == 0 {
+		add("no pods to compare (%d before, %d after)", len(r.Before), len(r.After))
+		return out
+	}
+	oldHashes := map[string]bool{}
+	for _, p := range r.Before {
+		oldHashes[p.Hash] = true
+	}
+	for uid, p := range r.After {
+		if _, ok := r.Before[uid]; ok {
+			add("pod %s (uid %s) was not replaced", p.Name, uid)
+		}
+		if oldHashes[p.Hash] {
+			add("pod %s runs the old pod-template-hash %s: the template did not change", p.Name, p.Hash)
+		}
+	}
+	for h := range oldHashes {
+		rs, ok := r.OldReplicaSets[h]
+		if !ok {
+			add("the ReplicaSet of the old hash %s was not found", h)
+			continue
+		}
+		if rs[0] != 0 || rs[1] != 0 {
+			add("the old ReplicaSet (hash %s) still has %d desired and %d existing replicas", h, rs[0], rs[1])
+		}
+	}
+	return out
+}
+
+// CheckBackends: a client saw old pods (there before, gone after) and new pods (there after only)
+// answer during the disruption. backends are the pod names that answered.
+func CheckBackends(c Check, before, after Pods, backends map[string]int) []error {
+	old, fresh := Pods{}, Pods{}
+	for uid, p := range before {
+		if _, ok := after[uid]; !ok {
+			old[uid] = p
+		}
+	}
+	for uid, p := range after {
+		if _, ok := before[uid]; !ok {
+			fresh[uid] = p
+		}
+	}
+	before, after = old, fresh
+	seen := func(ps Pods) bool {
+		for _, p := range ps {
+			if backends[p.Name] > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	var out []error
+	if !seen(before) {
+		out = append(out, &Violation{Gate: Reality, Client: c.Client, Detail: fmt.Sprintf("no old pod (%s) answered during the disruption; answered: %s", names(before), kinds(backends))})
+	}
+	if !seen(after) {
+		out = append(out, &Violation{Gate: Reality, Client: c.Client, Detail: fmt.Sprintf("no new pod (%s) answered during the disruption; answered: %s", names(after), kinds(backends))})
+	}
+	return out
+}
+
+// Join turns violations into one error (nil for none); errors.As finds each *Violation.
+func Join(vs ...[]error) error {
+	var all []error
+	for _, v := range vs {
+		all = append(all, v...)
+	}
+	return errors.Join(all...)
+}
+
+func names(ps Pods) string {
+	var n []string
+	for _, p := range ps {
+		n = append(n, p.Name)
+	}
+	slices.Sort(n)
+	return strings.Join(n, ", ")
+}
+
+func kinds(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	var s []string
+	for k, v := range m {
+		s = append(s, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(s)
+	return strings.Join(s, ",")
+}
+
+func stamp(t time.Time) string { return t.Format("15:04:05.000") }

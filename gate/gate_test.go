@@ -1,0 +1,172 @@
+package gate_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/go-service/go-service/gate"
+	"github.com/go-service/go-service/load"
+)
+
+var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+
+// run builds a 20 s result at 100/s; edit changes request i (sent at i*10ms).
+func run(edit func(i int, q *load.Request)) *load.Result {
+	r := &load.Result{Config: load.Config{Name: "host GET new-conn", Rate: 100}, Start: t0, End: t0.Add(20 * time.Second),
+		BackendNames: []string{"pod=old-1 version=", "pod=new-1 version="}}
+	for i := 0; i < 2000; i++ {
+		q := load.Request{SentMicros: int64(i) * 10000, LatencyMicros: 2000, Backend: 0}
+		if i >= 1000 {
+			q.Backend = 1
+		}
+		if edit != nil {
+			edit(i, &q)
+		}
+		r.Requests = append(r.Requests, q)
+		if q.Kind == "" {
+			r.OK++
+		} else {
+			r.Failed++
+		}
+	}
+	r.Sent = len(r.Requests)
+	return r
+}
+
+// window is a disruption from 5 s to 15 s.
+var window = gate.Window{From: t0.Add(5 * time.Second), To: t0.Add(15 * time.Second)}
+
+func violations(t *testing.T, errs []error, wantGate string) []*gate.Violation {
+	t.Helper()
+	var out []*gate.Violation
+	for _, err := range errs {
+		var v *gate.Violation
+		require.True(t, errors.As(err, &v), "%v is a *gate.Violation", err)
+		assert.Equal(t, wantGate, v.Gate)
+		out = append(out, v)
+	}
+	return out
+}
+
+func TestCoverage(t *testing.T) {
+	sparse := run(nil)
+	sparse.Requests = sparse.Requests[:1000] // half the rate x duration
+	sparse.Sent = 1000
+	empty := run(nil)
+	empty.Requests, empty.Sent = nil, 0
+	tests := []struct {
+		name   string
+		res    *load.Result
+		window gate.Window
+		want   int // violations
+	}{
+		{"a client that covered the disruption", run(nil), window, 0},
+		{"a client that sent nothing", empty, window, 1},
+		{"a client that sent half of rate x duration", sparse, window, 1},
+		{"no steady load before the disruption", run(nil), gate.Window{From: t0.Add(time.Second), To: window.To}, 1},
+		{"load stopped before the disruption settled", run(nil), gate.Window{From: window.From, To: t0.Add(19 * time.Second)}, 1},
+		{"a disruption that started before the load", run(nil), gate.Window{From: t0.Add(-time.Second), To: t0.Add(25 * time.Second)}, 2},
+		{"no result at all", nil, window, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errs := gate.CheckCoverage(gate.Check{Client: "c", Result: tt.res, Window: tt.window}, gate.Policy{})
+			assert.Len(t, violations(t, errs, gate.Coverage), tt.want, "%v", errs)
+		})
+	}
+}
+
+func TestNoFailuresAndLatency(t *testing.T) {
+	dropAt := func(i int) func(int, *load.Request) {
+		return func(j int, q *load.Request) {
+			if j == i {
+				q.Kind, q.Backend = load.KindRefused, -1
+			}
+		}
+	}
+	assert.Empty(t, gate.CheckNoFailures(gate.Check{Result: run(nil), Window: window}))
+	assert.Len(t, violations(t, gate.CheckNoFailures(gate.Check{Result: run(dropAt(1900)), Window: window}), gate.Failures), 1, "a drop after the window still fails a gated run")
+
+	slow := run(func(i int, q *load.Request) {
+		if i == 700 {
+			q.LatencyMicros = 1500000
+		}
+	})
+	vs := violations(t, gate.CheckLatency(gate.Check{Client: "c", Result: slow, Window: window}, gate.Policy{}), gate.Latency)
+	require.Len(t, vs, 1)
+	assert.Contains(t, vs[0].Detail, "1.5s")
+	assert.Empty(t, gate.CheckLatency(gate.Check{Result: run(nil), Window: window}, gate.Policy{}))
+}
+
+func TestSensitivity(t *testing.T) {
+	drops := func(at []int, kind string) *load.Result {
+		return run(func(i int, q *load.Request) {
+			for _, a := range at {
+				if i == a {
+					q.Kind, q.Backend = kind, -1
+				}
+			}
+		})
+	}
+	tests := []struct {
+		name string
+		res  *load.Result
+		want int
+	}{
+		{"refused inside the window", drops([]int{800}, load.KindRefused), 0},
+		{"inside, within the settle time after the last mark", drops([]int{1600}, load.KindReset), 0},
+		{"no failure at all", run(nil), 1},
+		{"a drop outside the window only", drops([]int{100}, load.KindRefused), 2},
+		{"a drop inside and one outside", drops([]int{100, 800}, load.KindRefused), 1},
+		{"only a kind not expected", drops([]int{800}, load.Kind5xx), 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := gate.Check{Client: "c", Result: tt.res, Window: window}
+			errs := gate.CheckSensitivity(c, gate.Policy{SettleAfter: 2 * time.Second}, load.KindRefused, load.KindReset, load.KindEOF)
+			assert.Len(t, violations(t, errs, gate.Sensitivity), tt.want, "%v", errs)
+		})
+	}
+}
+
+func TestReplaced(t *testing.T) {
+	before := gate.Pods{"u1": {Name: "svc-a-1", Hash: "a"}, "u2": {Name: "svc-a-2", Hash: "a"}}
+	after := gate.Pods{"u3": {Name: "svc-b-1", Hash: "b"}, "u4": {Name: "svc-b-2", Hash: "b"}}
+	tests := []struct {
+		name string
+		r    gate.Replacement
+		want int
+	}{
+		{"every pod replaced", gate.Replacement{Before: before, After: after, OldReplicaSets: map[string][2]int32{"a": {0, 0}}}, 0},
+		{"a no-op upgrade", gate.Replacement{Before: before, After: before, OldReplicaSets: map[string][2]int32{"a": {2, 2}}}, 5},
+		{"the old ReplicaSet keeps a pod", gate.Replacement{Before: before, After: after, OldReplicaSets: map[string][2]int32{"a": {0, 1}}}, 1},
+		{"no pods listed", gate.Replacement{Before: before}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errs := gate.CheckReplaced("rollout 1", tt.r)
+			assert.Len(t, violations(t, errs, gate.Reality), tt.want, "%v", errs)
+		})
+	}
+	c := gate.Check{Client: "c", Window: window}
+	assert.Empty(t, gate.CheckBackends(c, before, after, map[string]int{"svc-a-1": 3, "svc-b-2": 1}))
+	assert.Len(t, violations(t, gate.CheckBackends(c, before, after, map[string]int{"svc-a-1": 3}), gate.Reality), 1, "only old pods answered")
+	assert.Len(t, violations(t, gate.CheckBackends(c, before, after, nil), gate.Reality), 2, "nothing answered")
+	assert.Len(t, violations(t, gate.CheckBackends(c, before, before, map[string]int{"svc-a-1": 3, "svc-a-2": 3}), gate.Reality), 2, "a no-op upgrade: no pod left and no pod came")
+}
+
+func TestJoin(t *testing.T) {
+	assert.NoError(t, gate.Join(nil, nil))
+	err := gate.Join(gate.CheckNoFailures(gate.Check{Client: "c", Result: run(func(i int, q *load.Request) {
+		if i == 3 {
+			q.Kind = load.KindEOF
+		}
+	})}))
+	var v *gate.Violation
+	require.ErrorAs(t, err, &v)
+	assert.Equal(t, "c", v.Client)
+}
