@@ -2,13 +2,17 @@
 // a Kubernetes Service without dropping a request.
 //
 // On SIGTERM (the Run context is cancelled) it, in order:
-//  1. fails its readiness endpoint (503) at once and turns keep-alives off (responses carry
-//     "Connection: close", idle connections are closed), so clients move to other pods;
+//  1. fails its readiness endpoint (503) at once and answers every request with "Connection: close",
+//     so clients with connection pools leave the pod after their next response; idle keep-alive
+//     connections are not closed yet (closing a connection a client is about to reuse loses the request
+//     it sends on it, and a POST is never retried);
 //  2. keeps serving in-flight and new requests for ShutdownDelay (GO_SERVICE_SHUTDOWN_DELAY: the
 //     endpoint-propagation delay when no preStop hook covers it, 0 when one does);
-//  3. closes its listener and waits for in-flight requests with http.Server.Shutdown, at most
-//     DrainTimeout (GO_SERVICE_DRAIN_TIMEOUT);
-//  4. returns nil after a clean drain (exit 0), an error if the drain timed out.
+//  3. waits until every open connection has been idle for KeepAliveQuiet (at most 4 x KeepAliveQuiet):
+//     a connection still in use is closed by its own next response;
+//  4. closes its listener and the idle connections, and waits for in-flight requests with
+//     http.Server.Shutdown, at most DrainTimeout (GO_SERVICE_DRAIN_TIMEOUT);
+//  5. returns nil after a clean drain (exit 0), an error if the drain timed out.
 //
 // The liveness endpoint stays healthy throughout, so a draining pod is never restarted. With the chart's
 // preStop mode httpGet, the kubelet calls PreStopPath: the handler starts draining and answers after
@@ -23,6 +27,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -36,12 +41,16 @@ type Config struct {
 	ReadinessPath string        // GO_SERVICE_READINESS_PATH
 	LivenessPath  string        // GO_SERVICE_LIVENESS_PATH
 	PreStopPath   string        // GO_SERVICE_PRESTOP_PATH
+	// KeepAliveQuiet is how long a connection must have been idle before the shutdown closes it
+	// (default 500ms; the wait is bounded by 4 x KeepAliveQuiet).
+	KeepAliveQuiet time.Duration
 }
 
 // Defaults match the chart's defaults.
 var Defaults = Config{
 	Addr: ":8080", ShutdownDelay: 0, PreStopDelay: 5 * time.Second, DrainTimeout: 15 * time.Second,
 	ReadinessPath: "/healthz/ready", LivenessPath: "/healthz/live", PreStopPath: "/shutdown/prestop",
+	KeepAliveQuiet: 500 * time.Millisecond,
 }
 
 // FromEnv reads the GO_SERVICE_* variables over Defaults. An invalid value is an error naming the
@@ -82,7 +91,37 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			*dst = v
 		}
 	}
-	return c, nil
+	return c, c.Validate()
+}
+
+// ConfigError is a configuration the server cannot honour.
+type ConfigError struct {
+	Field  string // the Config field (and GO_SERVICE_* variable) at fault
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "graceful: " + e.Field + ": " + e.Reason }
+
+// Validate checks that the health and preStop endpoints are distinct paths of their own: readiness fails
+// while the server drains and liveness must not, so one path cannot serve both; "/" is the app's.
+func (c Config) Validate() error {
+	seen := map[string]string{}
+	for _, p := range []struct{ field, path string }{
+		{"ReadinessPath (GO_SERVICE_READINESS_PATH)", c.ReadinessPath},
+		{"LivenessPath (GO_SERVICE_LIVENESS_PATH)", c.LivenessPath},
+		{"PreStopPath (GO_SERVICE_PRESTOP_PATH)", c.PreStopPath},
+	} {
+		switch {
+		case p.path == "" || p.path[0] != '/':
+			return &ConfigError{Field: p.field, Reason: fmt.Sprintf("%q: want a path starting with /", p.path)}
+		case p.path == "/":
+			return &ConfigError{Field: p.field, Reason: `"/" is the application's path; give the endpoint its own path`}
+		case seen[p.path] != "":
+			return &ConfigError{Field: p.field, Reason: fmt.Sprintf("%q is also %s: readiness fails while draining and liveness must not, so each endpoint needs its own path", p.path, seen[p.path])}
+		}
+		seen[p.path] = p.field
+	}
+	return nil
 }
 
 // Server serves an application handler plus the health and preStop endpoints.
@@ -94,35 +133,93 @@ type Server struct {
 	// drainStarted is closed when draining starts (SIGTERM or the preStop call).
 	drainStarted chan struct{}
 	startOnce    atomic.Bool
+	err          error // a configuration error, returned by Serve
+
+	connsMu sync.Mutex
+	conns   map[net.Conn]connState // open connections, from the server's ConnState hook
 }
 
-// New returns a server for app. A nil logger discards logs.
+type connState struct {
+	state http.ConnState
+	since time.Time
+}
+
+// New returns a server for app. A nil logger discards logs. A Config that fails Validate makes Serve
+// return its *ConfigError.
 func New(cfg Config, app http.Handler, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: logger, drainStarted: make(chan struct{})}
+	s := &Server{cfg: cfg, log: logger, drainStarted: make(chan struct{}), conns: map[net.Conn]connState{}}
+	if s.err = cfg.Validate(); s.err != nil {
+		s.srv = &http.Server{Addr: cfg.Addr}
+		return s
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(cfg.ReadinessPath, s.readiness)
 	mux.HandleFunc(cfg.LivenessPath, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc(cfg.PreStopPath, s.preStop)
 	mux.Handle("/", app)
-	s.srv = &http.Server{Addr: cfg.Addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			w.Header().Set("Connection", "close") // the server closes the connection after this response
+		}
+		mux.ServeHTTP(w, r)
+	})
+	s.srv = &http.Server{Addr: cfg.Addr, Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, ConnState: s.track}
 	return s
+}
+
+func (s *Server) track(c net.Conn, st http.ConnState) {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if st == http.StateClosed || st == http.StateHijacked {
+		delete(s.conns, c)
+		return
+	}
+	s.conns[c] = connState{state: st, since: time.Now()}
+}
+
+// quiet reports whether every idle connection has been idle for d. (A connection serving a request
+// is Shutdown's to wait for; its response closes it.)
+func (s *Server) quiet(d time.Duration) bool {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	for _, c := range s.conns {
+		if c.state != http.StateActive && time.Since(c.since) < d {
+			return false
+		}
+	}
+	return true
+}
+
+// waitQuiet waits until the idle connections have been idle for KeepAliveQuiet, at most four times
+// that and never past ctx's deadline (the drain timeout).
+func (s *Server) waitQuiet(ctx context.Context) {
+	q := s.cfg.KeepAliveQuiet
+	if q <= 0 {
+		return
+	}
+	deadline := time.Now().Add(4 * q)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	for !s.quiet(q) && time.Now().Before(deadline) {
+		time.Sleep(q / 10)
+	}
 }
 
 // Draining reports whether the server has started draining.
 func (s *Server) Draining() bool { return s.draining.Load() }
 
-// StartDraining fails readiness and turns keep-alives off. It is idempotent.
+// StartDraining fails readiness and makes every response close its connection. It is idempotent.
 func (s *Server) StartDraining(reason string) {
 	if s.startOnce.Swap(true) {
 		return
 	}
 	s.draining.Store(true)
-	s.srv.SetKeepAlivesEnabled(false)
 	close(s.drainStarted)
-	s.log.Info("draining: readiness fails, keep-alives off", "reason", reason)
+	s.log.Info("draining: readiness fails, responses close their connections", "reason", reason)
 }
 
 func (s *Server) readiness(w http.ResponseWriter, _ *http.Request) {
@@ -145,6 +242,9 @@ func (s *Server) preStop(w http.ResponseWriter, r *http.Request) {
 
 // ListenAndServe listens on cfg.Addr and calls Serve.
 func (s *Server) ListenAndServe(ctx context.Context) error {
+	if s.err != nil {
+		return s.err
+	}
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
 		return err
@@ -155,6 +255,9 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // Serve serves on ln until ctx is cancelled (SIGTERM), then runs the shutdown sequence. It returns nil
 // after a clean drain.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if s.err != nil {
+		return s.err
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(ln) }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "shutdownDelay", s.cfg.ShutdownDelay, "drainTimeout", s.cfg.DrainTimeout)
@@ -171,6 +274,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	defer cancel()
+	s.waitQuiet(sctx)
 	s.log.Info("closing the listener, draining in-flight requests", "timeout", s.cfg.DrainTimeout)
 	if err := s.srv.Shutdown(sctx); err != nil {
 		_ = s.srv.Close()

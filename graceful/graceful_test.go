@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -188,5 +190,82 @@ func TestFromEnv(t *testing.T) {
 		_, err := FromEnv(env(map[string]string{name: val}))
 		require.Error(t, err, name)
 		assert.Contains(t, err.Error(), name+"=")
+	}
+}
+
+// One path for liveness and readiness (or "/" for an endpoint) is refused with a *ConfigError, by
+// FromEnv and by Serve, instead of the ServeMux's "pattern conflicts" panic.
+func TestConflictingPathsAreRefused(t *testing.T) {
+	t.Parallel()
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	tests := []struct {
+		name  string
+		vars  map[string]string
+		field string
+	}{
+		{"liveness on the readiness path", map[string]string{"GO_SERVICE_LIVENESS_PATH": "/healthz/ready"}, "LivenessPath"},
+		{"preStop on the liveness path", map[string]string{"GO_SERVICE_PRESTOP_PATH": "/healthz/live"}, "PreStopPath"},
+		{"readiness on the app's root", map[string]string{"GO_SERVICE_READINESS_PATH": "/"}, "ReadinessPath"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := FromEnv(env(tt.vars))
+			var ce *ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Contains(t, ce.Field, tt.field)
+			var srv *Server
+			require.NotPanics(t, func() { srv = New(cfg, http.NotFoundHandler(), nil) })
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			defer ln.Close()
+			require.ErrorAs(t, srv.Serve(context.Background(), ln), &ce)
+		})
+	}
+}
+
+// A keep-alive connection idle when draining starts is not closed under the client: its next request
+// (a POST, which no client retries) is served on the same connection, and that response closes it.
+// Only connections idle for KeepAliveQuiet are closed by the shutdown.
+func TestIdleKeepAliveIsClosedByItsNextResponse(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.ShutdownDelay = 0
+	cfg.KeepAliveQuiet = 300 * time.Millisecond
+	base, cancel, done, s := start(t, cfg)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+	post := func() (*http.Response, bool, error) {
+		var reused bool
+		req, err := http.NewRequest(http.MethodPost, base+"/", strings.NewReader("x"))
+		require.NoError(t, err)
+		req.GetBody = nil // never replayed
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}))
+		resp, err := client.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return resp, reused, err
+	}
+	resp, _, err := post()
+	require.NoError(t, err)
+	require.False(t, resp.Close, "keep-alive before draining")
+
+	cancel()
+	require.Eventually(t, s.Draining, time.Second, 5*time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // the connection stays idle into the drain
+	select {
+	case <-done:
+		t.Fatal("the server shut down while a keep-alive connection had been idle for less than KeepAliveQuiet")
+	default:
+	}
+	resp, reused, err := post()
+	require.NoError(t, err, "the POST on the idle connection is served")
+	assert.True(t, reused, "on the connection that was idle when draining started")
+	assert.True(t, resp.Close, "and its response closes it")
+	select {
+	case err := <-done:
+		require.NoError(t, err, "then the drain completes")
+	case <-time.After(3 * time.Second):
+		t.Fatal("Serve did not return")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/go-service/go-service/test/render"
@@ -145,6 +146,13 @@ func TestDefaultsAreZeroDowntime(t *testing.T) {
 			testPod := render.One[*corev1.Pod](t, r)
 			assert.Equal(t, corev1.RestartPolicyNever, testPod.Spec.RestartPolicy)
 			assert.Equal(t, "http://test-go-service.default.svc:80/healthz/ready", envVar(t, testPod.Spec.Containers[0], "TEST_URL").Value)
+			// The test pod is no endpoint of the Service and counts for neither the budget nor the HPA.
+			selects := func(sel map[string]string) bool {
+				return labels.SelectorFromSet(sel).Matches(labels.Set(testPod.Labels))
+			}
+			assert.False(t, selects(svc.Spec.Selector), "the Service selects the test pod %v", testPod.Labels)
+			assert.False(t, selects(render.One[*policyv1.PodDisruptionBudget](t, r).Spec.Selector.MatchLabels), "the budget selects the test pod")
+			assert.False(t, selects(render.One[*appsv1.Deployment](t, r).Spec.Selector.MatchLabels), "the Deployment selects the test pod")
 
 			// NOTES: the drain budget, no warnings.
 			assert.Contains(t, r.Notes, "grace period:     25s (computed: 5 + 15 + 5)")
@@ -165,11 +173,14 @@ func TestZeroDowntimeRulesCatchNaiveSettings(t *testing.T) {
 	r := render.MustRender(t, render.Options{Values: map[string]any{
 		"replicaCount":        1,
 		"strategy":            map[string]any{"rollingUpdate": map[string]any{"maxUnavailable": "25%"}},
-		"probes":              map[string]any{"startup": map[string]any{"enabled": false}, "liveness": map[string]any{"path": "/healthz/ready", "periodSeconds": 2, "failureThreshold": 2}},
+		"probes":              map[string]any{"startup": map[string]any{"enabled": false}, "liveness": map[string]any{"periodSeconds": 2, "failureThreshold": 2}},
 		"shutdown":            map[string]any{"preStop": map[string]any{"mode": "none", "delaySeconds": 0}},
 		"podDisruptionBudget": map[string]any{"enabled": false},
 		"topologySpread":      map[string]any{"enabled": false},
 	}})
+	// The chart refuses one path for liveness and readiness; a manifest from elsewhere can still have it.
+	d := render.One[*appsv1.Deployment](t, r)
+	d.Spec.Template.Spec.Containers[0].LivenessProbe.HTTPGet.Path = d.Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Path
 	v := render.ZeroDowntimeViolations(r, render.DefaultKubeVersion)
 	for _, want := range []string{
 		"replicas 1", "no startup probe", "liveness and readiness share the path", "not more tolerant",
@@ -181,4 +192,12 @@ func TestZeroDowntimeRulesCatchNaiveSettings(t *testing.T) {
 	assert.True(t, containsAny(render.ZeroDowntimeViolations(r, "1.34.0"), "maxUnavailable 25% is not 0"))
 	r = render.MustRender(t, render.Options{KubeVersion: "1.29.0", Values: map[string]any{"shutdown": map[string]any{"preStop": map[string]any{"mode": "sleep"}}}})
 	assert.True(t, containsAny(render.ZeroDowntimeViolations(r, "1.29.0"), "preStop sleep action on Kubernetes 1.29.0"))
+	// With an HPA, a Deployment without replicas (as many charts render it) or below the minimum.
+	r = render.MustRender(t, render.Options{Values: map[string]any{"autoscaling": map[string]any{"enabled": true, "minReplicas": 3, "maxReplicas": 6}}})
+	d = render.One[*appsv1.Deployment](t, r)
+	d.Spec.Replicas = nil
+	assert.True(t, containsAny(render.ZeroDowntimeViolations(r, render.DefaultKubeVersion), "helm/helm#12650"))
+	two := int32(2)
+	d.Spec.Replicas = &two
+	assert.True(t, containsAny(render.ZeroDowntimeViolations(r, render.DefaultKubeVersion), "replicas 2 are below the HPA's minReplicas 3"))
 }

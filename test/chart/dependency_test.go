@@ -43,7 +43,8 @@ func TestDependencyChart(t *testing.T) {
 			assert.Equal(t, intstr.FromInt32(1), *render.Named[*policyv1.PodDisruptionBudget](t, r, "shop-api").Spec.MaxUnavailable)
 
 			// worker: HPA-owned scale, its own port, a longer shutdown budget, its own PDB.
-			assert.Nil(t, worker.Spec.Replicas)
+			require.NotNil(t, worker.Spec.Replicas)
+			assert.EqualValues(t, 2, *worker.Spec.Replicas, "the HPA's minReplicas until it scales")
 			assert.Equal(t, "worker", worker.Spec.Selector.MatchLabels["app.kubernetes.io/name"])
 			wc := worker.Spec.Template.Spec.Containers[0]
 			assert.Equal(t, "registry.example.com/shop/worker:2.0.1", wc.Image)

@@ -134,8 +134,8 @@ func TestProbeValues(t *testing.T) {
 			assert.Equal(t, "/status", p.HTTPGet.Path)
 			assert.Equal(t, intstr.FromInt32(8080), p.HTTPGet.Port)
 		}},
-		{name: "same endpoint warned", values: m{"probes": m{"liveness": m{"path": "/healthz/ready"}}}, check: func(t *testing.T, r *render.Result) {
-			assert.Contains(t, r.Notes, "Liveness and readiness probe the same endpoint (/healthz/ready)")
+		{name: "one path on two ports is allowed", values: m{"containerPorts": m{"http": 8080, "admin": 9090}, "probes": m{"liveness": m{"path": "/healthz/ready", "port": "admin"}}}, check: func(t *testing.T, r *render.Result) {
+			assert.Equal(t, "/healthz/ready", container(t, r).LivenessProbe.HTTPGet.Path)
 		}},
 		{name: "impatient liveness warned", values: m{"probes": m{"liveness": m{"periodSeconds": 1, "failureThreshold": 1}}}, check: func(t *testing.T, r *render.Result) {
 			assert.Contains(t, r.Notes, "The liveness probe fails faster than the readiness probe")
@@ -262,8 +262,10 @@ func TestAutoscalingValues(t *testing.T) {
 	t.Parallel()
 	runValueCases(t, []valueCase{
 		{name: "HPA owns the scale", values: m{"replicaCount": 4, "autoscaling": m{"enabled": true, "minReplicas": 3, "maxReplicas": 9, "targetMemoryUtilizationPercentage": 75}}, check: func(t *testing.T, r *render.Result) {
-			assert.Nil(t, deployment(t, r).Spec.Replicas, "no replicas: helm upgrade must not reset the HPA's scale")
-			assert.NotContains(t, r.Manifest, "replicas:")
+			// Without a cluster to look the live scale up in, minReplicas (see TestAutoscalingOnKeepsScale
+			// in the live suite for the upgrade of a running release).
+			require.NotNil(t, deployment(t, r).Spec.Replicas, "replicas present: an upgrade must never set them to null (helm/helm#12650)")
+			assert.EqualValues(t, 3, *deployment(t, r).Spec.Replicas)
 			h := render.One[*autoscalingv2.HorizontalPodAutoscaler](t, r)
 			assert.EqualValues(t, 3, *h.Spec.MinReplicas)
 			assert.EqualValues(t, 9, h.Spec.MaxReplicas)

@@ -240,12 +240,23 @@ func Decode(manifest string) ([]runtime.Object, error) {
 		}
 		obj, gvk, err := strictCodec.Decode(doc, nil, nil)
 		if err != nil {
-			return nil, fmt.Errorf("decode %s:\n%s\n%w", describe(gvk), firstLines(doc, 12), err)
+			return nil, &DecodeError{Kind: describe(gvk), Doc: firstLines(doc, 12), Err: err}
 		}
 		objs = append(objs, obj)
 	}
 	return objs, nil
 }
+
+// DecodeError is a rendered document that does not decode strictly into its Kubernetes type.
+type DecodeError struct {
+	Kind string // the document's group/version/kind, or "document"
+	Doc  string // its first lines
+	Err  error  // the decoder's own error
+}
+
+func (e *DecodeError) Error() string { return fmt.Sprintf("decode %s:\n%s\n%v", e.Kind, e.Doc, e.Err) }
+
+func (e *DecodeError) Unwrap() error { return e.Err }
 
 var strictCodec = json.NewSerializerWithOptions(json.DefaultMetaFactory, Scheme, Scheme,
 	json.SerializerOptions{Yaml: true, Strict: true})

@@ -31,11 +31,14 @@ func ZeroDowntimeViolations(r *Result, kubeVersion string) []string {
 	replicas := int32(1)
 	switch {
 	case len(hpas) == 1:
-		if d.Spec.Replicas != nil {
-			add("the HPA owns the scale but the Deployment sets replicas (helm upgrade would reset it)")
-		}
 		if hpas[0].Spec.MinReplicas != nil {
 			replicas = *hpas[0].Spec.MinReplicas
+		}
+		switch {
+		case d.Spec.Replicas == nil:
+			add("the HPA owns the scale but the Deployment has no replicas: turning autoscaling on for a running release sets it to null, which the API server makes 1 (helm/helm#12650)")
+		case *d.Spec.Replicas < replicas:
+			add("the Deployment's replicas %d are below the HPA's minReplicas %d: an upgrade would scale below the minimum", *d.Spec.Replicas, replicas)
 		}
 	case d.Spec.Replicas != nil:
 		replicas = *d.Spec.Replicas

@@ -41,6 +41,37 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/*
+Labels of the helm test pod: the release's labels without app.kubernetes.io/name, so the pod never
+matches the selector of the Service, the PodDisruptionBudget or the HPA.
+*/}}
+{{- define "go-service.testLabels" -}}
+helm.sh/chart: {{ include "go-service.chart" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ include "go-service.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: test
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+spec.replicas with autoscaling on. Leaving replicas out is not enough: when a release turns autoscaling
+on, helm upgrade sees the field removed and sets it to null, which the API server turns into 1
+(helm/helm#12650), dropping a release of 4 pods to 1 until the HPA reacts. So the chart renders the
+Deployment's live replicas (lookup), never fewer than autoscaling.minReplicas: an upgrade never changes
+the scale the HPA chose. Without cluster access (helm template) it is minReplicas.
+*/}}
+{{- define "go-service.hpaReplicas" -}}
+{{- $n := int64 .Values.autoscaling.minReplicas }}
+{{- $live := lookup "apps/v1" "Deployment" .Release.Namespace (include "go-service.fullname" .) }}
+{{- if and $live (hasKey $live "spec") (hasKey $live.spec "replicas") }}
+  {{- $n = max $n (int64 $live.spec.replicas) }}
+{{- end }}
+{{- $n }}
+{{- end }}
+
 {{- define "go-service.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "go-service.fullname" .) .Values.serviceAccount.name }}
@@ -240,9 +271,6 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- $r := .Values.probes.readiness }}
 {{- $l := .Values.probes.liveness }}
 {{- if and $r.enabled $l.enabled (empty $r.custom) (empty $l.custom) }}
-{{- if and (eq $r.path $l.path) (eq (toString $r.port) (toString $l.port)) }}
-{{- $w = append $w (printf "Liveness and readiness probe the same endpoint (%s): a drain that fails readiness also restarts the pod. Give probes.liveness.path its own endpoint." $l.path) }}
-{{- end }}
 {{- if lt (int64 (include "go-service.probeFailureWindow" $l)) (int64 (include "go-service.probeFailureWindow" $r)) }}
 {{- $w = append $w "The liveness probe fails faster than the readiness probe: an overloaded pod is restarted before it is taken out of rotation. Make liveness more tolerant (periodSeconds x failureThreshold)." }}
 {{- end }}

@@ -52,6 +52,11 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
 {{- end }}
 {{- end }}
 {{- end }}
+{{- $r := $v.probes.readiness }}
+{{- $l := $v.probes.liveness }}
+{{- if and $r.enabled $l.enabled (empty $r.custom) (empty $l.custom) (eq $r.path $l.path) (eq (toString $r.port) (toString $l.port)) }}
+{{- $errs = append $errs (printf "probes.liveness.path and probes.readiness.path are both %s on port %v: a draining pod fails readiness but must stay live, so one endpoint cannot answer both (the kubelet would restart every pod that drains, and the graceful package refuses it). Give probes.liveness.path its own endpoint, e.g. /healthz/live." $l.path $l.port) }}
+{{- end }}
 {{- if ne (include "go-service.portExists" (dict "ref" $v.service.targetPort "ports" $v.containerPorts)) "true" }}
 {{- $errs = append $errs (printf "service.targetPort (%v) is not one of containerPorts (%s)." $v.service.targetPort (keys $v.containerPorts | sortAlpha | join ", ")) }}
 {{- end }}
