@@ -1,6 +1,7 @@
 // Package live holds what the zero-downtime live suite shares: traffic under a disruption (open-loop load
-// from the host and from a pod, a pod/endpoint timeline, conntrack hygiene), and the reports (JSON and an
-// HTML timeline per run, a summary table at the end).
+// from the host and from a pod, new connections and keep-alive POSTs, a pod/endpoint timeline, conntrack
+// hygiene), the gates every run passes through (package gate), and the reports (JSON and an HTML
+// timeline per run, a summary table at the end).
 package live
 
 import (
@@ -14,9 +15,12 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/go-service/go-service/gate"
 	"github.com/go-service/go-service/internal/repo"
 	"github.com/go-service/go-service/load"
 	"github.com/go-service/go-service/test/kube"
@@ -71,27 +75,54 @@ type Traffic struct {
 	results  []*load.Result
 	mu       sync.Mutex
 	marks    []Mark
+	replaced []Replaced
 	podRun   string // name of the in-cluster load pod, if any
+	stopped  bool
 }
 
-// TrafficOptions say which clients run.
+// Replaced is one rollout's before and after, for the reality gate.
+type Replaced struct {
+	What        string
+	Replacement gate.Replacement
+}
+
+// TrafficOptions say which clients run. Every client is gated.
 type TrafficOptions struct {
-	Rate          int  // gate rate, new connection per request (default 200/s)
-	KeepAliveRate int  // a keep-alive client beside the gate (0: none)
-	InCluster     bool // also run the gate client in a pod for InClusterFor
-	InClusterFor  time.Duration
-	Image         string // the image with `go-service load`, for the in-cluster client
+	Rate          int // host GET, new connection per request (default 200/s)
+	KeepAliveRate int // host POST from a keep-alive pool (default 50/s)
+	// InClusterRate and InClusterKeepAliveRate are the same two clients in a pod (defaults 100/s and
+	// 50/s), sending to the Service from inside the cluster until Stop.
+	InClusterRate, InClusterKeepAliveRate int
+	NoInCluster                           bool   // no client in a pod
+	Image                                 string // the image with `go-service load`, for the in-cluster clients
 	// Steady is how long the load runs before StartTraffic returns, the steady-state window the
 	// disruption's latency is compared with (default 3s).
 	Steady time.Duration
 }
 
-// StartTraffic clears conntrack for the Service, checks it serves, starts the timeline and the load.
+func (o *TrafficOptions) defaults() {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&o.Rate, 200)
+	def(&o.KeepAliveRate, 50)
+	def(&o.InClusterRate, 100)
+	def(&o.InClusterKeepAliveRate, 50)
+	if o.Steady == 0 {
+		o.Steady = 3 * time.Second
+	}
+}
+
+// controlPort is where the in-cluster load pod answers /healthz and /stop.
+const controlPort = "8081"
+
+// StartTraffic clears conntrack for the Service, checks it serves, starts the timeline, the in-cluster
+// clients (and waits until they send), then the host clients, and returns after Steady.
 func StartTraffic(t *testing.T, env *kube.Env, ns, serviceIP string, o TrafficOptions) *Traffic {
 	t.Helper()
-	if o.Rate == 0 {
-		o.Rate = 200
-	}
+	o.defaults()
 	url := fmt.Sprintf("http://%s:80/", serviceIP)
 	ClearConntrack(t, serviceIP)
 	WaitServing(t, url)
@@ -107,8 +138,20 @@ func StartTraffic(t *testing.T, env *kube.Env, ns, serviceIP string, o TrafficOp
 		cancel()
 		tr.wg.Wait()
 		tl.Stop()
+		if tr.podRun != "" && !tr.stopped {
+			_ = env.Client.CoreV1().Pods(ns).Delete(context.Background(), tr.podRun, metav1.DeleteOptions{})
+		}
 	})
-	start := func(cfg load.Config) {
+	if !o.NoInCluster {
+		if o.Image == "" {
+			t.Fatal("TrafficOptions.Image is required for the in-cluster clients")
+		}
+		tr.startInCluster(t, o)
+	}
+	for _, cfg := range []load.Config{
+		{Name: "host GET new-conn", URL: url, Rate: o.Rate},
+		{Name: "host POST keep-alive", URL: url, Rate: o.KeepAliveRate, KeepAlive: true, Method: http.MethodPost},
+	} {
 		tr.wg.Add(1)
 		go func() {
 			defer tr.wg.Done()
@@ -122,65 +165,129 @@ func StartTraffic(t *testing.T, env *kube.Env, ns, serviceIP string, o TrafficOp
 			tr.mu.Unlock()
 		}()
 	}
-	start(load.Config{URL: url, Rate: o.Rate})
-	if o.KeepAliveRate > 0 {
-		start(load.Config{URL: url, Rate: o.KeepAliveRate, KeepAlive: true})
-	}
-	if o.InCluster {
-		tr.podRun = "load-" + fmt.Sprint(time.Now().UnixNano()%100000)
-		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: tr.podRun, Labels: map[string]string{"role": "load"}},
-			Spec: corev1.PodSpec{
-				RestartPolicy: corev1.RestartPolicyNever,
-				Containers: []corev1.Container{{Name: "load", Image: o.Image, ImagePullPolicy: corev1.PullNever,
-					Args: []string{"load", "-url", url, "-rate", fmt.Sprint(o.Rate), "-duration", o.InClusterFor.String()}}},
-			},
-		}
-		if _, err := env.Client.CoreV1().Pods(ns).Create(context.Background(), pod, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		env.WaitPodPhase(t, ns, tr.podRun, corev1.PodRunning, time.Minute)
-	}
-	if o.Steady == 0 {
-		o.Steady = 3 * time.Second
-	}
 	time.Sleep(o.Steady) // a measurement window, not a wait for a condition
 	return tr
 }
 
-// Mark records a moment of the disruption (drawn on the timeline).
+// startInCluster runs the in-cluster clients in a pod that meets Pod Security "restricted", and waits
+// until its control endpoint answers (the clients are sending).
+func (tr *Traffic) startInCluster(t *testing.T, o TrafficOptions) {
+	t.Helper()
+	tr.podRun = fmt.Sprintf("load-%d", time.Now().UnixNano()%100000)
+	no, yes, uid := false, true, int64(65532)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: tr.podRun, Labels: map[string]string{"role": "load"}},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &yes, RunAsUser: &uid,
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+			Containers: []corev1.Container{{Name: "load", Image: o.Image, ImagePullPolicy: corev1.PullNever,
+				Args: []string{"load", "-url", tr.url, "-duration", "20m", "-control", ":" + controlPort,
+					"-client", fmt.Sprintf("GET:new-conn:%d", o.InClusterRate), "-client", fmt.Sprintf("POST:keep-alive:%d", o.InClusterKeepAliveRate)},
+				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &no,
+					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}},
+		},
+	}
+	ctx := context.Background()
+	if _, err := tr.env.Client.CoreV1().Pods(tr.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tr.env.WaitPodPhase(t, tr.ns, tr.podRun, corev1.PodRunning, time.Minute)
+	err := kube.Poll(ctx, 30*time.Second, 100*time.Millisecond, func() (bool, error) {
+		_, err := tr.env.Client.CoreV1().Pods(tr.ns).ProxyGet("http", tr.podRun, controlPort, "healthz", nil).DoRaw(ctx)
+		return err == nil, err
+	})
+	if err != nil {
+		t.Fatalf("the in-cluster load pod never answered on :%s: %v\n%s", controlPort, err, tr.env.Describe(tr.ns))
+	}
+}
+
+// stopInCluster stops the pod's clients and returns their results.
+func (tr *Traffic) stopInCluster(t *testing.T) []*load.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	data, err := tr.env.Client.CoreV1().Pods(tr.ns).ProxyGet("http", tr.podRun, controlPort, "stop", nil).DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("stop the in-cluster load: %v\n%s", err, tr.env.Describe(tr.ns))
+	}
+	tr.stopped = true
+	var res []*load.Result
+	if err := json.Unmarshal(data, &res); err != nil {
+		t.Fatalf("in-cluster load result: %v\n%.2000s", err, data)
+	}
+	for _, r := range res {
+		r.Name = "in-cluster " + r.Mode()
+	}
+	return res
+}
+
+// Timeline is the pod and endpoint timeline of the run.
+func (tr *Traffic) Timeline() *Timeline { return tr.timeline }
+
+// Mark records a moment of the disruption (drawn on the timeline). The first and the last mark bound
+// the disruption window the gates check.
 func (tr *Traffic) Mark(what string) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	tr.marks = append(tr.marks, Mark{At: time.Now(), What: what})
 }
 
-// Stop keeps the load running for tail (so late failures are caught), then stops everything and
-// returns one Run per client: the host gate first, then keep-alive, then the in-cluster client.
-func (tr *Traffic) Stop(t *testing.T, scenario, expect string, tail time.Duration) []*Run {
+// Replaced records a rollout's pods before and after, checked by the reality gate at Stop.
+func (tr *Traffic) Replaced(r Replaced) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.replaced = append(tr.replaced, r)
+}
+
+// Stop keeps the load running for tail (kube-proxy's minSyncPeriod + 1 s at least, so late endpoint
+// changes are still under load), then stops every client and returns one Run per client.
+func (tr *Traffic) Stop(t *testing.T, scenario string, tail time.Duration) []*Run {
 	t.Helper()
-	time.Sleep(tail)
+	time.Sleep(tail) // the settle window the coverage gate requires, not a wait for a condition
+	var inCluster []*load.Result
+	if tr.podRun != "" {
+		inCluster = tr.stopInCluster(t)
+	}
 	tr.cancel()
 	tr.wg.Wait()
 	events := tr.timeline.Stop()
+	results := append(append([]*load.Result(nil), tr.results...), inCluster...)
 	var out []*Run
-	for _, res := range tr.results {
-		out = append(out, &Run{Scenario: scenario, Client: "host", Gate: !res.KeepAlive, Expect: expect, Load: res, Marks: tr.marks, Events: events})
+	for _, res := range results {
+		out = append(out, &Run{Scenario: scenario, Client: res.Name, Load: res, Marks: tr.marks, Events: events, Replaced: tr.replaced})
 	}
-	if tr.podRun != "" {
-		pod := tr.env.WaitPodPhase(t, tr.ns, tr.podRun, corev1.PodSucceeded, 3*time.Minute)
-		var res load.Result
-		logs := tr.env.Logs(t, tr.ns, pod.Name)
-		if err := json.Unmarshal([]byte(logs[strings.Index(logs, "{"):]), &res); err != nil {
-			t.Fatalf("in-cluster load result: %v\n%s", err, logs)
+	return out
+}
+
+// Snapshot returns the pods a selector matches that are not terminating, by UID, with their
+// pod-template-hash.
+func Snapshot(tb testing.TB, env *kube.Env, ns string, selector map[string]string) gate.Pods {
+	tb.Helper()
+	out := gate.Pods{}
+	for _, p := range env.PodsOf(tb, ns, selector) {
+		if p.DeletionTimestamp == nil {
+			out[string(p.UID)] = gate.Pod{Name: p.Name, Hash: p.Labels[appsv1.DefaultDeploymentUniqueLabelKey]}
 		}
-		out = append(out, &Run{Scenario: scenario, Client: "in-cluster", Gate: true, Expect: expect, Load: &res, Marks: tr.marks, Events: events})
 	}
-	// The gate runs first in the list.
-	for i := range out {
-		if out[i].Gate && i != 0 && out[0].Load.KeepAlive {
-			out[0], out[i] = out[i], out[0]
+	return out
+}
+
+// ReplicaSets returns the (spec, status) replica counts of the ReplicaSets a selector matches, by
+// pod-template-hash.
+func ReplicaSets(tb testing.TB, env *kube.Env, ns string, selector map[string]string) map[string][2]int32 {
+	tb.Helper()
+	list, err := env.Client.AppsV1().ReplicaSets(ns).List(context.Background(), metav1.ListOptions{LabelSelector: labels.SelectorFromSet(selector).String()})
+	if err != nil {
+		tb.Fatalf("list ReplicaSets: %v", err)
+	}
+	out := map[string][2]int32{}
+	for _, rs := range list.Items {
+		spec := int32(1)
+		if rs.Spec.Replicas != nil {
+			spec = *rs.Spec.Replicas
 		}
+		out[rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]] = [2]int32{spec, rs.Status.Replicas}
 	}
 	return out
 }

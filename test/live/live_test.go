@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-service/go-service/cluster"
 	"github.com/go-service/go-service/cluster/image"
+	"github.com/go-service/go-service/gate"
 	"github.com/go-service/go-service/test/kube"
 	"github.com/go-service/go-service/test/live"
 	"github.com/go-service/go-service/test/render"
@@ -63,20 +64,29 @@ func nodes() int {
 
 // appImage is the reference service, tagged as the chart's default image (go-service:<appVersion>), with
 // a static sleep for the exec preStop mode.
-func appImage(t *testing.T) string {
-	return env.Image(t, image.Spec{Ref: "go-service:0.1.0", Package: "./cmd/go-service", Binary: "/go-service",
+func appImage(t *testing.T) string { return "go-service:" + appImageTagged(t, "0.1.0") }
+
+// appImageTagged is the same image under another tag (an image change for the chart); it returns the tag.
+func appImageTagged(t *testing.T, tag string) string {
+	env.Image(t, image.Spec{Ref: "go-service:" + tag, Package: "./cmd/go-service", Binary: "/go-service",
 		Files: map[string]string{"/bin/busybox": "/bin/busybox"}, Symlinks: map[string]string{"/bin/sleep": "busybox"}})
+	return tag
 }
 
 // release is one installed go-service release.
 type release struct {
-	t    *testing.T
-	ns   string
-	name string
-	opts *helm.Options
+	t     *testing.T
+	ns    string
+	name  string
+	chart string // the chart directory or package it was last installed or upgraded from
+	opts  *helm.Options
 }
 
 func (r *release) fullname() string { return r.name + "-go-service" }
+
+func (r *release) selector() map[string]string {
+	return map[string]string{"app.kubernetes.io/name": "go-service", "app.kubernetes.io/instance": r.name}
+}
 
 // baseValues make the chart run on a cluster without a registry: the imported image, never pulled, and
 // the helm test hook using the reference service's own client.
@@ -91,6 +101,12 @@ var baseValues = map[string]string{
 // install installs the chart with terratest's helm module (as users do) and waits for a finished rollout.
 func install(t *testing.T, ns string, values map[string]string, wait bool) *release {
 	t.Helper()
+	return installChart(t, ns, chartDir, values, wait)
+}
+
+// installChart installs a chart directory or package (e.g. a previous version of the chart).
+func installChart(t *testing.T, ns, chart string, values map[string]string, wait bool) *release {
+	t.Helper()
 	appImage(t)
 	set := map[string]string{}
 	for k, v := range baseValues {
@@ -99,7 +115,7 @@ func install(t *testing.T, ns string, values map[string]string, wait bool) *rele
 	for k, v := range values {
 		set[k] = v
 	}
-	r := &release{t: t, ns: ns, name: "svc", opts: &helm.Options{
+	r := &release{t: t, ns: ns, name: "svc", chart: chart, opts: &helm.Options{
 		Logger:         logger.Discard,
 		KubectlOptions: k8s.NewKubectlOptions("", env.Kubeconfig, ns),
 		SetValues:      set,
@@ -108,7 +124,7 @@ func install(t *testing.T, ns string, values map[string]string, wait bool) *rele
 	if wait {
 		r.opts.ExtraArgs["install"] = append(r.opts.ExtraArgs["install"], "--wait")
 	}
-	helm.Install(t, r.opts, chartDir, r.name)
+	helm.Install(t, r.opts, chart, r.name)
 	if wait {
 		env.WaitRolledOut(t, ns, r.fullname(), 3*time.Minute)
 	}
@@ -116,12 +132,16 @@ func install(t *testing.T, ns string, values map[string]string, wait bool) *rele
 }
 
 // upgrade changes values (merged over the installed ones) without waiting; callers wait on conditions.
-func (r *release) upgrade(values map[string]string) {
+func (r *release) upgrade(values map[string]string) { r.upgradeTo(r.chart, values) }
+
+// upgradeTo upgrades the release to another chart (directory or package) with changed values.
+func (r *release) upgradeTo(chart string, values map[string]string) {
 	r.t.Helper()
 	for k, v := range values {
 		r.opts.SetValues[k] = v
 	}
-	helm.Upgrade(r.t, r.opts, chartDir, r.name)
+	r.chart = chart
+	helm.Upgrade(r.t, r.opts, chart, r.name)
 }
 
 func (r *release) deployment() *appsv1.Deployment {
@@ -139,45 +159,42 @@ func (r *release) serviceIP() string {
 }
 
 func (r *release) pods() []corev1.Pod {
-	return env.PodsOf(r.t, r.ns, map[string]string{"app.kubernetes.io/instance": r.name})
+	return env.PodsOf(r.t, r.ns, r.selector())
 }
 
-// minSyncGap is longer than kube-proxy's minSyncPeriod + 1 s: the time left between disruptions so one
-// disruption's endpoint changes have reached the rules before the next.
-func minSyncGap() time.Duration { return proxyMinSync + 1500*time.Millisecond }
+// traffic starts every gated client (host and in-cluster; new connection per request and keep-alive
+// POSTs) against the release's Service.
+func traffic(t *testing.T, ns, serviceIP string) *live.Traffic {
+	t.Helper()
+	return live.StartTraffic(t, env, ns, serviceIP, live.TrafficOptions{Image: appImage(t)})
+}
+
+// settle is the pause between two disruptions: longer than kube-proxy's minSyncPeriod + 1 s, so one
+// disruption's endpoint changes have reached the rules before the next begins. kube-proxy does not
+// publish when a change reached the rules, so this is a named wait, not a condition.
+func settle() time.Duration { return proxyMinSync + 1500*time.Millisecond }
 
 // proxyMinSync is the cluster's kube-proxy minSyncPeriod (assumed 1 s, the default, on other clusters).
 var proxyMinSync = time.Second
 
-// record writes every run's report and checks the verdicts: the gate runs must match the expectation.
-func record(t *testing.T, runs []*live.Run, wantFailures bool) {
+// policy is what every gated run must meet on this cluster.
+func policy() gate.Policy { return gate.Policy{SettleAfter: proxyMinSync + time.Second} }
+
+// stop ends the load after the settle time and gates every client's run.
+func stop(t *testing.T, tr *live.Traffic, scenario string, e live.Expect, floor time.Duration) []*live.Run {
 	t.Helper()
-	for _, r := range runs {
-		if wantFailures {
-			r.Passed = r.Load.Failed > 0
-		} else {
-			r.Passed = r.Load.Failed == 0
-		}
-		require.NoError(t, live.Record(r))
-		t.Logf("%s [%s, keepalive=%v]: %s", r.Scenario, r.Client, r.Load.KeepAlive, r.Load.Summary())
+	runs := tr.Stop(t, scenario, settle())
+	for _, run := range runs {
+		run.Floor = floor
 	}
-	for _, r := range runs {
-		if !r.Gate {
-			continue
-		}
-		if wantFailures {
-			if r.Load.Failed == 0 {
-				t.Errorf("%s (%s): the negative control lost no request: the test is not sensitive enough to prove anything", r.Scenario, r.Client)
-			}
-		} else if r.Load.Failed != 0 {
-			t.Errorf("%s (%s): %d of %d requests failed %v; first failures: %v", r.Scenario, r.Client, r.Load.Failed, r.Load.Sent, r.Load.ByKind, r.Load.Samples)
-		}
-	}
+	live.Gate(t, runs, e, policy())
+	return runs
 }
 
-// rolloutFloor is the shortest time n rollouts can take with the chart's settings: each replaced pod
-// must stay ready minReadySeconds, and pods are replaced maxSurge at a time.
+// rolloutFloor is the shortest time n rollouts in a row can take with the chart's settings: each
+// replaced pod must stay ready minReadySeconds, pods are replaced maxSurge at a time, and the suite
+// leaves the settle time between two rollouts.
 func rolloutFloor(n, replicas, surge, minReady int) time.Duration {
 	steps := (replicas + surge - 1) / surge
-	return time.Duration(n*steps*minReady) * time.Second
+	return time.Duration(n*steps*minReady)*time.Second + time.Duration(n-1)*settle()
 }

@@ -9,8 +9,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
+	"github.com/go-service/go-service/gate"
 	"github.com/go-service/go-service/load"
 )
 
@@ -20,22 +22,150 @@ type Mark struct {
 	What string    `json:"what"`
 }
 
-// Run is one load run of a scenario, as reported.
+// Run is one client's load run of a scenario, as reported.
 type Run struct {
 	Scenario string       `json:"scenario"`
-	Client   string       `json:"client"` // "host" or "in-cluster"
-	Gate     bool         `json:"gate"`   // counts for pass/fail (new connection per request)
-	Expect   string       `json:"expect"` // "zero failures" or "failures" (negative controls)
+	Client   string       `json:"client"` // "host GET new-conn", "in-cluster POST keep-alive", ...
+	Expect   string       `json:"expect"` // "zero failures" or "failures (refused, reset, eof)"
 	Load     *load.Result `json:"load"`
 	Marks    []Mark       `json:"marks"`
 	Events   []Event      `json:"events"`
+	Replaced []Replaced   `json:"replaced,omitempty"`
 	// Disruption is the time from the first to the last mark (e.g. the rollouts), Floor what the settings
 	// allow at best for it.
 	Disruption time.Duration `json:"disruption"`
 	Floor      time.Duration `json:"floor"`
-	SteadyP99  time.Duration `json:"steadyP99"`
-	DuringP99  time.Duration `json:"duringP99"`
+	Steady     Latencies     `json:"steady"`
+	During     Latencies     `json:"during"`
+	Violations []string      `json:"violations"`
 	Passed     bool          `json:"passed"`
+}
+
+// Latencies of the successful requests of a window.
+type Latencies struct {
+	P50 time.Duration `json:"p50"`
+	P99 time.Duration `json:"p99"`
+	Max time.Duration `json:"max"`
+}
+
+// Expect is what a scenario expects of its load.
+type Expect struct {
+	Failures bool     // a negative control: requests must fail inside the disruption
+	Kinds    []string // the failure kinds that count as evidence
+	// Only limits a negative control to the clients whose name contains it (e.g. "new-conn": a
+	// propagation lag drops new connections; established keep-alive connections never see it). The
+	// other clients are checked for coverage and reported.
+	Only string
+}
+
+// ZeroFailures is the expectation of every zero-downtime scenario.
+var ZeroFailures = Expect{}
+
+// FailuresOf is a negative control's expectation: failures of these kinds inside the disruption.
+func FailuresOf(kinds ...string) Expect { return Expect{Failures: true, Kinds: kinds} }
+
+// On limits a negative control to the clients whose name contains client.
+func (e Expect) On(client string) Expect {
+	e.Only = client
+	return e
+}
+
+func (e Expect) applies(client string) bool { return e.Only == "" || strings.Contains(client, e.Only) }
+
+func (e Expect) String() string {
+	if !e.Failures {
+		return "zero failures"
+	}
+	return "failures (" + strings.Join(e.Kinds, ", ") + ")"
+}
+
+// Evaluate applies every gate to every client's run and sets its Violations and Passed: coverage;
+// reality of each recorded rollout; for a zero-downtime scenario no failure and no request slower than
+// policy.SlowAfter; for a negative control, failures of the expected kinds inside the disruption and
+// none outside. It returns the cluster-level violations (a rollout that replaced nothing), which every
+// run also lists.
+func Evaluate(runs []*Run, e Expect, p gate.Policy) []error {
+	if len(runs) == 0 {
+		return []error{&gate.Violation{Gate: gate.Coverage, Detail: "no load ran: nothing was proved"}}
+	}
+	var cluster []error
+	for _, rp := range runs[0].Replaced {
+		cluster = append(cluster, gate.CheckReplaced(rp.What, rp.Replacement)...)
+	}
+	for _, r := range runs {
+		r.Expect = e.String()
+		if !e.applies(r.Client) {
+			r.Expect = "reported"
+		}
+		var w gate.Window
+		if len(r.Marks) > 0 {
+			w = gate.Window{From: r.Marks[0].At, To: r.Marks[len(r.Marks)-1].At}
+		}
+		c := gate.Check{Client: r.Client, Result: r.Load, Window: w}
+		errs := append([]error(nil), cluster...)
+		if len(r.Marks) == 0 {
+			errs = append(errs, &gate.Violation{Gate: gate.Coverage, Client: r.Client, Detail: "no disruption was marked"})
+		}
+		errs = append(errs, gate.CheckCoverage(c, p)...)
+		switch {
+		case e.Failures && e.applies(r.Client):
+			errs = append(errs, gate.CheckSensitivity(c, p, e.Kinds...)...)
+		case e.Failures:
+		default:
+			errs = append(errs, gate.CheckNoFailures(c)...)
+			errs = append(errs, gate.CheckLatency(c, p)...)
+		}
+		if r.Load != nil {
+			seen := podNames(r.Load.Window(w.From, r.Load.End).Backends)
+			for _, rp := range r.Replaced {
+				errs = append(errs, gate.CheckBackends(c, rp.Replacement.Before, rp.Replacement.After, seen)...)
+			}
+		}
+		r.Violations = nil
+		for _, err := range errs {
+			r.Violations = append(r.Violations, err.Error())
+		}
+		r.Passed = len(errs) == 0
+	}
+	return cluster
+}
+
+// Gate evaluates the runs (Evaluate), writes their reports, and fails t with each violation.
+func Gate(t testing.TB, runs []*Run, e Expect, p gate.Policy) {
+	t.Helper()
+	cluster := Evaluate(runs, e, p)
+	if len(runs) == 0 {
+		t.Errorf("%v", cluster[0])
+		return
+	}
+	for _, r := range runs {
+		if err := Record(r); err != nil {
+			t.Errorf("report of %s (%s): %v", r.Scenario, r.Client, err)
+		}
+		if r.Load != nil {
+			t.Logf("%s [%s]: %s", r.Scenario, r.Client, r.Load.Summary())
+		}
+	}
+	for _, err := range cluster {
+		t.Errorf("%s: %v", runs[0].Scenario, err)
+	}
+	for _, r := range runs {
+		for _, v := range r.Violations[len(cluster):] {
+			t.Errorf("%s: %s", r.Scenario, v)
+		}
+	}
+}
+
+// podNames turns the backends' answers ("pod=NAME version=V") into pod names.
+func podNames(backends map[string]int) map[string]int {
+	out := map[string]int{}
+	for b, n := range backends {
+		f := strings.Fields(b)
+		if len(f) > 0 {
+			out[strings.TrimPrefix(f[0], "pod=")] += n
+		}
+	}
+	return out
 }
 
 var (
@@ -53,11 +183,12 @@ func resultsDir() string {
 
 // Record computes a run's figures, writes its JSON and HTML timeline, and keeps it for the summary.
 func Record(r *Run) error {
-	if len(r.Marks) > 0 {
+	if len(r.Marks) > 0 && r.Load != nil {
 		first, last := r.Marks[0].At, r.Marks[len(r.Marks)-1].At
 		r.Disruption = last.Sub(first)
-		r.SteadyP99 = r.Load.Latency(r.Load.Start, first, 0.99)
-		r.DuringP99 = r.Load.Latency(first, last, 0.99)
+		st, du := r.Load.Window(r.Load.Start, first), r.Load.Window(first, last)
+		r.Steady = Latencies{P50: st.P50, P99: st.P99, Max: st.Max}
+		r.During = Latencies{P50: du.P50, P99: du.P99, Max: du.Max}
 	}
 	reportMu.Lock()
 	runs = append(runs, r)
@@ -66,7 +197,7 @@ func Record(r *Run) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	base := filepath.Join(dir, fileName(r.Scenario+"-"+r.Client+"-"+mode(r)))
+	base := filepath.Join(dir, fileName(r.Scenario+"-"+r.Client))
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
@@ -82,13 +213,6 @@ func Record(r *Run) error {
 	return page.Execute(f, view(r))
 }
 
-func mode(r *Run) string {
-	if r.Load.KeepAlive {
-		return "keepalive"
-	}
-	return "newconn"
-}
-
 func fileName(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
@@ -101,15 +225,19 @@ func fileName(s string) string {
 	}, s)
 }
 
-// Summary is the table printed at the end of the live suite.
+// Summary is the table printed at the end of the live suite: per scenario and client, what was sent and
+// lost, the latency in steady state and during the disruption, and the disruption against its floor.
 func Summary() string {
 	reportMu.Lock()
 	defer reportMu.Unlock()
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nlive suite: %d load run(s); reports in %s\n", len(runs), resultsDir())
-	fmt.Fprintf(&b, "%-38s %-10s %-9s %7s %6s %-26s %9s %9s %9s %9s %s\n", "scenario", "client", "conn", "sent", "failed", "failures by kind", "p99 steady", "p99 during", "disrupt", "floor", "verdict")
+	fmt.Fprintf(&b, "%-40s %-27s %6s %5s %-24s %17s %17s %8s %7s %6s %s\n", "scenario", "client", "sent", "fail", "failures by kind", "steady p99/max", "during p99/max", "disrupt", "floor", "xfloor", "verdict")
 	for _, r := range runs {
-		kinds := []string{}
+		if r.Load == nil {
+			continue
+		}
+		var kinds []string
 		for k, v := range r.Load.ByKind {
 			kinds = append(kinds, fmt.Sprintf("%s=%d", k, v))
 		}
@@ -118,19 +246,24 @@ func Summary() string {
 		if !r.Passed {
 			verdict = "FAIL"
 		}
-		if !r.Gate {
-			verdict = "reported" // keep-alive runs are context, never the gate
+		ratio := "-"
+		if r.Floor > 0 {
+			ratio = fmt.Sprintf("%.2f", r.Disruption.Seconds()/r.Floor.Seconds())
 		}
-		fmt.Fprintf(&b, "%-38s %-10s %-9s %7d %6d %-26s %9s %9s %9s %9s %s (expect %s)\n", r.Scenario, r.Client, mode(r), r.Load.Sent, r.Load.Failed,
-			strings.Join(kinds, ","), r.SteadyP99.Round(time.Millisecond), r.DuringP99.Round(time.Millisecond),
-			r.Disruption.Round(100*time.Millisecond), r.Floor.Round(100*time.Millisecond), verdict, r.Expect)
+		fmt.Fprintf(&b, "%-40s %-27s %6d %5d %-24s %17s %17s %8s %7s %6s %s (expect %s)\n", r.Scenario, r.Client, r.Load.Sent, r.Load.Failed,
+			strings.Join(kinds, ","), pair(r.Steady), pair(r.During),
+			r.Disruption.Round(100*time.Millisecond), r.Floor.Round(100*time.Millisecond), ratio, verdict, r.Expect)
 	}
 	return b.String()
 }
 
+func pair(l Latencies) string {
+	return fmt.Sprintf("%s/%s", l.P99.Round(time.Millisecond), l.Max.Round(time.Millisecond))
+}
+
 type bar struct {
-	X, OKH, FailH, Y0 float64
-	Label             string
+	X, OKH, FailH, Y0, OKY float64
+	Label                  string
 }
 
 type markView struct {
@@ -163,7 +296,7 @@ func view(r *Run) map[string]any {
 		}
 		okH := float64(s.OK) / float64(maxN) * (height - 20)
 		failH := float64(fail) / float64(maxN) * (height - 20)
-		bars = append(bars, bar{X: float64(s.T) * w, OKH: okH, FailH: failH, Y0: height - okH - failH,
+		bars = append(bars, bar{X: float64(s.T) * w, OKH: okH, FailH: failH, Y0: height - okH - failH, OKY: height - okH,
 			Label: fmt.Sprintf("t=%ds ok=%d failed=%v p50=%.1fms p99=%.1fms", s.T, s.OK, s.Failed, s.P50Milli, s.P99Milli)})
 	}
 	var marks []markView
@@ -174,22 +307,27 @@ func view(r *Run) map[string]any {
 	for _, e := range r.Events {
 		events = append(events, fmt.Sprintf("%7.2fs  %-40s %s", e.At.Sub(r.Load.Start).Seconds(), e.Object, e.What))
 	}
-	return map[string]any{"R": r, "Bars": bars, "Marks": marks, "W": w, "Width": width, "Height": height,
+	lat := func(l Latencies) string {
+		return fmt.Sprintf("%s/%s/%s", l.P50.Round(10*time.Microsecond), l.P99.Round(10*time.Microsecond), l.Max.Round(10*time.Microsecond))
+	}
+	return map[string]any{"R": r, "Bars": bars, "Disruption": r.Disruption.Round(100 * time.Millisecond), "Floor": r.Floor.Round(100 * time.Millisecond),
+		"Steady": lat(r.Steady), "During": lat(r.During), "Marks": marks, "W": w, "Width": width, "Height": height,
 		"Events": events, "Summary": r.Load.Summary(), "Samples": r.Load.Samples}
 }
 
-var page = template.Must(template.New("run").Parse(`<!doctype html>
+var page = template.Must(template.New("run").Funcs(template.FuncMap{"mod2": func(i int) int { return i % 2 }}).Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>{{.R.Scenario}} ({{.R.Client}})</title>
 <style>body{font-family:sans-serif;margin:2em} pre{font-size:12px} .ok{fill:#4a9} .fail{fill:#d33} .mark{stroke:#333;stroke-dasharray:4}</style>
 </head><body>
 <h1>{{.R.Scenario}}: {{.R.Client}} client</h1>
 <p>{{.Summary}}. Expected: {{.R.Expect}}. Verdict: {{if .R.Passed}}PASS{{else}}FAIL{{end}}.</p>
-<p>Disruption {{.R.Disruption}} (floor {{.R.Floor}}); p99 latency steady {{.R.SteadyP99}}, during {{.R.DuringP99}}.</p>
+{{if .R.Violations}}<ul>{{range .R.Violations}}<li>{{.}}</li>{{end}}</ul>{{end}}
+<p>Disruption {{.Disruption}} (floor {{.Floor}}). Latency p50/p99/max: steady {{.Steady}}, during the disruption {{.During}}.</p>
 <svg width="{{.Width}}" height="{{.Height}}" style="border:1px solid #ccc">
-{{range .Bars}}<g><title>{{.Label}}</title><rect class="ok" x="{{.X}}" y="{{.Y0}}" width="{{$.W}}" height="{{.OKH}}"/><rect class="fail" x="{{.X}}" y="{{.Y0}}" width="{{$.W}}" height="{{.FailH}}"/></g>
-{{end}}{{range .Marks}}<line class="mark" x1="{{.X}}" x2="{{.X}}" y1="0" y2="{{$.Height}}"><title>{{.Label}}</title></line><text x="{{.X}}" y="12" font-size="10">{{.Label}}</text>
+{{range .Bars}}<g><title>{{.Label}}</title><rect class="fail" x="{{.X}}" y="{{.Y0}}" width="{{$.W}}" height="{{.FailH}}"/><rect class="ok" x="{{.X}}" y="{{.OKY}}" width="{{$.W}}" height="{{.OKH}}"/></g>
+{{end}}{{range $i, $m := .Marks}}<line class="mark" x1="{{$m.X}}" x2="{{$m.X}}" y1="0" y2="{{$.Height}}"><title>{{$m.Label}}</title></line><text x="{{$m.X}}" y="{{if eq (mod2 $i) 0}}12{{else}}24{{end}}" font-size="10">{{$m.Label}}</text>
 {{end}}</svg>
-<p>Green: successful requests per second; red: failed. Dashed lines: {{range .Marks}}{{.Label}}; {{end}}</p>
+<p>Green: successful requests per second; red, drawn above: failed. Dashed lines: {{range .Marks}}{{.Label}}; {{end}}</p>
 <h2>Failures (first {{len .Samples}})</h2><pre>{{range .Samples}}{{.At.Format "15:04:05.000"}} {{.Kind}} {{.Error}}
 {{end}}</pre>
 <h2>Pods and endpoints</h2><pre>{{range .Events}}{{.}}

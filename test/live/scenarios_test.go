@@ -23,64 +23,84 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/go-service/go-service/gate"
+	"github.com/go-service/go-service/load"
 	"github.com/go-service/go-service/test/kube"
 	"github.com/go-service/go-service/test/live"
 	"github.com/go-service/go-service/test/render"
 	"github.com/go-service/go-service/test/tools"
 )
 
-// rollouts triggers n rollouts in a row (a pod annotation change each), waiting for each to finish
-// (observed generation, all replicas updated and available, old pods gone) and leaving more than
-// minSyncPeriod + 1 s between them.
+// rollout applies an upgrade that must replace every pod, waits until the Deployment has rolled out
+// (observed generation, every replica updated and available, old pods gone), and records the pods
+// before and after for the reality gate.
+func rollout(t *testing.T, r *release, tr *live.Traffic, what string, apply func()) {
+	t.Helper()
+	before := live.Snapshot(t, env, r.ns, r.selector())
+	tr.Mark(what)
+	apply()
+	env.WaitRolledOut(t, r.ns, r.fullname(), 3*time.Minute)
+	tr.Mark(what + " done")
+	tr.Replaced(live.Replaced{What: what, Replacement: gate.Replacement{
+		Before: before, After: live.Snapshot(t, env, r.ns, r.selector()), OldReplicaSets: live.ReplicaSets(t, env, r.ns, r.selector()),
+	}})
+}
+
+// rollouts triggers n rollouts in a row (a pod annotation change each), with the settle time between.
 func rollouts(t *testing.T, r *release, tr *live.Traffic, n int, what string) {
 	t.Helper()
 	for i := 1; i <= n; i++ {
-		tr.Mark(fmt.Sprintf("%s %d", what, i))
-		r.upgrade(map[string]string{"podAnnotations.rollout": fmt.Sprintf("%d-%d", time.Now().UnixNano(), i)})
-		env.WaitRolledOut(t, r.ns, r.fullname(), 3*time.Minute)
-		tr.Mark(fmt.Sprintf("%s %d done", what, i))
-		time.Sleep(minSyncGap())
+		if i > 1 {
+			time.Sleep(settle())
+		}
+		rollout(t, r, tr, fmt.Sprintf("%s %d", what, i), func() {
+			r.upgrade(map[string]string{"podAnnotations.rollout": fmt.Sprintf("%d-%d", time.Now().UnixNano(), i)})
+		})
 	}
 }
 
-// 1. Rolling updates of 3 replicas with the chart's defaults lose nothing: host and in-cluster clients,
-// new connection per request (the gate) and keep-alive (reported).
+// 1. Rolling updates of 3 replicas with the chart's defaults lose nothing, for every client: host and
+// in-cluster, new connection per request and keep-alive POSTs.
 func TestRollingUpdate(t *testing.T) {
 	ns := env.Namespace(t, "rollout")
 	r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
-	tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50, InCluster: true, InClusterFor: 50 * time.Second, Image: appImage(t)})
-	rollouts(t, r, tr, 3, "rollout")
-	runs := tr.Stop(t, "rolling update x3 (defaults)", "zero failures", minSyncGap())
-	for _, run := range runs {
-		run.Floor = rolloutFloor(3, 3, 1, 5)
+	hook := r.pods()[0].Spec.Containers[0].Lifecycle.PreStop
+	if v, err := env.Client.Discovery().ServerVersion(); err == nil && v.Major == "1" && v.Minor >= "30" {
+		require.NotNil(t, hook.Sleep, "preStop mode auto is the native sleep action on Kubernetes %s.%s", v.Major, v.Minor)
+	} else {
+		require.NotNil(t, hook.Exec, "preStop mode auto is exec before Kubernetes 1.30")
 	}
-	record(t, runs, false)
+	tr := traffic(t, ns, r.serviceIP())
+	rollouts(t, r, tr, 3, "rollout")
+	stop(t, tr, "rolling update x3 (defaults)", live.ZeroFailures, rolloutFloor(3, 3, 1, 5))
 }
 
 // 2. The negative control: the same rollouts with naive settings (no preStop delay, an app that stops
-// listening at SIGTERM) must drop requests, or the test could not see a drop at all.
+// listening at SIGTERM) must drop requests inside the rollouts, refused, reset or cut off, on every
+// client, or the test could not see a drop at all.
 func TestNegativeControl(t *testing.T) {
 	ns := env.Namespace(t, "naive")
 	r := install(t, ns, map[string]string{
 		"replicaCount": "3", "shutdown.preStop.mode": "none", "shutdown.preStop.delaySeconds": "0",
 		"env[0].name": "GO_SERVICE_MODE", "env[0].value": "naive", "minReadySeconds": "0",
 	}, true)
-	tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50})
+	tr := traffic(t, ns, r.serviceIP())
 	rollouts(t, r, tr, 3, "naive rollout")
-	record(t, tr.Stop(t, "negative control: naive rollout x3", "failures", minSyncGap()), true)
+	stop(t, tr, "negative control: naive rollout x3", live.FailuresOf(load.KindRefused, load.KindReset, load.KindEOF), 0)
 }
 
-// 3. A config change through the chart's ConfigMap rolls the pods (checksum annotation) without a drop.
-func TestConfigChange(t *testing.T) {
+// 3. One upgrade that changes the image and the config (the ConfigMap's checksum annotation) rolls the
+// pods once, without a drop, and the new pods run both.
+func TestImageAndConfigChange(t *testing.T) {
 	ns := env.Namespace(t, "config")
 	r := install(t, ns, map[string]string{"replicaCount": "3", "config.data.GREETING": "hello"}, true)
 	before := r.deployment().Spec.Template.Annotations["checksum/config"]
-	tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50})
-	tr.Mark("config change")
-	r.upgrade(map[string]string{"config.data.GREETING": "bonjour"})
-	env.WaitRolledOut(t, ns, r.fullname(), 3*time.Minute)
-	tr.Mark("rolled")
-	runs := tr.Stop(t, "config change", "zero failures", minSyncGap())
+	next := appImageTagged(t, "0.1.1")
+	tr := traffic(t, ns, r.serviceIP())
+	rollout(t, r, tr, "image 0.1.1 and config change", func() {
+		r.upgrade(map[string]string{"config.data.GREETING": "bonjour", "image.tag": next})
+	})
+	stop(t, tr, "image and config change", live.ZeroFailures, rolloutFloor(1, 3, 1, 5))
 	after := r.deployment().Spec.Template.Annotations["checksum/config"]
 	assert.NotEqual(t, before, after, "the checksum changed")
 	cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), r.fullname(), metav1.GetOptions{})
@@ -88,8 +108,8 @@ func TestConfigChange(t *testing.T) {
 	assert.Equal(t, "bonjour", cm.Data["GREETING"])
 	for _, p := range r.pods() {
 		assert.Equal(t, after, p.Annotations["checksum/config"], "pod %s runs the new config", p.Name)
+		assert.Equal(t, "go-service:"+next, p.Spec.Containers[0].Image, "pod %s runs the new image", p.Name)
 	}
-	record(t, runs, false)
 }
 
 // 4. Scaling down (4 to 2, by the chart and by the HPA) loses nothing.
@@ -97,23 +117,23 @@ func TestScaleDown(t *testing.T) {
 	t.Run("replicas", func(t *testing.T) {
 		ns := env.Namespace(t, "scale")
 		r := install(t, ns, map[string]string{"replicaCount": "4"}, true)
-		tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50})
+		tr := traffic(t, ns, r.serviceIP())
 		tr.Mark("scale 4 to 2")
 		r.upgrade(map[string]string{"replicaCount": "2"})
 		env.WaitRolledOut(t, ns, r.fullname(), 2*time.Minute)
 		tr.Mark("2 replicas")
-		record(t, tr.Stop(t, "scale down 4 to 2", "zero failures", minSyncGap()), false)
+		stop(t, tr, "scale down 4 to 2", live.ZeroFailures, 0)
 	})
 	t.Run("HPA", func(t *testing.T) {
 		ns := env.Namespace(t, "hpa")
 		r := install(t, ns, map[string]string{"autoscaling.enabled": "true", "autoscaling.minReplicas": "4", "autoscaling.maxReplicas": "4"}, false)
 		waitReplicas(t, r, 4)
-		tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50})
+		tr := traffic(t, ns, r.serviceIP())
 		tr.Mark("HPA max 4 to 2")
 		r.upgrade(map[string]string{"autoscaling.minReplicas": "2", "autoscaling.maxReplicas": "2"})
 		waitReplicas(t, r, 2)
 		tr.Mark("HPA scaled to 2")
-		record(t, tr.Stop(t, "HPA scale down 4 to 2", "zero failures", minSyncGap()), false)
+		stop(t, tr, "HPA scale down 4 to 2", live.ZeroFailures, 0)
 	})
 }
 
@@ -143,7 +163,7 @@ func TestDisruptionBudget(t *testing.T) {
 	t.Run("evictions", func(t *testing.T) {
 		ns := env.Namespace(t, "pdb")
 		r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
-		tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50})
+		tr := traffic(t, ns, r.serviceIP())
 		pods := r.pods()
 		require.Len(t, pods, 3)
 		tr.Mark("evict " + pods[0].Name)
@@ -154,7 +174,7 @@ func TestDisruptionBudget(t *testing.T) {
 		t.Logf("second eviction refused: %v", err)
 		env.WaitRolledOut(t, ns, r.fullname(), 2*time.Minute)
 		tr.Mark("replacement available")
-		record(t, tr.Stop(t, "eviction within the budget", "zero failures", minSyncGap()), false)
+		stop(t, tr, "eviction within the budget", live.ZeroFailures, 0)
 	})
 	t.Run("crash-looping pods stay evictable", func(t *testing.T) {
 		ns := env.Namespace(t, "pdb-unhealthy")
@@ -190,7 +210,7 @@ func TestBadRelease(t *testing.T) {
 	ns := env.Namespace(t, "badrelease")
 	r := install(t, ns, map[string]string{"replicaCount": "3", "progressDeadlineSeconds": "20"}, true)
 	good := r.deployment().Spec.Template.Spec.Containers[0].Env
-	tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50})
+	tr := traffic(t, ns, r.serviceIP())
 	tr.Mark("bad release")
 	r.upgrade(map[string]string{"env[0].name": "GO_SERVICE_MODE", "env[0].value": "crash"})
 	err := kube.Poll(context.Background(), 3*time.Minute, 250*time.Millisecond, func() (bool, error) {
@@ -208,9 +228,8 @@ func TestBadRelease(t *testing.T) {
 	helm.Rollback(t, r.opts, r.name, "1")
 	env.WaitRolledOut(t, ns, r.fullname(), 3*time.Minute)
 	tr.Mark("rolled back")
-	runs := tr.Stop(t, "bad release and rollback", "zero failures", minSyncGap())
+	stop(t, tr, "bad release and rollback", live.ZeroFailures, 0)
 	assert.Equal(t, good, r.deployment().Spec.Template.Spec.Containers[0].Env, "rollback restored the release")
-	record(t, runs, false)
 }
 
 // 7. An app that ignores SIGTERM is killed (SIGKILL, exit 137) at the grace period the chart computed.
@@ -277,7 +296,7 @@ func TestNodeDrain(t *testing.T) {
 		}
 	}
 	t.Logf("pods per node before the drain: %v; draining %s", perNode, node)
-	tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{KeepAliveRate: 50})
+	tr := traffic(t, ns, r.serviceIP())
 	tr.Mark("cordon " + node)
 	setUnschedulable(t, node, true)
 	t.Cleanup(func() { setUnschedulable(t, node, false) })
@@ -296,12 +315,11 @@ func TestNodeDrain(t *testing.T) {
 	}
 	env.WaitRolledOut(t, ns, r.fullname(), 3*time.Minute)
 	tr.Mark("drained")
-	runs := tr.Stop(t, "node drain", "zero failures", minSyncGap())
+	stop(t, tr, "node drain", live.ZeroFailures, 0)
 	t.Logf("the budget refused %d eviction attempt(s) while replacements were not available", refused)
 	for _, p := range r.pods() {
 		assert.NotEqual(t, node, p.Spec.NodeName, "pod %s rescheduled off the drained node", p.Name)
 	}
-	record(t, runs, false)
 }
 
 func setUnschedulable(t *testing.T, node string, on bool) {
@@ -309,15 +327,6 @@ func setUnschedulable(t *testing.T, node string, on bool) {
 	patch := fmt.Sprintf(`{"spec":{"unschedulable":%v}}`, on)
 	_, err := env.Client.CoreV1().Nodes().Patch(context.Background(), node, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 	require.NoError(t, err)
-}
-
-// 8. helm test passes on an installed release.
-func TestHelmTest(t *testing.T) {
-	ns := env.Namespace(t, "helmtest")
-	r := install(t, ns, nil, true)
-	out, err := helm.RunHelmCommandAndGetOutputE(t, r.opts, "test", r.name, "--timeout", "2m")
-	require.NoError(t, err, out)
-	assert.Contains(t, out, "Phase:          Succeeded")
 }
 
 // kubectlOnPath makes a kubectl available to tools that run one (ct): on the local cluster, the
@@ -390,15 +399,17 @@ func TestUmbrellaChart(t *testing.T) {
 
 	svc, err := env.Client.CoreV1().Services(ns).Get(context.Background(), "shop-api", metav1.GetOptions{})
 	require.NoError(t, err)
-	tr := live.StartTraffic(t, env, ns, svc.Spec.ClusterIP, live.TrafficOptions{KeepAliveRate: 50})
+	tr := traffic(t, ns, svc.Spec.ClusterIP)
+	apiSel := map[string]string{"app.kubernetes.io/name": "api", "app.kubernetes.io/instance": "shop"}
+	before := live.Snapshot(t, env, ns, apiSel)
 	tr.Mark("rollout api")
 	opts.SetValues["api.podAnnotations.rollout"] = "second"
 	helm.Upgrade(t, opts, chart, "shop")
 	env.WaitRolledOut(t, ns, "shop-api", 3*time.Minute)
 	tr.Mark("api rolled")
-	runs := tr.Stop(t, "umbrella chart: rollout of one alias", "zero failures", minSyncGap())
+	tr.Replaced(live.Replaced{What: "rollout api", Replacement: gate.Replacement{Before: before, After: live.Snapshot(t, env, ns, apiSel), OldReplicaSets: live.ReplicaSets(t, env, ns, apiSel)}})
+	stop(t, tr, "umbrella chart: rollout of one alias", live.ZeroFailures, 0)
 	worker, err = env.Client.AppsV1().Deployments(ns).Get(context.Background(), "shop-worker", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, workerGen, worker.Generation, "the other service is untouched")
-	record(t, runs, false)
 }

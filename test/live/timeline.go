@@ -25,6 +25,10 @@ type Event struct {
 type Timeline struct {
 	mu     sync.Mutex
 	events []Event
+	// endpointPods are the pods ever listed in an EndpointSlice of the namespace.
+	endpointPods map[string]bool
+	// ready are the ready endpoint counts per Service over time.
+	ready  []ReadyCount
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
@@ -32,7 +36,7 @@ type Timeline struct {
 // WatchNamespace starts recording. Stop it with Stop.
 func WatchNamespace(client kubernetes.Interface, ns string) (*Timeline, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	tl := &Timeline{cancel: cancel}
+	tl := &Timeline{cancel: cancel, endpointPods: map[string]bool{}}
 	pw, err := client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
 	if err != nil {
 		cancel()
@@ -93,6 +97,13 @@ func (tl *Timeline) endpoints(w watch.Interface) {
 			continue
 		}
 		ready, serving, terminating := 0, 0, 0
+		tl.mu.Lock()
+		for _, e := range es.Endpoints {
+			if e.TargetRef != nil {
+				tl.endpointPods[e.TargetRef.Name] = true
+			}
+		}
+		tl.mu.Unlock()
 		for _, e := range es.Endpoints {
 			if e.Conditions.Ready != nil && *e.Conditions.Ready {
 				ready++
@@ -110,7 +121,13 @@ func (tl *Timeline) endpoints(w watch.Interface) {
 		}
 		if last[es.Name] != what {
 			last[es.Name] = what
-			tl.add("endpoints/"+es.Labels[discoveryv1.LabelServiceName], what)
+			svc := es.Labels[discoveryv1.LabelServiceName]
+			tl.add("endpoints/"+svc, what)
+			if ev.Type != watch.Deleted {
+				tl.mu.Lock()
+				tl.ready = append(tl.ready, ReadyCount{At: time.Now(), Service: svc, Ready: ready})
+				tl.mu.Unlock()
+			}
 		}
 	}
 }
@@ -122,6 +139,48 @@ func podReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// ReadyCount is a Service's number of ready endpoints from a moment on.
+type ReadyCount struct {
+	At      time.Time
+	Service string
+	Ready   int
+}
+
+// EndpointPods are the pods ever listed in an EndpointSlice of the namespace while the timeline ran.
+func (tl *Timeline) EndpointPods() map[string]bool {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	out := map[string]bool{}
+	for k := range tl.endpointPods {
+		out[k] = true
+	}
+	return out
+}
+
+// MinReady is the fewest ready endpoints the Service had from since on (the count in force at since
+// included), and -1 when no count was seen.
+func (tl *Timeline) MinReady(service string, since time.Time) int {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	min, inForce := -1, -1
+	for _, c := range tl.ready {
+		if c.Service != service {
+			continue
+		}
+		if c.At.Before(since) {
+			inForce = c.Ready
+			continue
+		}
+		if min < 0 || c.Ready < min {
+			min = c.Ready
+		}
+	}
+	if inForce >= 0 && (min < 0 || inForce < min) {
+		min = inForce
+	}
+	return min
 }
 
 // Stop ends the watches and returns the events in order.
