@@ -408,7 +408,7 @@ func TestUmbrellaChart(t *testing.T) {
 	env.WaitRolledOut(t, ns, "shop-api", 3*time.Minute)
 	tr.Mark("api rolled")
 	tr.Replaced(live.Replaced{What: "rollout api", Replacement: gate.Replacement{Before: before, After: live.Snapshot(t, env, ns, apiSel), OldReplicaSets: live.ReplicaSets(t, env, ns, apiSel)}})
-	stop(t, tr, "umbrella chart: rollout of one alias", live.ZeroFailures, 0)
+	stop(t, tr, "umbrella chart: rollout of one alias", live.ZeroFailures, rolloutFloor(1, 3, 1, 5))
 	worker, err = env.Client.AppsV1().Deployments(ns).Get(context.Background(), "shop-worker", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, workerGen, worker.Generation, "the other service is untouched")
