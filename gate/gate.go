@@ -121,7 +121,8 @@ func CheckNoFailures(c Check) []error {
 		s := r.Samples[0]
 		first = fmt.Sprintf("; first at %s (%s after the disruption started): %s %s", stamp(s.At), s.At.Sub(c.Window.From).Round(time.Millisecond), s.Kind, s.Error)
 	}
-	return []error{&Violation{Gate: Failures, Client: c.Client, Detail: fmt.Sprintf("%d of %d requests failed (%s)%s", r.Failed, r.Sent, kinds(r.ByKind), first)}}
+	all := r.Window(r.Start, r.End.Add(time.Nanosecond))
+	return []error{&Violation{Gate: Failures, Client: c.Client, Detail: fmt.Sprintf("%d of %d requests failed (%s)%s", r.Failed, r.Sent, kinds(all.ByKind), first)}}
 }
 
 // CheckLatency: no successful request took longer than SlowAfter.
@@ -239,6 +240,9 @@ func CheckBackends(c Check, before, after Pods, backends map[string]int) []error
 		return false
 	}
 	var out []error
+	if len(before) == 0 && len(after) == 0 {
+		return []error{&Violation{Gate: Reality, Client: c.Client, Detail: fmt.Sprintf("no pod left and no pod came during the disruption: nothing was replaced; answered: %s", kinds(backends))}}
+	}
 	if !seen(before) {
 		out = append(out, &Violation{Gate: Reality, Client: c.Client, Detail: fmt.Sprintf("no old pod (%s) answered during the disruption; answered: %s", names(before), kinds(backends))})
 	}
