@@ -6,6 +6,7 @@ package render
 import (
 	"bufio"
 	"bytes"
+	stdjson "encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -190,14 +191,15 @@ func MergeValues(files []string, overrides map[string]any) (map[string]any, erro
 		base = chartutil.CoalesceTables(m, base)
 	}
 	if overrides != nil {
-		// Round-trip through YAML so that overrides carry the same types as a values file (float64
-		// numbers), and so the caller's map is never shared with the render.
-		data, err := yaml.Marshal(overrides)
+		// Round-trip so that overrides carry the same types as a values file (float64 numbers), and so
+		// the caller's map is never shared with the render. Through JSON, which YAML reads: it escapes
+		// every control character, where a YAML writer leaves some (U+0085) raw and changes the string.
+		data, err := stdjson.Marshal(overrides)
 		if err != nil {
 			return nil, err
 		}
 		var m map[string]any
-		if err := yaml.Unmarshal(data, &m); err != nil {
+		if err := stdjson.Unmarshal(data, &m); err != nil {
 			return nil, err
 		}
 		base = mergeMaps(base, m)

@@ -27,15 +27,15 @@ Names and labels.
 
 {{/* Labels that select the pods; never change them after the first install. */}}
 {{- define "go-service.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "go-service.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "go-service.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{- define "go-service.labels" -}}
-helm.sh/chart: {{ include "go-service.chart" . }}
+helm.sh/chart: {{ include "go-service.chart" . | quote }}
 {{ include "go-service.selectorLabels" . }}
 app.kubernetes.io/version: {{ include "go-service.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 {{- with .Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
@@ -46,10 +46,10 @@ Labels of the helm test pod: the release's labels without app.kubernetes.io/name
 matches the selector of the Service, the PodDisruptionBudget or the HPA.
 */}}
 {{- define "go-service.testLabels" -}}
-helm.sh/chart: {{ include "go-service.chart" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+helm.sh/chart: {{ include "go-service.chart" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 app.kubernetes.io/version: {{ include "go-service.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 app.kubernetes.io/component: test
 {{- with .Values.commonLabels }}
 {{ toYaml . }}
@@ -166,8 +166,8 @@ exec:
     - {{ int64 $p.delaySeconds | quote }}
 {{- else if eq $mode "httpGet" }}
 httpGet:
-  path: {{ $p.httpGet.path }}
-  port: {{ include "go-service.portRef" $p.httpGet.port }}
+  path: {{ $p.httpGet.path | quote }}
+  port: {{ include "go-service.portValue" $p.httpGet.port }}
   scheme: HTTP
 {{- end }}
 {{- end }}
@@ -212,14 +212,19 @@ Probes and ports.
 {{- if kindIs "string" . }}{{ . }}{{ else }}{{ int64 . }}{{ end }}
 {{- end }}
 
+{{/* A port reference as it goes into a manifest: a name quoted, a number as a number. */}}
+{{- define "go-service.portValue" -}}
+{{- if kindIs "string" . }}{{ . | quote }}{{ else }}{{ int64 . }}{{ end }}
+{{- end }}
+
 {{/* A probe from its values block: the custom probe as given, or an httpGet probe. */}}
 {{- define "go-service.probe" -}}
 {{- if .custom }}
 {{- toYaml .custom }}
 {{- else }}
 httpGet:
-  path: {{ .path }}
-  port: {{ include "go-service.portRef" .port }}
+  path: {{ .path | quote }}
+  port: {{ include "go-service.portValue" .port }}
   scheme: HTTP
 initialDelaySeconds: {{ int64 .initialDelaySeconds }}
 periodSeconds: {{ int64 .periodSeconds }}

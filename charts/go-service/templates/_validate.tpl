@@ -6,6 +6,11 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
 {{- define "go-service.validate" -}}
 {{- $errs := list }}
 {{- $v := .Values }}
+
+{{- /* Strings: a NEL (U+0085) is a line break to YAML, so the value would change on its way to the cluster. */}}
+{{- range include "go-service.validate.lineBreaks" (dict "v" $v "path" "") | fromJsonArray }}
+{{- $errs = append $errs (printf "%s contains U+0085 (NEL), which YAML reads as a line break, so the cluster would get another value. Remove it." .) }}
+{{- end }}
 {{- $replicas := int64 (include "go-service.effectiveReplicas" .) }}
 
 {{- /* Rollout strategy */}}
@@ -111,4 +116,25 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
      named by the message is an error lint reports, so lint fails too, with the message in it. */}}
 {{- include (printf "go-service refuses these values:%s" $msg) . }}
 {{- end }}
+{{- end }}
+
+{{/* The paths of the strings (values and keys) under .v that contain U+0085, as a JSON list. */}}
+{{- define "go-service.validate.lineBreaks" -}}
+{{- $out := list }}
+{{- if kindIs "map" .v }}
+  {{- range $k, $e := .v }}
+    {{- $p := ternary $k (printf "%s.%s" $.path $k) (eq $.path "") }}
+    {{- if contains "\u0085" $k }}
+      {{- $out = append $out $p }}
+    {{- end }}
+    {{- $out = concat $out (include "go-service.validate.lineBreaks" (dict "v" $e "path" $p) | fromJsonArray) }}
+  {{- end }}
+{{- else if kindIs "slice" .v }}
+  {{- range $i, $e := .v }}
+    {{- $out = concat $out (include "go-service.validate.lineBreaks" (dict "v" $e "path" (printf "%s[%d]" $.path $i)) | fromJsonArray) }}
+  {{- end }}
+{{- else if and (kindIs "string" .v) (contains "\u0085" .v) }}
+  {{- $out = append $out .path }}
+{{- end }}
+{{- toJson $out }}
 {{- end }}
