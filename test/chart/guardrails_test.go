@@ -179,6 +179,26 @@ func TestGuardrails(t *testing.T) {
 		{name: "bad percentage", values: m{"strategy": m{"rollingUpdate": m{"maxSurge": "25 percent"}}}, want: []string{"at '/strategy/rollingUpdate/maxSurge'"}},
 		{name: "liveness successThreshold must be 1", values: m{"probes": m{"liveness": m{"successThreshold": 2}}}, want: []string{"at '/probes/liveness/successThreshold'"}},
 		{name: "liveness and readiness on one path", values: m{"probes": m{"liveness": m{"path": "/healthz/ready"}}}, want: []string{"probes.liveness.path and probes.readiness.path are both /healthz/ready on port http", "Give probes.liveness.path its own endpoint"}},
+		// Names, labels, images and quantities, with the API server's and the distribution spec's rules.
+		{name: "numeric image tag", values: m{"image": m{"tag": 1.10}}, want: []string{"image.tag is the number 1.1, not a string", `Quote the tag as you wrote it, e.g. tag: "1.10"`}},
+		{name: "numeric test image tag", values: m{"tests": m{"image": m{"tag": 20240101}}}, want: []string{"tests.image.tag is the number 2.0240101e+07, not a string"}},
+		{name: "tag with a plus", values: m{"image": m{"tag": "1.0+build"}}, want: []string{"at '/image/tag'", "does not match pattern"}},
+		{name: "uppercase repository", values: m{"image": m{"repository": "Registry.example.com/Team/App"}}, want: []string{"at '/image/repository'"}},
+		{name: "repository with a space", values: m{"image": m{"repository": "team/my app"}}, want: []string{"at '/image/repository'"}},
+		{name: "uppercase nameOverride", values: m{"nameOverride": "API"}, want: []string{"at '/nameOverride'"}},
+		{name: "fullnameOverride starting with a digit", values: m{"fullnameOverride": "9orders"}, want: []string{"at '/fullnameOverride'", "does not match pattern"}},
+		{name: "commonLabels redefine the selector", values: m{"commonLabels": m{"app.kubernetes.io/name": "x"}}, want: []string{"commonLabels sets app.kubernetes.io/name, a label of the Deployment's selector", "Remove it from commonLabels"}},
+		{name: "podLabels redefine the selector", values: m{"podLabels": m{"app.kubernetes.io/instance": "x"}}, want: []string{"podLabels sets app.kubernetes.io/instance, a label of the Deployment's selector"}},
+		{name: "label value with a space", values: m{"podLabels": m{"tier": "web app"}}, want: []string{"at '/podLabels/tier'"}},
+		{name: "label value too long", values: m{"commonLabels": m{"team": strings.Repeat("a", 64)}}, want: []string{"at '/commonLabels/team'", "maxLength"}},
+		{name: "label key with a space", values: m{"commonLabels": m{"cost center": "x"}}, want: []string{`commonLabels has the key "cost center", which the API server refuses`}},
+		{name: "annotation key with two slashes", values: m{"podAnnotations": m{"a/b/c": "x"}}, want: []string{`podAnnotations has the key "a/b/c", which the API server refuses`}},
+		{name: "cpu request with a space", values: m{"resources": m{"requests": m{"cpu": "100 m"}}}, want: []string{"at '/resources/requests/cpu'"}},
+		{name: "negative memory limit", values: m{"resources": m{"limits": m{"memory": -1}}}, want: []string{"at '/resources/limits/memory'"}},
+		{name: "tmp volume size in words", values: m{"tmpVolume": m{"sizeLimit": "64 megs"}}, want: []string{"at '/tmpVolume/sizeLimit'"}},
+		{name: "a NEL in a string", values: m{"args": []any{"--name=a\u0085b"}}, want: []string{"args[0] contains U+0085 (NEL), which YAML reads as a line break"}},
+		{name: "a NEL in an annotation key", values: m{"podAnnotations": m{"a\u0085b": "x"}}, want: []string{"podAnnotations.a\u0085b contains U+0085 (NEL)", `podAnnotations has the key "a\u0085b", which the API server refuses`}},
+		{name: "a prefix longer than 253", values: m{"service": m{"labels": m{strings.Repeat("a", 254) + "/x": "y"}}}, want: []string{"service.labels has the key"}},
 		{name: "bad port name", values: m{"containerPorts": m{"HTTP_PORT": 8080}}, want: []string{"invalid propertyName 'HTTP_PORT'"}},
 		{name: "port out of range", values: m{"containerPorts": m{"http": 70000}}, want: []string{"at '/containerPorts/http'"}},
 		{name: "bad digest", values: m{"image": m{"digest": "latest"}}, want: []string{"at '/image/digest'"}},
@@ -222,4 +242,17 @@ func TestKubeVersionFloor(t *testing.T) {
 	_, err := render.Render(render.Options{KubeVersion: "1.26.0"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "chart requires kubeVersion: >=1.27.0-0")
+}
+
+// A release name that makes the full name an invalid Service name (it starts with a digit) is refused
+// with the name it would have and the fix; fullnameOverride fixes it.
+func TestReleaseNameMakesAValidServiceName(t *testing.T) {
+	t.Parallel()
+	_, err := render.Render(render.Options{ReleaseName: "1shop"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `the resources would be named "1shop-go-service" (from the release name "1shop" and nameOverride)`)
+	assert.Contains(t, err.Error(), "Set fullnameOverride (e.g. svc-1shop-go-service)")
+	res, err := render.Render(render.Options{ReleaseName: "1shop", Values: map[string]any{"fullnameOverride": "shop"}})
+	require.NoError(t, err)
+	assert.Contains(t, res.Manifest, `name: "shop"`)
 }

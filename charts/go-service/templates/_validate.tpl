@@ -13,6 +13,9 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
 {{- end }}
 {{- $replicas := int64 (include "go-service.effectiveReplicas" .) }}
 
+{{- /* Names, labels and images */}}
+{{- $errs = concat $errs (include "go-service.validate.names" . | fromJsonArray) }}
+
 {{- /* Rollout strategy */}}
 {{- if eq $v.strategy.type "RollingUpdate" }}
 {{- $ru := $v.strategy.rollingUpdate }}
@@ -137,4 +140,40 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
   {{- $out = append $out .path }}
 {{- end }}
 {{- toJson $out }}
+{{- end }}
+
+{{/* Names, labels and image references the API server or a registry would refuse, as a JSON list. */}}
+{{- define "go-service.validate.names" -}}
+{{- $errs := list }}
+{{- $v := .Values }}
+{{- $full := include "go-service.fullname" . }}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $full) }}
+  {{- $errs = append $errs (printf "the resources would be named %q (from the release name %q and nameOverride), but the Service's name must be an RFC 1035 label: lowercase letters, digits and '-', starting with a letter. Set fullnameOverride (e.g. svc-%s)." $full .Release.Name (regexReplaceAll "[^-a-z0-9]" (lower $full) "")) }}
+{{- end }}
+{{- range $key := list "app.kubernetes.io/name" "app.kubernetes.io/instance" }}
+  {{- range $field := list "commonLabels" "podLabels" }}
+    {{- if hasKey (index $v $field) $key }}
+      {{- $errs = append $errs (printf "%s sets %s, a label of the Deployment's selector: the selector would no longer match its pods (and it cannot change after install). Remove it from %s; use nameOverride or the release name instead." $field $key $field) }}
+    {{- end }}
+  {{- end }}
+{{- end }}
+{{- $keyed := dict "commonLabels" $v.commonLabels "podLabels" $v.podLabels "podAnnotations" $v.podAnnotations "deploymentAnnotations" $v.deploymentAnnotations "service.labels" $v.service.labels "service.annotations" $v.service.annotations "serviceAccount.annotations" $v.serviceAccount.annotations "ingress.annotations" $v.ingress.annotations "serviceMonitor.labels" $v.serviceMonitor.labels }}
+{{- range $field, $m := $keyed }}
+  {{- range $key, $_ := $m }}
+    {{- $parts := splitList "/" $key }}
+    {{- $ok := regexMatch "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$" $key }}
+    {{- if and $ok (eq (len $parts) 2) (gt (len (first $parts)) 253) }}
+      {{- $ok = false }}
+    {{- end }}
+    {{- if not $ok }}
+      {{- $errs = append $errs (printf "%s has the key %q, which the API server refuses: a key is an optional DNS subdomain prefix and '/', then a name of at most 63 characters (letters, digits, '-', '_', '.'), starting and ending with a letter or digit. Rename it." $field $key) }}
+    {{- end }}
+  {{- end }}
+{{- end }}
+{{- range $path, $img := dict "image" $v.image "tests.image" $v.tests.image }}
+  {{- if and (hasKey $img "tag") (not (kindIs "string" $img.tag)) (not (kindIs "invalid" $img.tag)) }}
+    {{- $errs = append $errs (printf "%s.tag is the number %v, not a string: YAML reads an unquoted tag as a number (1.10 becomes 1.1, 20240101 may become 2.0240101e+07). Quote the tag as you wrote it, e.g. tag: \"1.10\"." $path $img.tag) }}
+  {{- end }}
+{{- end }}
+{{- toJson $errs }}
 {{- end }}
