@@ -190,7 +190,8 @@ func TestZeroDowntimeRulesCatchNaiveSettings(t *testing.T) {
 	}
 	r = render.MustRender(t, render.Options{Values: map[string]any{"replicaCount": 4, "strategy": map[string]any{"rollingUpdate": map[string]any{"maxUnavailable": "25%"}}}})
 	assert.True(t, containsAny(render.ZeroDowntimeViolations(r, "1.34.0"), "maxUnavailable 25% is not 0"))
-	r = render.MustRender(t, render.Options{KubeVersion: "1.29.0", Values: map[string]any{"shutdown": map[string]any{"preStop": map[string]any{"mode": "sleep"}}}})
+	// The chart refuses sleep before 1.30; a manifest rendered for 1.30 and applied to 1.29 breaks the rule.
+	r = render.MustRender(t, render.Options{KubeVersion: "1.30.0", Values: map[string]any{"shutdown": map[string]any{"preStop": map[string]any{"mode": "sleep"}}}})
 	assert.True(t, containsAny(render.ZeroDowntimeViolations(r, "1.29.0"), "preStop sleep action on Kubernetes 1.29.0"))
 	// With an HPA, a Deployment without replicas (as many charts render it) or below the minimum.
 	r = render.MustRender(t, render.Options{Values: map[string]any{"autoscaling": map[string]any{"enabled": true, "minReplicas": 3, "maxReplicas": 6}}})

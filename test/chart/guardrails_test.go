@@ -179,6 +179,16 @@ func TestGuardrails(t *testing.T) {
 		{name: "bad percentage", values: m{"strategy": m{"rollingUpdate": m{"maxSurge": "25 percent"}}}, want: []string{"at '/strategy/rollingUpdate/maxSurge'"}},
 		{name: "liveness successThreshold must be 1", values: m{"probes": m{"liveness": m{"successThreshold": 2}}}, want: []string{"at '/probes/liveness/successThreshold'"}},
 		{name: "liveness and readiness on one path", values: m{"probes": m{"liveness": m{"path": "/healthz/ready"}}}, want: []string{"probes.liveness.path and probes.readiness.path are both /healthz/ready on port http", "Give probes.liveness.path its own endpoint"}},
+		// Blocks set to null (Helm deletes the key): the schema names what is missing.
+		{name: "probes set to null", values: m{"probes": nil}, want: []string{"missing property 'probes'"}},
+		{name: "shutdown set to null", values: m{"shutdown": nil}, want: []string{"missing property 'shutdown'"}},
+		{name: "a probe path set to null", values: m{"probes": m{"readiness": m{"path": nil}}}, want: []string{"at '/probes/readiness'", "missing property 'path'"}},
+		{name: "tests set to null", values: m{"tests": nil}, want: []string{"missing property 'tests'"}},
+		{name: "service port set to null", values: m{"service": m{"port": nil}}, want: []string{"at '/service'", "missing property 'port'"}},
+		// Shutdown budget holes.
+		{name: "no buffer in the computed grace period", values: m{"shutdown": m{"bufferSeconds": 0}}, want: []string{"shutdown.bufferSeconds is 0: the computed grace period (20s) is exactly shutdown.preStop.delaySeconds + shutdown.drainTimeoutSeconds"}},
+		{name: "sleep mode before 1.30", kube: "1.29.0", values: m{"shutdown": m{"preStop": m{"mode": "sleep"}}}, want: []string{"shutdown.preStop.mode is sleep, but the native sleep action needs Kubernetes 1.30 and this cluster is v1.29.0"}},
+		{name: "env overrides the contract", values: m{"env": []any{m{"name": "A", "value": "b"}, m{"name": "GO_SERVICE_DRAIN_TIMEOUT", "value": "60s"}}}, want: []string{"env[1] sets GO_SERVICE_DRAIN_TIMEOUT, which the chart sets from shutdown.*"}},
 		// Names, labels, images and quantities, with the API server's and the distribution spec's rules.
 		{name: "numeric image tag", values: m{"image": m{"tag": 1.10}}, want: []string{"image.tag is the number 1.1, not a string", `Quote the tag as you wrote it, e.g. tag: "1.10"`}},
 		{name: "numeric test image tag", values: m{"tests": m{"image": m{"tag": 20240101}}}, want: []string{"tests.image.tag is the number 2.0240101e+07, not a string"}},

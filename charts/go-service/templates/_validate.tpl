@@ -46,6 +46,20 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
 {{- else if and (not (kindIs "invalid" $s.terminationGracePeriodSeconds)) (le $grace (add $delay $drain)) }}
 {{- $errs = append $errs (printf "shutdown.terminationGracePeriodSeconds (%d) must be greater than shutdown.preStop.delaySeconds + shutdown.drainTimeoutSeconds (%d + %d = %d), or in-flight requests are killed mid-drain. Raise it, or remove it to have it computed (%d)." $grace $delay $drain (add $delay $drain) (add $delay $drain $s.bufferSeconds)) }}
 {{- end }}
+{{- if and (kindIs "invalid" $s.terminationGracePeriodSeconds) (eq (int64 $s.bufferSeconds) 0) (ne $mode "none") }}
+{{- $errs = append $errs (printf "shutdown.bufferSeconds is 0: the computed grace period (%ds) is exactly shutdown.preStop.delaySeconds + shutdown.drainTimeoutSeconds, so a drain that needs its whole timeout is killed mid-response. Set bufferSeconds to 1 or more (the default is 5)." $grace) }}
+{{- end }}
+{{- if and (eq $s.preStop.mode "sleep") (not (semverCompare ">=1.30.0-0" $.Capabilities.KubeVersion.Version)) }}
+{{- $errs = append $errs (printf "shutdown.preStop.mode is sleep, but the native sleep action needs Kubernetes 1.30 and this cluster is %s: the API server would drop the hook. Use mode auto (exec here) or exec." $.Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- if $s.env }}
+{{- $contract := list "GO_SERVICE_PRESTOP_MODE" "GO_SERVICE_PRESTOP_DELAY" "GO_SERVICE_SHUTDOWN_DELAY" "GO_SERVICE_DRAIN_TIMEOUT" "GO_SERVICE_TERMINATION_GRACE_PERIOD" "GO_SERVICE_HTTP_PORT" "GO_SERVICE_READINESS_PATH" "GO_SERVICE_LIVENESS_PATH" "GO_SERVICE_PRESTOP_PATH" }}
+{{- range $i, $e := $v.env }}
+{{- if and (kindIs "map" $e) (has $e.name $contract) }}
+{{- $errs = append $errs (printf "env[%d] sets %s, which the chart sets from shutdown.* (the shutdown contract): the app and the manifest would disagree. Remove it and set the shutdown value instead, or set shutdown.env to false to manage the variables yourself." $i $e.name) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and (eq $mode "httpGet") (ne (include "go-service.portExists" (dict "ref" $s.preStop.httpGet.port "ports" $v.containerPorts)) "true") }}
 {{- $errs = append $errs (printf "shutdown.preStop.httpGet.port (%v) is not one of containerPorts (%s). Use a name or number from containerPorts." $s.preStop.httpGet.port (keys $v.containerPorts | sortAlpha | join ", ")) }}
 {{- end }}
