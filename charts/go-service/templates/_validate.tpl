@@ -74,6 +74,20 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
 {{- end }}
 {{- end }}
 {{- end }}
+{{- range $name := list "startup" "readiness" "liveness" }}
+{{- $c := (index $v.probes $name).custom }}
+{{- if $c }}
+{{- $handlers := list }}
+{{- range $h := list "httpGet" "tcpSocket" "grpc" "exec" }}
+{{- if hasKey $c $h }}
+{{- $handlers = append $handlers $h }}
+{{- end }}
+{{- end }}
+{{- if ne (len $handlers) 1 }}
+{{- $errs = append $errs (printf "probes.%s.custom has %s: a probe takes exactly one handler, httpGet, tcpSocket, grpc or exec. Keep one." $name (ternary "no handler" (printf "%d handlers (%s)" (len $handlers) (join ", " $handlers)) (eq (len $handlers) 0))) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- $r := $v.probes.readiness }}
 {{- $l := $v.probes.liveness }}
 {{- if and $r.enabled $l.enabled (empty $r.custom) (empty $l.custom) (eq $r.path $l.path) (eq (toString $r.port) (toString $l.port)) }}
