@@ -180,6 +180,9 @@ func TestGuardrails(t *testing.T) {
 		{name: "bad percentage", values: m{"strategy": m{"rollingUpdate": m{"maxSurge": "25 percent"}}}, want: []string{"at '/strategy/rollingUpdate/maxSurge'"}},
 		{name: "liveness successThreshold must be 1", values: m{"probes": m{"liveness": m{"successThreshold": 2}}}, want: []string{"at '/probes/liveness/successThreshold'"}},
 		{name: "liveness and readiness on one path", values: m{"probes": m{"liveness": m{"path": "/healthz/ready"}}}, want: []string{"probes.liveness.path and probes.readiness.path are both /healthz/ready on port http", "Give probes.liveness.path its own endpoint"}},
+		// Security combinations the API server rejects.
+		{name: "privileged without escalation", values: m{"securityContext": m{"privileged": true}}, want: []string{"securityContext.privileged is true while securityContext.allowPrivilegeEscalation is false: the API server rejects the pod"}},
+		{name: "SYS_ADMIN without escalation", values: m{"securityContext": m{"capabilities": m{"add": []any{"SYS_ADMIN"}}}}, want: []string{"securityContext.capabilities.add has SYS_ADMIN while securityContext.allowPrivilegeEscalation is false"}},
 		// Blocks set to null (Helm deletes the key): the schema names what is missing.
 		{name: "probes set to null", values: m{"probes": nil}, want: []string{"missing property 'probes'"}},
 		{name: "shutdown set to null", values: m{"shutdown": nil}, want: []string{"missing property 'shutdown'"}},

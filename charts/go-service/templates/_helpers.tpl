@@ -283,6 +283,23 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- if and (not .Values.podDisruptionBudget.enabled) (ge $replicas 2) }}
 {{- $w = append $w "podDisruptionBudget.enabled is false: a node drain may evict every pod at once. Enable the PodDisruptionBudget." }}
 {{- end }}
+{{- $psc := .Values.podSecurityContext | default dict }}
+{{- $sc := .Values.securityContext | default dict }}
+{{- if or (empty $psc) (empty $sc) }}
+{{- $w = append $w (printf "%s is empty: the pod gives up the restricted Pod Security defaults (non-root, no privilege escalation, capabilities dropped, RuntimeDefault seccomp) and a namespace that enforces restricted refuses it." (ternary "podSecurityContext" "securityContext" (empty $psc))) }}
+{{- end }}
+{{- if or (eq (toString (index $psc "runAsUser")) "0") (eq (toString (index $sc "runAsUser")) "0") (and (hasKey $psc "runAsNonRoot") (not $psc.runAsNonRoot)) (and (hasKey $sc "runAsNonRoot") (not $sc.runAsNonRoot)) }}
+{{- $w = append $w "The container may run as root (runAsUser 0 or runAsNonRoot false): a compromised process owns the container's files. Run as a non-root UID." }}
+{{- end }}
+{{- if $sc.privileged }}
+{{- $w = append $w "securityContext.privileged is true: the container has every capability and the node's devices. Remove it unless the workload is a node agent." }}
+{{- end }}
+{{- if and (hasKey $sc "allowPrivilegeEscalation") $sc.allowPrivilegeEscalation }}
+{{- $w = append $w "securityContext.allowPrivilegeEscalation is true: a setuid binary can gain privileges. Set it to false." }}
+{{- end }}
+{{- with (($sc.capabilities | default dict).add) }}
+{{- $w = append $w (printf "securityContext.capabilities.add grants %s: each is a privilege beyond the restricted profile (only NET_BIND_SERVICE is allowed there)." (join ", " .)) }}
+{{- end }}
 {{- if eq (include "go-service.preStopMode" .) "exec" }}
 {{- $w = append $w (printf "The preStop hook runs %q in the container (mode exec on Kubernetes %s): the image must contain that binary, or the pod gets no delay before SIGTERM." (first .Values.shutdown.preStop.sleepCommand) .Capabilities.KubeVersion.Version) }}
 {{- end }}

@@ -88,6 +88,14 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
 {{- end }}
 {{- end }}
 {{- end }}
+{{- /* Security: combinations the API server rejects. */}}
+{{- $sc := $v.securityContext | default dict }}
+{{- if and $sc.privileged (hasKey $sc "allowPrivilegeEscalation") (not $sc.allowPrivilegeEscalation) }}
+{{- $errs = append $errs "securityContext.privileged is true while securityContext.allowPrivilegeEscalation is false: the API server rejects the pod (a privileged container always can escalate). Remove privileged, or set allowPrivilegeEscalation to true." }}
+{{- end }}
+{{- if and (hasKey $sc "allowPrivilegeEscalation") (not $sc.allowPrivilegeEscalation) (has "SYS_ADMIN" (($sc.capabilities | default dict).add | default list)) }}
+{{- $errs = append $errs "securityContext.capabilities.add has SYS_ADMIN while securityContext.allowPrivilegeEscalation is false: the API server rejects the pod. Drop SYS_ADMIN, or set allowPrivilegeEscalation to true." }}
+{{- end }}
 {{- $r := $v.probes.readiness }}
 {{- $l := $v.probes.liveness }}
 {{- if and $r.enabled $l.enabled (empty $r.custom) (empty $l.custom) (eq $r.path $l.path) (eq (toString $r.port) (toString $l.port)) }}
