@@ -1,22 +1,38 @@
 {{/*
-Every cross-value check of the chart, in one place. Each message names the value at fault and says what to
-change. All problems are reported together, and nothing is rendered while one remains.
-values.schema.json already rejects unknown keys, wrong types and out-of-range numbers.
+The chart's cross-value checks, one named define per area, each returning its messages as a JSON list
+(bitnami's validateValues.* pattern). Each message names the value at fault and says what to change.
+All problems are reported together, and nothing is rendered while one remains. values.schema.json already
+rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 */}}
 {{- define "go-service.validate" -}}
 {{- $errs := list }}
-{{- $v := .Values }}
+{{- range $area := list "strings" "names" "rollout" "shutdown" "ports" "security" "disruption" "exposure" }}
+{{- $errs = concat $errs (include (printf "go-service.validate.%s" $area) $ | fromJsonArray) }}
+{{- end }}
+{{- if $errs }}
+{{- $msg := printf "\n\n%s: invalid values:\n  - %s\n" (include "go-service.valuesPath" .) (join "\n  - " $errs) }}
+{{- fail $msg }}
+{{- /* Only reached under `helm lint`, whose lint mode logs `fail` as INFO and goes on. Including a template
+     named by the message is an error lint reports, so lint fails too, with the message in it. */}}
+{{- include (printf "go-service refuses these values:%s" $msg) . }}
+{{- end }}
+{{- end }}
 
-{{- /* Strings: a NEL (U+0085) is a line break to YAML, so the value would change on its way to the cluster. */}}
+{{/* Strings: a NEL (U+0085) is a line break to YAML, so the value would change on its way to the cluster. */}}
+{{- define "go-service.validate.strings" -}}
+{{- $errs := list }}
+{{- $v := .Values }}
 {{- range include "go-service.validate.lineBreaks" (dict "v" $v "path" "") | fromJsonArray }}
 {{- $errs = append $errs (printf "%s contains U+0085 (NEL), which YAML reads as a line break, so the cluster would get another value. Remove it." .) }}
 {{- end }}
+{{- toJson $errs }}
+{{- end }}
+
+{{/* Rollout: the strategy can replace pods and keeps capacity. */}}
+{{- define "go-service.validate.rollout" -}}
+{{- $errs := list }}
+{{- $v := .Values }}
 {{- $replicas := int64 (include "go-service.effectiveReplicas" .) }}
-
-{{- /* Names, labels and images */}}
-{{- $errs = concat $errs (include "go-service.validate.names" . | fromJsonArray) }}
-
-{{- /* Rollout strategy */}}
 {{- if eq $v.strategy.type "RollingUpdate" }}
 {{- $ru := $v.strategy.rollingUpdate }}
 {{- if and (eq (include "go-service.isZero" $ru.maxSurge) "true") (eq (include "go-service.isZero" $ru.maxUnavailable) "true") }}
@@ -30,8 +46,13 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
 {{- if le (int64 $v.progressDeadlineSeconds) (int64 $v.minReadySeconds) }}
 {{- $errs = append $errs (printf "progressDeadlineSeconds (%d) must be greater than minReadySeconds (%d): raise progressDeadlineSeconds." (int64 $v.progressDeadlineSeconds) (int64 $v.minReadySeconds)) }}
 {{- end }}
+{{- toJson $errs }}
+{{- end }}
 
-{{- /* Shutdown budget */}}
+{{/* Shutdown budget: the preStop delay, the drain and the grace period agree, and the app reads them. */}}
+{{- define "go-service.validate.shutdown" -}}
+{{- $errs := list }}
+{{- $v := .Values }}
 {{- $s := $v.shutdown }}
 {{- $mode := include "go-service.preStopMode" . }}
 {{- $delay := int64 $s.preStop.delaySeconds }}
@@ -63,8 +84,13 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
 {{- if and (eq $mode "httpGet") (ne (include "go-service.portExists" (dict "ref" $s.preStop.httpGet.port "ports" $v.containerPorts)) "true") }}
 {{- $errs = append $errs (printf "shutdown.preStop.httpGet.port (%v) is not one of containerPorts (%s). Use a name or number from containerPorts." $s.preStop.httpGet.port (keys $v.containerPorts | sortAlpha | join ", ")) }}
 {{- end }}
+{{- toJson $errs }}
+{{- end }}
 
-{{- /* Probes and ports */}}
+{{/* Probes and ports: every reference names a container port; liveness and readiness are distinct. */}}
+{{- define "go-service.validate.ports" -}}
+{{- $errs := list }}
+{{- $v := .Values }}
 {{- range $name := list "startup" "readiness" "liveness" }}
 {{- $p := index $v.probes $name }}
 {{- if $p.enabled }}
@@ -88,14 +114,6 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
 {{- end }}
 {{- end }}
 {{- end }}
-{{- /* Security: combinations the API server rejects. */}}
-{{- $sc := $v.securityContext | default dict }}
-{{- if and $sc.privileged (hasKey $sc "allowPrivilegeEscalation") (not $sc.allowPrivilegeEscalation) }}
-{{- $errs = append $errs "securityContext.privileged is true while securityContext.allowPrivilegeEscalation is false: the API server rejects the pod (a privileged container always can escalate). Remove privileged, or set allowPrivilegeEscalation to true." }}
-{{- end }}
-{{- if and (hasKey $sc "allowPrivilegeEscalation") (not $sc.allowPrivilegeEscalation) (has "SYS_ADMIN" (($sc.capabilities | default dict).add | default list)) }}
-{{- $errs = append $errs "securityContext.capabilities.add has SYS_ADMIN while securityContext.allowPrivilegeEscalation is false: the API server rejects the pod. Drop SYS_ADMIN, or set allowPrivilegeEscalation to true." }}
-{{- end }}
 {{- $r := $v.probes.readiness }}
 {{- $l := $v.probes.liveness }}
 {{- if and $r.enabled $l.enabled (empty $r.custom) (empty $l.custom) (eq $r.path $l.path) (eq (toString $r.port) (toString $l.port)) }}
@@ -107,8 +125,28 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
 {{- if and $v.serviceMonitor.enabled (not (hasKey $v.containerPorts $v.serviceMonitor.port)) }}
 {{- $errs = append $errs (printf "serviceMonitor.port (%s) is not a port name in containerPorts (%s)." $v.serviceMonitor.port (keys $v.containerPorts | sortAlpha | join ", ")) }}
 {{- end }}
+{{- toJson $errs }}
+{{- end }}
 
-{{- /* Autoscaling */}}
+{{/* Security: combinations the API server rejects. */}}
+{{- define "go-service.validate.security" -}}
+{{- $errs := list }}
+{{- $v := .Values }}
+{{- $sc := $v.securityContext | default dict }}
+{{- if and $sc.privileged (hasKey $sc "allowPrivilegeEscalation") (not $sc.allowPrivilegeEscalation) }}
+{{- $errs = append $errs "securityContext.privileged is true while securityContext.allowPrivilegeEscalation is false: the API server rejects the pod (a privileged container always can escalate). Remove privileged, or set allowPrivilegeEscalation to true." }}
+{{- end }}
+{{- if and (hasKey $sc "allowPrivilegeEscalation") (not $sc.allowPrivilegeEscalation) (has "SYS_ADMIN" (($sc.capabilities | default dict).add | default list)) }}
+{{- $errs = append $errs "securityContext.capabilities.add has SYS_ADMIN while securityContext.allowPrivilegeEscalation is false: the API server rejects the pod. Drop SYS_ADMIN, or set allowPrivilegeEscalation to true." }}
+{{- end }}
+{{- toJson $errs }}
+{{- end }}
+
+{{/* Disruption: the HPA bounds and the PodDisruptionBudget, checked against the replica count it will see. */}}
+{{- define "go-service.validate.disruption" -}}
+{{- $errs := list }}
+{{- $v := .Values }}
+{{- $replicas := int64 (include "go-service.effectiveReplicas" .) }}
 {{- $hpa := $v.autoscaling }}
 {{- if $hpa.enabled }}
 {{- if gt (int64 $hpa.minReplicas) (int64 $hpa.maxReplicas) }}
@@ -118,8 +156,6 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
 {{- $errs = append $errs "autoscaling.enabled is true but no metric is set. Set autoscaling.targetCPUUtilizationPercentage, autoscaling.targetMemoryUtilizationPercentage or autoscaling.metrics." }}
 {{- end }}
 {{- end }}
-
-{{- /* PodDisruptionBudget, checked against the replica count it will really see */}}
 {{- $pdb := $v.podDisruptionBudget }}
 {{- if and $pdb.enabled (ge $replicas 2) (not $pdb.allowNoDisruptions) }}
 {{- $what := ternary "autoscaling.minReplicas" "replicaCount" $hpa.enabled }}
@@ -139,22 +175,20 @@ values.schema.json already rejects unknown keys, wrong types and out-of-range nu
 {{- $errs = append $errs (printf "podDisruptionBudget.maxUnavailable (%v) allows no eviction: every node drain blocks. Set it to 1 or more, or set podDisruptionBudget.allowNoDisruptions to true." $pdb.maxUnavailable) }}
 {{- end }}
 {{- end }}
+{{- toJson $errs }}
+{{- end }}
 
-{{- /* Other resources */}}
+{{/* Exposure and configuration: routes, monitors and config that would attach to nothing. */}}
+{{- define "go-service.validate.exposure" -}}
+{{- $errs := list }}
+{{- $v := .Values }}
 {{- if and $v.httpRoute.enabled (empty $v.httpRoute.parentRefs) }}
 {{- $errs = append $errs "httpRoute.enabled is true but httpRoute.parentRefs is empty: the route would attach to no Gateway. Name the Gateway in httpRoute.parentRefs." }}
 {{- end }}
 {{- if and (not (empty $v.config.data)) (not $v.config.asEnv) (empty $v.config.mountPath) }}
 {{- $errs = append $errs "config.data is set but neither config.asEnv nor config.mountPath uses it. Set config.asEnv to true or config.mountPath to a directory." }}
 {{- end }}
-
-{{- if $errs }}
-{{- $msg := printf "\n\n%s: invalid values:\n  - %s\n" (include "go-service.valuesPath" .) (join "\n  - " $errs) }}
-{{- fail $msg }}
-{{- /* Only reached under `helm lint`, whose lint mode logs `fail` as INFO and goes on. Including a template
-     named by the message is an error lint reports, so lint fails too, with the message in it. */}}
-{{- include (printf "go-service refuses these values:%s" $msg) . }}
-{{- end }}
+{{- toJson $errs }}
 {{- end }}
 
 {{/* The paths of the strings (values and keys) under .v that contain U+0085, as a JSON list. */}}
