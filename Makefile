@@ -59,8 +59,8 @@ test: ## Everything CI runs, stage by stage, each timed; ends with the stage tim
 test-render: tools ## The render suite: in-process renders, values, guardrails, golden files, dependency chart.
 	@$(call gotest,render,-count=1 ./test/render/... ./test/chart/...)
 
-test-unit: tools ## Unit tests: the cluster harness, the graceful package, the load generator, testlog (no root, no cluster).
-	@$(call gotest,unit,-count=1 ./cluster/... ./graceful/... ./load/... ./internal/...)
+test-unit: tools ## Unit tests: the cluster harness, the graceful package, the load generator, the gates, testlog (no root, no cluster).
+	@$(call gotest,unit,-count=1 ./cluster/... ./graceful/... ./load/... ./gate/... ./internal/...)
 
 test-lint: deps ## helm lint --strict, ct lint and the values-docs check, as Go tests.
 	@$(call gotest,lint,-count=1 ./test/lint/...)
