@@ -183,6 +183,11 @@ func TestGuardrails(t *testing.T) {
 		// Security combinations the API server rejects.
 		{name: "privileged without escalation", values: m{"securityContext": m{"privileged": true}}, want: []string{"securityContext.privileged is true while securityContext.allowPrivilegeEscalation is false: the API server rejects the pod"}},
 		{name: "SYS_ADMIN without escalation", values: m{"securityContext": m{"capabilities": m{"add": []any{"SYS_ADMIN"}}}}, want: []string{"securityContext.capabilities.add has SYS_ADMIN while securityContext.allowPrivilegeEscalation is false"}},
+		// Numbers the API server would refuse.
+		{name: "maxSurge above 100%", values: m{"strategy": m{"rollingUpdate": m{"maxSurge": "150%"}}}, want: []string{"at '/strategy/rollingUpdate/maxSurge'"}},
+		{name: "minAvailable above 100%", values: m{"podDisruptionBudget": m{"minAvailable": "101%"}}, want: []string{"at '/podDisruptionBudget/minAvailable'"}},
+		{name: "replicas beyond int32", values: m{"replicaCount": 3000000000}, want: []string{"at '/replicaCount'", "maximum"}},
+		{name: "HPA maximum beyond int32", values: m{"autoscaling": m{"enabled": true, "maxReplicas": 2147483648}}, want: []string{"at '/autoscaling/maxReplicas'"}},
 		// Blocks set to null (Helm deletes the key): the schema names what is missing.
 		{name: "probes set to null", values: m{"probes": nil}, want: []string{"missing property 'probes'"}},
 		{name: "shutdown set to null", values: m{"shutdown": nil}, want: []string{"missing property 'shutdown'"}},
