@@ -98,6 +98,11 @@ func stringLeaves(v any, path []string) [][]string {
 
 // withLeaf returns a deep copy of values with the string at path set to s.
 func withLeaf(values map[string]any, path []string, s string) map[string]any {
+	return withValue(values, path, s)
+}
+
+// withValue returns a deep copy of values with the node at path set to s.
+func withValue(values map[string]any, path []string, s any) map[string]any {
 	out := deepCopy(values).(map[string]any)
 	var cur any = out
 	for i, k := range path {
@@ -108,9 +113,14 @@ func withLeaf(values map[string]any, path []string, s string) map[string]any {
 				x[k] = s
 			}
 			cur = x[k]
+		default:
+			return out // an earlier change replaced the parent with a scalar
 		case []any:
 			var j int
 			_, _ = fmt.Sscan(k, &j)
+			if j >= len(x) {
+				return out // an earlier change removed this element
+			}
 			if last {
 				x[j] = s
 			}

@@ -20,7 +20,9 @@ const lag = 3 * time.Second
 
 // Slow endpoint propagation, as on a large cluster: kube-proxy's minSyncPeriod raised to 3 s. The chart's
 // defaults must still lose nothing, and a preStop delay shorter than the lag must be seen losing
-// requests: that is what shutdown.preStop.delaySeconds is for. (This file's tests run last: they
+// requests: that is what shutdown.preStop.delaySeconds is for. The negative control runs the plain
+// net/http app, which closes its listener at SIGTERM (the graceful package keeps it open while new
+// connections still arrive, which would hide the short delay). (This file's tests run last: they
 // replace the local cluster.)
 func TestSlowPropagation(t *testing.T) {
 	if env.Local == nil {
@@ -41,9 +43,10 @@ func TestSlowPropagation(t *testing.T) {
 	})
 	t.Run("a preStop delay shorter than the lag loses requests", func(t *testing.T) {
 		ns := env.Namespace(t, "lag-short")
-		r := install(t, ns, map[string]string{"replicaCount": "3", "shutdown.preStop.delaySeconds": "1"}, true)
+		r := install(t, ns, map[string]string{"replicaCount": "3", "shutdown.preStop.delaySeconds": "1",
+			"env[0].name": "GO_SERVICE_MODE", "env[0].value": "plain"}, true)
 		tr := traffic(t, ns, r.serviceIP())
 		rollouts(t, r, tr, 2, "rollout")
-		stop(t, tr, "3s lag: preStop 1s (shorter than the lag)", live.FailuresOf(load.KindRefused, load.KindReset, load.KindEOF).On("new-conn"), 0)
+		stop(t, tr, "3s lag: preStop 1s (shorter than the lag), plain app", live.FailuresOf(load.KindRefused, load.KindReset, load.KindEOF).On("new-conn"), 0)
 	})
 }
