@@ -8,8 +8,9 @@
 //     it sends on it, and a POST is never retried);
 //  2. keeps serving in-flight and new requests for ShutdownDelay (GO_SERVICE_SHUTDOWN_DELAY: the
 //     endpoint-propagation delay when no preStop hook covers it, 0 when one does);
-//  3. waits until every open connection has been idle for KeepAliveQuiet (at most 4 x KeepAliveQuiet):
-//     a connection still in use is closed by its own next response;
+//  3. waits until no connection has been opened or used for KeepAliveQuiet (at most 4 x KeepAliveQuiet):
+//     a connection still in use is closed by its own next response, and new connections still arriving
+//     mean some proxy has not yet removed the endpoint;
 //  4. closes its listener and the idle connections, and waits for in-flight requests with
 //     http.Server.Shutdown, at most DrainTimeout (GO_SERVICE_DRAIN_TIMEOUT);
 //  5. returns nil after a clean drain (exit 0), an error if the drain timed out.
