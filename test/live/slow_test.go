@@ -18,8 +18,10 @@ import (
 // controller and the rule sync themselves); a longer lag needs a longer shutdown.preStop.delaySeconds.
 const lag = 3 * time.Second
 
-// Slow endpoint propagation, as on a large cluster: kube-proxy's minSyncPeriod raised to 3 s. The chart's
-// defaults must still lose nothing, and a preStop delay shorter than the lag must be seen losing
+// Slow endpoint propagation, as on a large cluster: kube-proxy's minSyncPeriod raised to 3 s. kube-proxy
+// syncs at once when the last sync is older than that, so the lag only shows when endpoint changes come
+// in bursts: minReadySeconds 0 here makes each pod's removal follow its replacement's readiness at once.
+// The chart's other defaults must still lose nothing, and a preStop delay shorter than the lag must be seen losing
 // requests: that is what shutdown.preStop.delaySeconds is for. The negative control runs the plain
 // net/http app, which closes its listener at SIGTERM (the graceful package keeps it open while new
 // connections still arrive, which would hide the short delay). (This file's tests run last: they
@@ -36,14 +38,14 @@ func TestSlowPropagation(t *testing.T) {
 
 	t.Run("chart defaults lose nothing", func(t *testing.T) {
 		ns := env.Namespace(t, "lag-defaults")
-		r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
+		r := install(t, ns, map[string]string{"replicaCount": "3", "minReadySeconds": "0"}, true)
 		tr := traffic(t, ns, r.serviceIP())
 		rollouts(t, r, tr, 2, "rollout")
-		stop(t, tr, "3s lag: rolling update x2 (defaults)", live.ZeroFailures, rolloutFloor(2, 3, 1, 5))
+		stop(t, tr, "3s lag: rolling update x2 (defaults, minReadySeconds 0)", live.ZeroFailures, rolloutFloor(2, 3, 1, 0))
 	})
 	t.Run("a preStop delay shorter than the lag loses requests", func(t *testing.T) {
 		ns := env.Namespace(t, "lag-short")
-		r := install(t, ns, map[string]string{"replicaCount": "3", "shutdown.preStop.delaySeconds": "1",
+		r := install(t, ns, map[string]string{"replicaCount": "3", "minReadySeconds": "0", "shutdown.preStop.delaySeconds": "1",
 			"env[0].name": "GO_SERVICE_MODE", "env[0].value": "plain"}, true)
 		tr := traffic(t, ns, r.serviceIP())
 		rollouts(t, r, tr, 2, "rollout")
