@@ -144,15 +144,17 @@ func CheckLatency(c Check, p Policy) []error {
 	return []error{&Violation{Gate: Latency, Client: c.Client, Detail: fmt.Sprintf("%d request(s) slower than %s; the slowest took %s, sent at %s", len(slow), p.SlowAfter, worst.Latency().Round(time.Millisecond), stamp(c.Result.SentAt(worst)))}}
 }
 
-// CheckSensitivity is a negative control's gate: requests failed inside the disruption window (up to
-// SettleAfter past its end), at least one of them of an expected kind, and none outside it.
+// CheckSensitivity is a negative control's gate: requests failed inside the disruption window, at least
+// one of them of an expected kind, and none outside it. The window runs to SettleAfter plus the client's
+// timeout past the last mark: a request sent then can still meet what the disruption left behind (a
+// connection to a pod that is gone, an address handed to a new pod).
 func CheckSensitivity(c Check, p Policy, expected ...string) []error {
 	p = p.withDefaults()
 	r := c.Result
 	if r == nil {
 		return []error{&Violation{Gate: Sensitivity, Client: c.Client, Detail: "no result"}}
 	}
-	in := r.Window(c.Window.From, c.Window.To.Add(p.SettleAfter))
+	in := r.Window(c.Window.From, c.Window.To.Add(p.SettleAfter+r.Timeout))
 	var out []error
 	evidence := 0
 	for _, k := range expected {

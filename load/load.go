@@ -35,6 +35,8 @@ type Config struct {
 	// here is neither, so a dropped keep-alive POST is seen as the failure it is.
 	Method  string        `json:"method,omitempty"`
 	Timeout time.Duration `json:"timeout,omitempty"` // per request, counted as a failure (default 2s)
+	// Query is the query string the client's URL carries (informational: URL already has it).
+	Query string `json:"query,omitempty"`
 	// MaxInFlight bounds concurrent requests (default 4 x Rate); a request that cannot start is counted
 	// as a failure of kind "overload", never silently skipped.
 	MaxInFlight int `json:"maxInFlight,omitempty"`
@@ -86,7 +88,7 @@ type Request struct {
 type Result struct {
 	Config
 	Start   time.Time       `json:"start"`
-	End     time.Time       `json:"end"`
+	End     time.Time       `json:"end"` // when sending stopped (requests in flight then completed after)
 	Sent    int             `json:"sent"`
 	OK      int             `json:"ok"`
 	Failed  int             `json:"failed"`
@@ -159,8 +161,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	for {
 		select {
 		case <-ctx.Done():
+			res.End = time.Now() // sending stopped; the requests in flight still complete
 			wg.Wait()
-			res.End = time.Now()
 			res.finish()
 			return res, nil
 		case <-time.After(time.Until(next)):

@@ -176,7 +176,7 @@ func runLoad(args []string) int {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	url := fs.String("url", "", "URL to request")
 	var specs clientFlags
-	fs.Var(&specs, "client", "a client, METHOD:CONN:RATE (GET:new-conn:200, POST:keep-alive:50); repeat for several")
+	fs.Var(&specs, "client", "a client, METHOD:CONN:RATE[:QUERY] (GET:new-conn:200, POST:keep-alive:50:sleep=100ms); repeat for several")
 	duration := fs.Duration("duration", 30*time.Second, "how long (0: until stopped)")
 	timeout := fs.Duration("timeout", load.DefaultTimeout, "per-request timeout (a slower request has failed)")
 	control := fs.String("control", "", "serve GET /stop on this address")
@@ -188,6 +188,9 @@ func runLoad(args []string) int {
 	}
 	for i := range specs {
 		specs[i].URL, specs[i].Duration, specs[i].Timeout = *url, *duration, *timeout
+		if specs[i].Query != "" {
+			specs[i].URL += "?" + specs[i].Query
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -237,8 +240,8 @@ func (c *clientFlags) String() string { return fmt.Sprint(len(*c), " client(s)")
 
 func (c *clientFlags) Set(v string) error {
 	parts := strings.Split(v, ":")
-	if len(parts) != 3 {
-		return fmt.Errorf("%q: want METHOD:CONN:RATE, e.g. POST:keep-alive:50", v)
+	if len(parts) != 3 && len(parts) != 4 {
+		return fmt.Errorf("%q: want METHOD:CONN:RATE[:QUERY], e.g. POST:keep-alive:50 or POST:keep-alive:50:sleep=100ms", v)
 	}
 	rate, err := strconv.Atoi(parts[2])
 	if err != nil || rate <= 0 {
@@ -252,6 +255,10 @@ func (c *clientFlags) Set(v string) error {
 	default:
 		return fmt.Errorf("%q: connection %q: want new-conn or keep-alive", v, parts[1])
 	}
-	*c = append(*c, load.Config{Method: strings.ToUpper(parts[0]), KeepAlive: keepAlive, Rate: rate})
+	cfg := load.Config{Method: strings.ToUpper(parts[0]), KeepAlive: keepAlive, Rate: rate}
+	if len(parts) == 4 {
+		cfg.Query = parts[3]
+	}
+	*c = append(*c, cfg)
 	return nil
 }

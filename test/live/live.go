@@ -94,6 +94,9 @@ type TrafficOptions struct {
 	// 50/s), sending to the Service from inside the cluster until Stop.
 	InClusterRate, InClusterKeepAliveRate int
 	NoInCluster                           bool   // no client in a pod
+	// KeepAliveQuery is a query string for the keep-alive clients' requests (e.g. "sleep=100ms", which
+	// the reference app honours, so requests are always in flight on the pooled connections).
+	KeepAliveQuery string
 	Image                                 string // the image with `go-service load`, for the in-cluster clients
 	// Steady is how long the load runs before StartTraffic returns, the steady-state window the
 	// disruption's latency is compared with (default 3s).
@@ -113,6 +116,13 @@ func (o *TrafficOptions) defaults() {
 	if o.Steady == 0 {
 		o.Steady = 3 * time.Second
 	}
+}
+
+func withQuery(url, q string) string {
+	if q == "" {
+		return url
+	}
+	return url + "?" + q
 }
 
 // controlPort is where the in-cluster load pod answers /healthz and /stop.
@@ -150,7 +160,7 @@ func StartTraffic(t *testing.T, env *kube.Env, ns, serviceIP string, o TrafficOp
 	}
 	for _, cfg := range []load.Config{
 		{Name: "host GET new-conn", URL: url, Rate: o.Rate},
-		{Name: "host POST keep-alive", URL: url, Rate: o.KeepAliveRate, KeepAlive: true, Method: http.MethodPost},
+		{Name: "host POST keep-alive", URL: withQuery(url, o.KeepAliveQuery), Query: o.KeepAliveQuery, Rate: o.KeepAliveRate, KeepAlive: true, Method: http.MethodPost},
 	} {
 		tr.wg.Add(1)
 		go func() {
@@ -183,7 +193,7 @@ func (tr *Traffic) startInCluster(t *testing.T, o TrafficOptions) {
 				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 			Containers: []corev1.Container{{Name: "load", Image: o.Image, ImagePullPolicy: corev1.PullNever,
 				Args: []string{"load", "-url", tr.url, "-duration", "20m", "-control", ":" + controlPort,
-					"-client", fmt.Sprintf("GET:new-conn:%d", o.InClusterRate), "-client", fmt.Sprintf("POST:keep-alive:%d", o.InClusterKeepAliveRate)},
+					"-client", fmt.Sprintf("GET:new-conn:%d", o.InClusterRate), "-client", strings.TrimSuffix(fmt.Sprintf("POST:keep-alive:%d:%s", o.InClusterKeepAliveRate, o.KeepAliveQuery), ":")},
 				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &no,
 					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}},
 		},

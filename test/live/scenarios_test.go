@@ -76,8 +76,8 @@ func TestRollingUpdate(t *testing.T) {
 }
 
 // 2. The negative control: the same rollouts with naive settings (no preStop delay, an app that stops
-// listening at SIGTERM) must drop requests inside the rollouts, refused, reset or cut off, on every
-// client, or the test could not see a drop at all.
+// listening at SIGTERM) must drop new connections inside the rollouts, refused, reset or cut off, from
+// the host and from a pod, or the test could not see a drop at all.
 func TestNegativeControl(t *testing.T) {
 	ns := env.Namespace(t, "naive")
 	r := install(t, ns, map[string]string{
@@ -86,7 +86,22 @@ func TestNegativeControl(t *testing.T) {
 	}, true)
 	tr := traffic(t, ns, r.serviceIP())
 	rollouts(t, r, tr, 3, "naive rollout")
-	stop(t, tr, "negative control: naive rollout x3", live.FailuresOf(load.KindRefused, load.KindReset, load.KindEOF), 0)
+	stop(t, tr, "negative control: naive rollout x3", live.FailuresOf(load.KindRefused, load.KindReset, load.KindEOF).On("new-conn"), 0)
+}
+
+// 2b. The keep-alive clients' negative control: an app that dies at SIGTERM (no handler), no preStop
+// delay, and POSTs that take 100 ms, so pooled connections always carry requests when a pod goes. The
+// keep-alive clients must see those requests fail (reset, EOF), or they could not see a drop at all.
+// (The naive rollout above drops keep-alive requests only when one happens to be in flight.)
+func TestKeepAliveNegativeControl(t *testing.T) {
+	ns := env.Namespace(t, "naive-keepalive")
+	r := install(t, ns, map[string]string{
+		"replicaCount": "3", "shutdown.preStop.mode": "none", "shutdown.preStop.delaySeconds": "0",
+		"env[0].name": "GO_SERVICE_MODE", "env[0].value": "no-signal", "minReadySeconds": "0",
+	}, true)
+	tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{Image: appImage(t), KeepAliveQuery: "sleep=100ms"})
+	rollouts(t, r, tr, 2, "rollout")
+	stop(t, tr, "negative control: app killed at SIGTERM, slow POSTs", live.FailuresOf(load.KindReset, load.KindEOF, load.KindRefused).On("keep-alive"), 0)
 }
 
 // 3. One upgrade that changes the image and the config (the ConfigMap's checksum annotation) rolls the
