@@ -28,7 +28,7 @@ CYCLES ?= 10
 RECORD := $(CURDIR)/results/tests.jsonl
 gotest = $(GO) test -json $(2) 2>&1 | $(BIN)/testlog $(if $(V),-v) -record $(RECORD) -suite $(1)
 
-.PHONY: all help deps tools render test test-render test-lint lint docs golden bench clean \
+.PHONY: all help deps tools render test test-render test-lint lint docs golden bench fuzz clean \
 	cluster-up cluster-down cluster-status cluster-build cluster-soak test-live test-teardown test-unit e2e
 
 all: test
@@ -71,6 +71,10 @@ lint: deps test-lint ## test-lint plus go vet and gofmt.
 
 docs: tools ## Regenerate charts/go-service/README.md from values.yaml (helm-docs).
 	helm-docs --chart-search-root charts --sort-values-order file --skip-version-footer
+
+FUZZTIME ?= 3m
+fuzz: ## Explore the chart's values with the fuzz target for FUZZTIME (default 3m); go test runs only its seeds.
+	$(GO) test -run '^$$' -fuzz FuzzValues -fuzztime $(FUZZTIME) -parallel 2 ./test/chart
 
 golden: ## Rewrite the golden files from the current chart (review the diff).
 	$(GO) test -count=1 ./test/chart -run 'TestGolden' -update
