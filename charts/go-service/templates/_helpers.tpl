@@ -297,7 +297,7 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- if and (hasKey $sc "allowPrivilegeEscalation") $sc.allowPrivilegeEscalation }}
 {{- $w = append $w "securityContext.allowPrivilegeEscalation is true: a setuid binary can gain privileges. Set it to false." }}
 {{- end }}
-{{- with (($sc.capabilities | default dict).add) }}
+{{- with (include "go-service.capabilitiesAdded" $sc | fromJsonArray) }}
 {{- $w = append $w (printf "securityContext.capabilities.add grants %s: each is a privilege beyond the restricted profile (only NET_BIND_SERVICE is allowed there)." (join ", " .)) }}
 {{- end }}
 {{- if eq (include "go-service.preStopMode" .) "exec" }}
@@ -365,4 +365,13 @@ topologySpreadConstraints:
 {{/* How messages name this chart's values: "go-service", or the alias when used as a dependency. */}}
 {{- define "go-service.valuesPath" -}}
 {{- if eq .Chart.Name "go-service" }}go-service{{ else }}go-service (values under {{ .Chart.Name }}:){{ end }}
+{{- end }}
+
+{{/* The capabilities a security context adds, as a JSON list (none when the block is not a map). */}}
+{{- define "go-service.capabilitiesAdded" -}}
+{{- $caps := list }}
+{{- if and (kindIs "map" .) (kindIs "map" .capabilities) (kindIs "slice" .capabilities.add) }}
+  {{- $caps = .capabilities.add }}
+{{- end }}
+{{- toJson $caps }}
 {{- end }}

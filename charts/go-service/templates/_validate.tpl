@@ -136,7 +136,7 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- if and $sc.privileged (hasKey $sc "allowPrivilegeEscalation") (not $sc.allowPrivilegeEscalation) }}
 {{- $errs = append $errs "securityContext.privileged is true while securityContext.allowPrivilegeEscalation is false: the API server rejects the pod (a privileged container always can escalate). Remove privileged, or set allowPrivilegeEscalation to true." }}
 {{- end }}
-{{- if and (hasKey $sc "allowPrivilegeEscalation") (not $sc.allowPrivilegeEscalation) (has "SYS_ADMIN" (($sc.capabilities | default dict).add | default list)) }}
+{{- if and (hasKey $sc "allowPrivilegeEscalation") (not $sc.allowPrivilegeEscalation) (has "SYS_ADMIN" (include "go-service.capabilitiesAdded" $sc | fromJsonArray)) }}
 {{- $errs = append $errs "securityContext.capabilities.add has SYS_ADMIN while securityContext.allowPrivilegeEscalation is false: the API server rejects the pod. Drop SYS_ADMIN, or set allowPrivilegeEscalation to true." }}
 {{- end }}
 {{- toJson $errs }}
