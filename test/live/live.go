@@ -93,11 +93,11 @@ type TrafficOptions struct {
 	// InClusterRate and InClusterKeepAliveRate are the same two clients in a pod (defaults 100/s and
 	// 50/s), sending to the Service from inside the cluster until Stop.
 	InClusterRate, InClusterKeepAliveRate int
-	NoInCluster                           bool   // no client in a pod
+	NoInCluster                           bool // no client in a pod
 	// KeepAliveQuery is a query string for the keep-alive clients' requests (e.g. "sleep=100ms", which
 	// the reference app honours, so requests are always in flight on the pooled connections).
 	KeepAliveQuery string
-	Image                                 string // the image with `go-service load`, for the in-cluster clients
+	Image          string // the image with `go-service load`, for the in-cluster clients
 	// Steady is how long the load runs before StartTraffic returns, the steady-state window the
 	// disruption's latency is compared with (default 3s).
 	Steady time.Duration
