@@ -76,24 +76,31 @@ func TestNoInjection(t *testing.T) {
 // stringLeaves lists the paths of every string in a values tree (map keys and list indices).
 func stringLeaves(v any, path []string) [][]string {
 	var out [][]string
-	switch x := v.(type) {
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
+	for _, p := range allPaths(v, path) {
+		if _, ok := nodeAt(v, p).(string); ok {
+			out = append(out, p)
 		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			out = append(out, stringLeaves(x[k], append(slices.Clone(path), k))...)
-		}
-	case []any:
-		for i, e := range x {
-			out = append(out, stringLeaves(e, append(slices.Clone(path), fmt.Sprint(i)))...)
-		}
-	case string:
-		out = append(out, path)
 	}
 	return out
+}
+
+// nodeAt is the node of a values tree at path (nil when there is none).
+func nodeAt(v any, path []string) any {
+	for _, k := range path {
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[k]
+		case []any:
+			var i int
+			if _, err := fmt.Sscan(k, &i); err != nil || i >= len(x) {
+				return nil
+			}
+			v = x[i]
+		default:
+			return nil
+		}
+	}
+	return v
 }
 
 // withLeaf returns a deep copy of values with the string at path set to s.
