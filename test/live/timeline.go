@@ -102,9 +102,6 @@ func (tl *Timeline) endpoints(w watch.Interface) {
 			if e.TargetRef != nil {
 				tl.endpointPods[e.TargetRef.Name] = true
 			}
-		}
-		tl.mu.Unlock()
-		for _, e := range es.Endpoints {
 			if e.Conditions.Ready != nil && *e.Conditions.Ready {
 				ready++
 			}
@@ -115,6 +112,7 @@ func (tl *Timeline) endpoints(w watch.Interface) {
 				terminating++
 			}
 		}
+		tl.mu.Unlock()
 		what := fmt.Sprintf("%d ready, %d serving, %d terminating", ready, serving, terminating)
 		if ev.Type == watch.Deleted {
 			what = "deleted"
