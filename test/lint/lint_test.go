@@ -119,3 +119,26 @@ func TestValuesDocsAreCurrent(t *testing.T) {
 	}
 	assert.Greater(t, rows, 100, "the values table lists every value")
 }
+
+// The generated part of the values schema (the io.k8s.* definitions of the objects the chart passes
+// through) must be what `make schema` writes from the pinned Kubernetes and Gateway API versions.
+func TestValuesSchemaIsCurrent(t *testing.T) {
+	t.Parallel()
+	out, err := run(t, "go", "run", "./internal/cmd/schemagen", "-check")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "is current")
+
+	t.Run("fails on a stale schema", func(t *testing.T) {
+		root := tools.MustRepoRoot(t)
+		data, err := os.ReadFile(filepath.Join(root, "charts", "go-service", "values.schema.json"))
+		require.NoError(t, err)
+		stale := filepath.Join(t.TempDir(), "values.schema.json")
+		// Drop one generated definition, as a hand edit or an older generator would.
+		edited := strings.Replace(string(data), `"io.k8s.api.core.v1.Toleration": {`, `"io.k8s.api.core.v1.Tolerations": {`, 1)
+		require.NotEqual(t, string(data), edited)
+		require.NoError(t, os.WriteFile(stale, []byte(edited), 0o644))
+		out, err := run(t, "go", "run", "./internal/cmd/schemagen", "-check", "-schema", stale)
+		require.Error(t, err, out)
+		assert.Contains(t, out, "is not current: run `make schema`")
+	})
+}
