@@ -163,3 +163,23 @@ func summary(d string) string {
 	}
 	return strings.TrimSpace(d)
 }
+
+// Overlay adds enums to generated definitions: enum[definition][property] lists the values. A
+// definition or property that is not there is an error, so an overlay cannot outlive the API it fixes.
+func Overlay(defs map[string]any, enum map[string]map[string][]any) error {
+	for def, props := range enum {
+		d, ok := defs[def].(map[string]any)
+		if !ok {
+			return &MissingError{Name: def, ReferredBy: "an enum overlay"}
+		}
+		p, _ := d["properties"].(map[string]any)
+		for prop, values := range props {
+			s, ok := p[prop].(map[string]any)
+			if !ok {
+				return fmt.Errorf("k8sschema: enum overlay: %s has no property %q", def, prop)
+			}
+			s["enum"] = values
+		}
+	}
+	return nil
+}

@@ -86,3 +86,15 @@ func TestGenerateMissingDefinition(t *testing.T) {
 	require.True(t, errors.As(err, &missing))
 	assert.Empty(t, missing.ReferredBy)
 }
+
+func TestOverlay(t *testing.T) {
+	out, err := k8sschema.Generate(decode(t, defs), []string{"io.k8s.api.core.v1.Thing"}, k8sschema.Options{})
+	require.NoError(t, err)
+	require.NoError(t, k8sschema.Overlay(out, map[string]map[string][]any{"io.k8s.api.core.v1.Thing": {"name": {"a", "b"}}}))
+	assert.JSONEq(t, `{"type":"string","enum":["a","b"]}`, encode(t, out["io.k8s.api.core.v1.Thing"].(map[string]any)["properties"].(map[string]any)["name"]))
+
+	err = k8sschema.Overlay(out, map[string]map[string][]any{"io.k8s.api.core.v1.Thing": {"nope": {"a"}}})
+	assert.ErrorContains(t, err, `io.k8s.api.core.v1.Thing has no property "nope"`, "an overlay cannot outlive the property it fixes")
+	var missing *k8sschema.MissingError
+	assert.ErrorAs(t, k8sschema.Overlay(out, map[string]map[string][]any{"io.k8s.api.core.v1.Gone": {"x": {"a"}}}), &missing)
+}

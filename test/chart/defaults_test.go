@@ -21,7 +21,7 @@ func TestDefaultsAreZeroDowntime(t *testing.T) {
 	for _, kube := range render.KubeVersions {
 		t.Run("kube-"+kube, func(t *testing.T) {
 			t.Parallel()
-			r := render.MustRender(t, render.Options{KubeVersion: kube})
+			r := mustRender(t, render.Options{KubeVersion: kube})
 			assert.Empty(t, render.ZeroDowntimeViolations(r, kube))
 
 			d := render.One[*appsv1.Deployment](t, r)
@@ -170,7 +170,7 @@ func TestDefaultsAreZeroDowntime(t *testing.T) {
 // The checker used above must be able to fail: settings in the style of `helm create` break the rules.
 func TestZeroDowntimeRulesCatchNaiveSettings(t *testing.T) {
 	t.Parallel()
-	r := render.MustRender(t, render.Options{Values: map[string]any{
+	r := mustRender(t, render.Options{Values: map[string]any{
 		"replicaCount":        1,
 		"strategy":            map[string]any{"rollingUpdate": map[string]any{"maxUnavailable": "25%"}},
 		"probes":              map[string]any{"startup": map[string]any{"enabled": false}, "liveness": map[string]any{"periodSeconds": 2, "failureThreshold": 2}},
@@ -188,13 +188,13 @@ func TestZeroDowntimeRulesCatchNaiveSettings(t *testing.T) {
 	} {
 		assert.True(t, containsAny(v, want), "violation %q not reported in %q", want, v)
 	}
-	r = render.MustRender(t, render.Options{Values: map[string]any{"replicaCount": 4, "strategy": map[string]any{"rollingUpdate": map[string]any{"maxUnavailable": "25%"}}}})
+	r = mustRender(t, render.Options{Values: map[string]any{"replicaCount": 4, "strategy": map[string]any{"rollingUpdate": map[string]any{"maxUnavailable": "25%"}}}})
 	assert.True(t, containsAny(render.ZeroDowntimeViolations(r, "1.34.0"), "maxUnavailable 25% is not 0"))
 	// The chart refuses sleep before 1.30; a manifest rendered for 1.30 and applied to 1.29 breaks the rule.
-	r = render.MustRender(t, render.Options{KubeVersion: "1.30.0", Values: map[string]any{"shutdown": map[string]any{"preStop": map[string]any{"mode": "sleep"}}}})
+	r = mustRender(t, render.Options{KubeVersion: "1.30.0", Values: map[string]any{"shutdown": map[string]any{"preStop": map[string]any{"mode": "sleep"}}}})
 	assert.True(t, containsAny(render.ZeroDowntimeViolations(r, "1.29.0"), "preStop sleep action on Kubernetes 1.29.0"))
 	// With an HPA, a Deployment without replicas (as many charts render it) or below the minimum.
-	r = render.MustRender(t, render.Options{Values: map[string]any{"autoscaling": map[string]any{"enabled": true, "minReplicas": 3, "maxReplicas": 6}}})
+	r = mustRender(t, render.Options{Values: map[string]any{"autoscaling": map[string]any{"enabled": true, "minReplicas": 3, "maxReplicas": 6}}})
 	d = render.One[*appsv1.Deployment](t, r)
 	d.Spec.Replicas = nil
 	assert.True(t, containsAny(render.ZeroDowntimeViolations(r, render.DefaultKubeVersion), "helm/helm#12650"))

@@ -25,7 +25,7 @@ func TestDependencyChart(t *testing.T) {
 	for _, kube := range []string{"1.29.0", "1.34.0"} {
 		t.Run("kube-"+kube, func(t *testing.T) {
 			t.Parallel()
-			r := render.MustRender(t, render.Options{Chart: umbrella, KubeVersion: kube, ReleaseName: "shop",
+			r := mustRender(t, render.Options{Chart: umbrella, KubeVersion: kube, ReleaseName: "shop",
 				SubchartNotes: true, Values: m{"api": m{"podLabels": m{"tier": "edge"}}}})
 			assert.Empty(t, render.ZeroDowntimeViolations(onlyRelease(r, "api"), kube))
 			assert.Empty(t, render.ZeroDowntimeViolations(onlyRelease(r, "worker"), kube))

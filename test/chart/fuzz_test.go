@@ -46,6 +46,7 @@ func FuzzValues(f *testing.F) {
 		}
 		res, err := render.Render(render.Options{Values: values, APIVersions: []string{"gateway.networking.k8s.io/v1", "monitoring.coreos.com/v1"}})
 		if err == nil {
+			record(t, res)
 			return
 		}
 		msg := err.Error()

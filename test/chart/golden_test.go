@@ -50,7 +50,7 @@ func TestGolden(t *testing.T) {
 		for _, kube := range render.KubeVersions {
 			t.Run(name+"/kube-"+kube, func(t *testing.T) {
 				t.Parallel()
-				r := render.MustRender(t, render.Options{
+				r := mustRender(t, render.Options{
 					KubeVersion: kube, ReleaseName: "golden", Namespace: "golden", ValuesFiles: []string{file},
 				})
 				got := goldenText(r)
@@ -75,7 +75,7 @@ func TestCIValuesAreZeroDowntime(t *testing.T) {
 		for _, kube := range render.KubeVersions {
 			t.Run(filepath.Base(file)+"/kube-"+kube, func(t *testing.T) {
 				t.Parallel()
-				r := render.MustRender(t, render.Options{KubeVersion: kube, ValuesFiles: []string{file}})
+				r := mustRender(t, render.Options{KubeVersion: kube, ValuesFiles: []string{file}})
 				assert.Empty(t, render.ZeroDowntimeViolations(r, kube))
 			})
 		}

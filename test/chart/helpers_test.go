@@ -1,13 +1,61 @@
 package chart_test
 
 import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/go-service/go-service/test/render"
 )
+
+// mustRender renders a case the suite expects to succeed and, with -record-renders DIR, writes what it
+// rendered (manifest and hooks) to DIR for the live suite's server-side dry-run.
+func mustRender(tb testing.TB, opts render.Options) *render.Result {
+	tb.Helper()
+	r := render.MustRender(tb, opts)
+	record(tb, r)
+	return r
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+func record(tb testing.TB, r *render.Result) {
+	tb.Helper()
+	if *recordRenders == "" {
+		return
+	}
+	docs := []string{r.Manifest}
+	for _, h := range r.Hooks {
+		docs = append(docs, h.Manifest)
+	}
+	base := filepath.Join(*recordRenders, unsafeName.ReplaceAllString(tb.Name(), "_"))
+	for i := 1; ; i++ {
+		name := base + ".yaml"
+		if i > 1 {
+			name = fmt.Sprintf("%s.%d.yaml", base, i) // a test that renders more than once
+		}
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if os.IsExist(err) {
+			continue
+		}
+		if err == nil {
+			_, err = f.WriteString(strings.Join(docs, "\n---\n"))
+			err = errors.Join(err, f.Close())
+		}
+		if err != nil {
+			tb.Fatalf("record the render: %v", err)
+		}
+		return
+	}
+}
 
 // envVar returns the container's environment variable, failing the test when it is missing.
 func envVar(tb testing.TB, c corev1.Container, name string) corev1.EnvVar {

@@ -12,7 +12,12 @@ import (
 	"github.com/go-service/go-service/test/tools"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/golden from the current chart")
+var (
+	update = flag.Bool("update", false, "rewrite the golden files under testdata/golden from the current chart")
+	// recordRenders names a directory where every render the suite expects to succeed is written, one
+	// file per test: the live suite applies them with server-side dry-run (TestServerSideDryRun).
+	recordRenders = flag.String("record-renders", "", "write every render expected to succeed to this directory")
+)
 
 func TestMain(m *testing.M) {
 	flag.Parse()

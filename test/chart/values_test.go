@@ -30,7 +30,7 @@ func runValueCases(t *testing.T, cases []valueCase) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := render.MustRender(t, render.Options{KubeVersion: tc.kube, Values: tc.values})
+			r := mustRender(t, render.Options{KubeVersion: tc.kube, Values: tc.values})
 			tc.check(t, r)
 		})
 	}
@@ -409,7 +409,7 @@ func TestPodValues(t *testing.T) {
 func TestConfigValues(t *testing.T) {
 	t.Parallel()
 	checksum := func(t *testing.T, data m) string {
-		r := render.MustRender(t, render.Options{Values: m{"config": m{"data": data}}})
+		r := mustRender(t, render.Options{Values: m{"config": m{"data": data}}})
 		return deployment(t, r).Spec.Template.Annotations["checksum/config"]
 	}
 	runValueCases(t, []valueCase{
@@ -495,23 +495,11 @@ func TestExposureValues(t *testing.T) {
 
 const sha64 = "4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945"
 
-// Weakened security renders (it is the user's choice) with a NOTES warning for each weakening.
+// Weakened security renders with a NOTES warning for each weakening: the cases are in
+// testdata/refusals.yaml (warns:). The defaults warn of nothing.
 func TestSecurityWarnings(t *testing.T) {
 	t.Parallel()
 	runValueCases(t, []valueCase{
-		{name: "root", values: m{"podSecurityContext": m{"runAsNonRoot": false, "runAsUser": 0}}, check: func(t *testing.T, r *render.Result) {
-			assert.Contains(t, r.Notes, "The container may run as root (runAsUser 0 or runAsNonRoot false)")
-		}},
-		{name: "privileged", values: m{"securityContext": m{"privileged": true, "allowPrivilegeEscalation": true}}, check: func(t *testing.T, r *render.Result) {
-			assert.Contains(t, r.Notes, "securityContext.privileged is true: the container has every capability")
-			assert.Contains(t, r.Notes, "securityContext.allowPrivilegeEscalation is true")
-		}},
-		{name: "added capabilities", values: m{"securityContext": m{"capabilities": m{"add": []any{"NET_ADMIN", "SYS_TIME"}}}}, check: func(t *testing.T, r *render.Result) {
-			assert.Contains(t, r.Notes, "securityContext.capabilities.add grants NET_ADMIN, SYS_TIME")
-		}},
-		{name: "pod security context removed", values: m{"podSecurityContext": m{"runAsNonRoot": nil, "runAsUser": nil, "runAsGroup": nil, "fsGroup": nil, "seccompProfile": nil}}, check: func(t *testing.T, r *render.Result) {
-			assert.Contains(t, r.Notes, "podSecurityContext is empty: the pod gives up the restricted Pod Security defaults")
-		}},
 		{name: "defaults warn of nothing", values: m{}, check: func(t *testing.T, r *render.Result) {
 			assert.NotContains(t, r.Notes, "WARNINGS")
 		}},

@@ -2,71 +2,163 @@ package live_test
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
 
 	"github.com/go-service/go-service/test/render"
+	"github.com/go-service/go-service/test/tools"
 )
 
-// 16. Server-side proof that what the chart renders is what the API server accepts: every ci values
-// file, and every optional block filled (test/chart/testdata/every-string-values.yaml), rendered for
-// this cluster's version and created with server-side dry-run (admission and validation run, nothing is
-// stored). A render the API server rejects is a bug of the chart, whatever the values. Kinds whose API
-// this cluster does not serve (Gateway API, Prometheus Operator) are listed, not counted.
+// 16. Server-side proof that what the chart renders is what the API server accepts, created with
+// server-side dry-run and strict field validation (admission and validation run, nothing is stored):
+//   - every ci values file and every optional block filled (test/chart/testdata/every-string-values.yaml),
+//     rendered for this cluster's version;
+//   - every render of the render suite that it expects to succeed (its value cases, defaults on every
+//     version, golden files, the dependency chart, the fuzz seeds), recorded by running that suite with
+//     -record-renders.
+//
+// A render the API server rejects is a bug of the chart, whatever the values. The Gateway API's
+// HTTPRoute CRD (from the pinned sigs.k8s.io/gateway-api module) is installed for the test and removed
+// after it, so routes are validated too; kinds this cluster still does not serve (the Prometheus
+// Operator's ServiceMonitor) are listed, not counted.
 func TestServerSideDryRun(t *testing.T) {
 	ctx := context.Background()
 	cfg, err := clientcmd.BuildConfigFromFlags("", env.Kubeconfig)
 	require.NoError(t, err)
 	dyn, err := dynamic.NewForConfig(cfg)
 	require.NoError(t, err)
+	installHTTPRouteCRD(t, dyn)
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(env.Client.Discovery()))
 	version, err := env.Client.Discovery().ServerVersion()
 	require.NoError(t, err)
 	kube := strings.TrimPrefix(strings.SplitN(version.GitVersion, "+", 2)[0], "v")
-
-	chart, err := render.ChartDir()
-	require.NoError(t, err)
-	files, err := filepath.Glob(filepath.Join(chart, "ci", "*-values.yaml"))
-	require.NoError(t, err)
-	files = append(files, filepath.Join("..", "chart", "testdata", "every-string-values.yaml"))
 	ns := env.Namespace(t, "dryrun")
-	accepted, unserved := 0, map[string]bool{}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			res, err := render.Render(render.Options{ValuesFiles: []string{f}, KubeVersion: kube, Namespace: ns, ReleaseName: "dry",
-				APIVersions: []string{"gateway.networking.k8s.io/v1", "monitoring.coreos.com/v1"}})
-			require.NoError(t, err)
-			for _, obj := range res.Objects {
-				u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+
+	d := &dryRun{dyn: dyn, mapper: mapper, ns: ns, unserved: map[string]bool{}}
+	t.Run("ci values files", func(t *testing.T) {
+		chart, err := render.ChartDir()
+		require.NoError(t, err)
+		files, err := filepath.Glob(filepath.Join(chart, "ci", "*-values.yaml"))
+		require.NoError(t, err)
+		files = append(files, filepath.Join("..", "chart", "testdata", "every-string-values.yaml"))
+		for _, f := range files {
+			t.Run(filepath.Base(f), func(t *testing.T) {
+				res, err := render.Render(render.Options{ValuesFiles: []string{f}, KubeVersion: kube, Namespace: ns, ReleaseName: "dry",
+					APIVersions: []string{"gateway.networking.k8s.io/v1", "monitoring.coreos.com/v1"}})
 				require.NoError(t, err)
-				item := &unstructured.Unstructured{Object: u}
-				gvk := obj.GetObjectKind().GroupVersionKind()
-				item.SetGroupVersionKind(gvk)
-				m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-				if err != nil {
-					unserved[gvk.String()] = true
-					continue
-				}
-				_, err = dyn.Resource(m.Resource).Namespace(ns).Create(ctx, item, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict"})
-				if assert.NoError(t, err, "%s %s/%s rejected by the API server", filepath.Base(f), gvk.Kind, item.GetName()) {
-					accepted++
-				}
-			}
+				d.createAll(ctx, t, res.Objects)
+			})
+		}
+	})
+	t.Run("render suite", func(t *testing.T) {
+		dir := t.TempDir()
+		cmd := exec.Command("go", "test", "-count=1", "-skip", "TestSDKMatchesHelmCLI", "./test/chart", "-args", "-record-renders", dir)
+		cmd.Dir = tools.MustRepoRoot(t)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "the render suite, run to record its renders:\n%s", out)
+		files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		require.NoError(t, err)
+		require.Greater(t, len(files), 100, "the render suite recorded its renders")
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			require.NoError(t, err)
+			objs, err := render.Decode(string(data))
+			require.NoError(t, err, f)
+			t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
+				d.createAll(ctx, t, objs)
+			})
+		}
+		t.Logf("%d renders of the render suite", len(files))
+	})
+	t.Logf("%d object(s) accepted by server-side dry-run; not served here, so not checked: %v", d.accepted, keysOf(d.unserved))
+	require.Positive(t, d.accepted)
+}
+
+type dryRun struct {
+	dyn      dynamic.Interface
+	mapper   *restmapper.DeferredDiscoveryRESTMapper
+	ns       string
+	accepted int
+	unserved map[string]bool
+}
+
+// createAll creates each object in the test's namespace with server-side dry-run and strict field
+// validation, and fails the test for every object the API server rejects.
+func (d *dryRun) createAll(ctx context.Context, t *testing.T, objs []runtime.Object) {
+	t.Helper()
+	for _, obj := range objs {
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		require.NoError(t, err)
+		item := &unstructured.Unstructured{Object: u}
+		gvk := obj.GetObjectKind().GroupVersionKind()
+		item.SetGroupVersionKind(gvk)
+		m, err := d.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			d.unserved[gvk.String()] = true
+			continue
+		}
+		item.SetNamespace(d.ns)
+		_, err = d.dyn.Resource(m.Resource).Namespace(d.ns).Create(ctx, item, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict"})
+		if assert.NoError(t, err, "%s %s rejected by the API server", gvk.Kind, item.GetName()) {
+			d.accepted++
+		}
+	}
+}
+
+var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// installHTTPRouteCRD creates the Gateway API's standard HTTPRoute CRD from the module go.mod pins,
+// waits until it is established, and removes it when the test ends.
+func installHTTPRouteCRD(t *testing.T, dyn dynamic.Interface) {
+	t.Helper()
+	ctx := context.Background()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+	require.NoError(t, err, "locate sigs.k8s.io/gateway-api in the module cache")
+	data, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml"))
+	require.NoError(t, err)
+	crd := &unstructured.Unstructured{}
+	require.NoError(t, yaml.Unmarshal(data, &crd.Object))
+	_, err = dyn.Resource(crdResource).Create(ctx, crd, metav1.CreateOptions{})
+	if !apierrors.IsAlreadyExists(err) {
+		require.NoError(t, err, "create the HTTPRoute CRD")
+		t.Cleanup(func() {
+			err := dyn.Resource(crdResource).Delete(context.Background(), crd.GetName(), metav1.DeleteOptions{})
+			assert.NoError(t, err, "remove the HTTPRoute CRD")
 		})
 	}
-	t.Logf("%d object(s) accepted by server-side dry-run; not served here, so not checked: %v", accepted, keysOf(unserved))
-	require.Positive(t, accepted)
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		got, err := dyn.Resource(crdResource).Get(ctx, crd.GetName(), metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+		for _, c := range conds {
+			if c, ok := c.(map[string]any); ok && c["type"] == "Established" && c["status"] == "True" {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	require.NoError(t, err, "the HTTPRoute CRD is established")
 }
 
 func keysOf(m map[string]bool) []string {
@@ -74,5 +166,6 @@ func keysOf(m map[string]bool) []string {
 	for k := range m {
 		out = append(out, k)
 	}
+	sort.Strings(out)
 	return out
 }

@@ -6,7 +6,7 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 */}}
 {{- define "go-service.validate" -}}
 {{- $errs := list }}
-{{- range $area := list "strings" "names" "rollout" "shutdown" "ports" "security" "disruption" "exposure" }}
+{{- range $area := list "strings" "names" "rollout" "shutdown" "ports" "resources" "volumes" "scheduling" "security" "disruption" "exposure" }}
 {{- $errs = concat $errs (include (printf "go-service.validate.%s" $area) $ | fromJsonArray) }}
 {{- end }}
 {{- if $errs }}
@@ -23,7 +23,7 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- $errs := list }}
 {{- $v := .Values }}
 {{- range include "go-service.validate.lineBreaks" (dict "v" $v "path" "") | fromJsonArray }}
-{{- $errs = append $errs (printf "%s contains U+0085 (NEL), which YAML reads as a line break, so the cluster would get another value. Remove it." .) }}
+{{- $errs = append $errs (printf "%s contains U+0085 (NEL), which YAML reads as a line break, so the cluster would get another value. Remove it." (replace "\u0085" "\\u0085" .)) }}
 {{- end }}
 {{- toJson $errs }}
 {{- end }}
@@ -124,6 +124,107 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- end }}
 {{- if and $v.serviceMonitor.enabled (not (hasKey $v.containerPorts $v.serviceMonitor.port)) }}
 {{- $errs = append $errs (printf "serviceMonitor.port (%s) is not a port name in containerPorts (%s)." $v.serviceMonitor.port (keys $v.containerPorts | sortAlpha | join ", ")) }}
+{{- end }}
+{{- toJson $errs }}
+{{- end }}
+
+{{/* Resources: a request above its limit, which the API server rejects. */}}
+{{- define "go-service.validate.resources" -}}
+{{- $errs := list }}
+{{- $r := .Values.resources | default dict }}
+{{- $limits := $r.limits | default dict }}
+{{- range $name, $req := $r.requests | default dict }}
+{{- if hasKey $limits $name }}
+{{- $lim := get $limits $name }}
+{{- if gt (include "go-service.quantityValue" $req | float64) (include "go-service.quantityValue" $lim | float64) }}
+{{- $errs = append $errs (printf "resources.requests.%s (%v) is greater than resources.limits.%s (%v): the API server rejects the pod. Lower the request or raise the limit." $name $req $name $lim) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $errs }}
+{{- end }}
+
+{{/* The value of a Kubernetes quantity (100m, 1.5Gi, 2, 1e3) as a number, for comparisons. The schema has
+     already checked its form. */}}
+{{- define "go-service.quantityValue" -}}
+{{- $q := toString . }}
+{{- $num := regexFind "^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)" $q }}
+{{- $suffix := trimPrefix $num $q }}
+{{- $mult := dict "" 1.0 "n" 1e-9 "u" 1e-6 "m" 1e-3 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 }}
+{{- if hasKey $mult $suffix }}
+{{- mulf (float64 $num) (get $mult $suffix) }}
+{{- else }}
+{{- float64 $q }}
+{{- end }}
+{{- end }}
+
+{{/* Volumes: every volume name once, every mount path once, every mount of a volume the pod has. The
+     chart's own volumes (tmp, config) count. */}}
+{{- define "go-service.validate.volumes" -}}
+{{- $errs := list }}
+{{- $v := .Values }}
+{{- $volumes := dict }}
+{{- if $v.tmpVolume.enabled }}
+{{- $_ := set $volumes "tmp" "tmpVolume" }}
+{{- end }}
+{{- $configMounted := and $v.config.data $v.config.mountPath }}
+{{- if $configMounted }}
+{{- $_ := set $volumes "config" "config.mountPath" }}
+{{- end }}
+{{- range $i, $vol := $v.extraVolumes | default list }}
+{{- $name := toString ($vol.name | default "") }}
+{{- if hasKey $volumes $name }}
+{{- $errs = append $errs (printf "extraVolumes[%d].name (%s) is already a volume of the pod (%s): the API server rejects duplicate volume names. Rename it." $i $name (get $volumes $name)) }}
+{{- else }}
+{{- $_ := set $volumes $name (printf "extraVolumes[%d]" $i) }}
+{{- end }}
+{{- end }}
+{{- $paths := dict }}
+{{- if $v.tmpVolume.enabled }}
+{{- $_ := set $paths (toString $v.tmpVolume.mountPath) "tmpVolume.mountPath" }}
+{{- end }}
+{{- if $configMounted }}
+{{- $_ := set $paths (toString $v.config.mountPath) "config.mountPath" }}
+{{- end }}
+{{- range $i, $m := $v.extraVolumeMounts | default list }}
+{{- $path := toString ($m.mountPath | default "") }}
+{{- if hasKey $paths $path }}
+{{- $errs = append $errs (printf "extraVolumeMounts[%d].mountPath (%s) is already mounted (%s): the API server rejects two mounts at one path. Use another path." $i $path (get $paths $path)) }}
+{{- else }}
+{{- $_ := set $paths $path (printf "extraVolumeMounts[%d]" $i) }}
+{{- end }}
+{{- $name := toString ($m.name | default "") }}
+{{- if not (hasKey $volumes $name) }}
+{{- $errs = append $errs (printf "extraVolumeMounts[%d].name (%s) is not a volume of the pod. Add it to extraVolumes, or mount one of: %s." $i $name (keys $volumes | sortAlpha | join ", " | default "(none)")) }}
+{{- end }}
+{{- end }}
+{{- toJson $errs }}
+{{- end }}
+
+{{/* Scheduling: spread constraints the API server would reject. */}}
+{{- define "go-service.validate.scheduling" -}}
+{{- $errs := list }}
+{{- $v := .Values }}
+{{- $seen := dict }}
+{{- range $i, $c := $v.topologySpreadConstraints | default list }}
+{{- $pair := printf "%v/%v" $c.topologyKey $c.whenUnsatisfiable }}
+{{- if hasKey $seen $pair }}
+{{- $errs = append $errs (printf "topologySpreadConstraints[%d] repeats topologyKey %v with whenUnsatisfiable %v (%s): the API server rejects the pair twice. Remove one." $i $c.topologyKey $c.whenUnsatisfiable (get $seen $pair)) }}
+{{- else }}
+{{- $_ := set $seen $pair (printf "topologySpreadConstraints[%d]" $i) }}
+{{- end }}
+{{- end }}
+{{- if and $v.topologySpread.enabled (not $v.topologySpreadConstraints) }}
+{{- if not $v.topologySpread.topologyKeys }}
+{{- $errs = append $errs "topologySpread.enabled is true but topologySpread.topologyKeys is empty. List at least one node label (e.g. kubernetes.io/hostname), or set topologySpread.enabled to false." }}
+{{- end }}
+{{- $keys := dict }}
+{{- range $i, $k := $v.topologySpread.topologyKeys | default list }}
+{{- if hasKey $keys (toString $k) }}
+{{- $errs = append $errs (printf "topologySpread.topologyKeys[%d] (%v) is listed twice: the API server rejects the repeated constraint. Remove it." $i $k) }}
+{{- end }}
+{{- $_ := set $keys (toString $k) true }}
+{{- end }}
 {{- end }}
 {{- toJson $errs }}
 {{- end }}
