@@ -98,6 +98,7 @@ func TestRefusals(t *testing.T) {
 			res, err := render.Render(render.Options{KubeVersion: tc.Kube, Values: tc.Values})
 			if tc.Warns != "" {
 				require.NoError(t, err, "a risky choice renders")
+				record(t, res)
 				got[i] = notesWarnings(res.Notes)
 				if !*update {
 					assert.Equal(t, tc.Warns, got[i], "the NOTES warnings")
