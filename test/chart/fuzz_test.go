@@ -12,8 +12,11 @@ import (
 	"github.com/go-service/go-service/test/render"
 )
 
-// FuzzValues mutates the chart's values (every optional block filled) at random paths with values of the
-// wrong kind, out of range, null or empty, and renders them. A render either succeeds with objects that
+// FuzzValues mutates the chart's values (every optional block filled) and renders them. Half of the
+// changes go to a path of the values tree with a value of the wrong kind, out of range, null or empty;
+// the other half are guided by the schema: a path it describes (into the Kubernetes objects the chart
+// passes through too, created on the way) with a value that fits it (an enum member, one of its types)
+// or one that does not. A render either succeeds with objects that
 // decode strictly, or is refused by the schema or by the chart's checks; it never panics, never shows a
 // template's internals (a nil pointer, a failed include), and never renders what does not decode.
 // `go test` runs the seed corpus; `make fuzz` explores.
@@ -32,6 +35,7 @@ func FuzzValues(f *testing.F) {
 		f.Fatal(err)
 	}
 	paths := allPaths(base, nil)
+	guided := schemaPaths(f, chart, 8)
 	f.Fuzz(func(t *testing.T, seed []byte, n uint8) {
 		var s [32]byte
 		copy(s[:], seed)
@@ -39,10 +43,18 @@ func FuzzValues(f *testing.F) {
 		values := deepCopy(base).(map[string]any)
 		var changed []string
 		for range int(n%6) + 1 {
-			p := paths[rng.IntN(len(paths))]
-			v := oddValues[rng.IntN(len(oddValues))]
-			values = withValue(values, p, v)
-			changed = append(changed, strings.Join(p, ".")+"="+describe(v))
+			if rng.IntN(2) == 0 {
+				p := paths[rng.IntN(len(paths))]
+				v := oddValues[rng.IntN(len(oddValues))]
+				values = withValue(values, p, v)
+				changed = append(changed, strings.Join(p, ".")+"="+describe(v))
+				continue
+			}
+			node := guided[rng.IntN(len(guided))]
+			candidates := append(slices.Clone(node.values), oddValues...)
+			v := candidates[rng.IntN(len(candidates))]
+			values = setCreating(values, node.path, v)
+			changed = append(changed, strings.Join(node.path, ".")+"="+describe(v))
 		}
 		res, err := render.Render(render.Options{Values: values, APIVersions: []string{"gateway.networking.k8s.io/v1", "monitoring.coreos.com/v1"}})
 		if err == nil {
