@@ -56,8 +56,8 @@ render: tools ## Render the chart with its defaults for KUBE_VERSION (default 1.
 test: ## Everything CI runs, stage by stage, each timed; ends with the stage times, what was skipped and why, and the counts.
 	@scripts/test-stages.sh
 
-test-render: tools ## The render suite: in-process renders, values, guardrails, golden files, dependency chart.
-	@$(call gotest,render,-count=1 ./test/render/... ./test/chart/...)
+test-render: tools ## The render suite: the kit (render, rules, check) and the chart's renders, values, refusals, golden files, dependency chart.
+	@$(call gotest,render,-count=1 ./render/... ./rules/... ./check/... ./test/render/... ./test/chart/...)
 
 test-unit: tools ## Unit tests: the cluster harness, the graceful package, the load generator, the gates, testlog (no root, no cluster).
 	@$(call gotest,unit,-count=1 ./cluster/... ./graceful/... ./load/... ./gate/... ./internal/...)
@@ -82,7 +82,7 @@ fuzz: ## Explore the chart's values with the fuzz target for FUZZTIME (default 3
 golden: ## Rewrite the golden files from the current chart (review the diff).
 	$(GO) test -count=1 ./test/chart -run 'TestGolden' -update
 
-bench: tools ## Render benchmark: in-process SDK against the helm CLI, with the speed-up ratio.
+bench: tools ## Render benchmark: the kit (chart loaded once), the Helm SDK per render and the helm CLI, per render, with the speed-up (cli/kit).
 	$(GO) test -count=1 ./test/chart -run '^$$' -bench 'BenchmarkRender' -benchtime 5x
 
 cluster-up: ## Start the local cluster, or keep a healthy one (NODES=2 for two nodes). Needs root.

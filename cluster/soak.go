@@ -115,7 +115,7 @@ func Soak(ctx context.Context, o Options, cycles int, out io.Writer) (SoakResult
 	if err != nil {
 		return res, err
 	}
-	tar, err := image.Build(ctx, image.Spec{Ref: soakImage, Package: "./cmd/go-service", Dir: root, Binary: "/go-service"},
+	tar, err := image.Build(ctx, image.Spec{Ref: soakImage, Package: "./cmd/go-service", Tags: []string{"service_only"}, Dir: root, Binary: "/go-service"},
 		filepath.Join(o.CacheDir, "images", "soak"))
 	if err != nil {
 		return res, fmt.Errorf("soak image: %w", err)

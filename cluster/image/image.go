@@ -33,6 +33,8 @@ type Spec struct {
 	Ref string
 	// Package is the Go main package to build, e.g. "./cmd/reference".
 	Package string
+	// Tags are build tags for Package (go build -tags).
+	Tags []string
 	// Prebuilt is a static binary to use instead of building Package.
 	Prebuilt string
 	// Dir is the directory `go build` runs in (the package's module).
@@ -68,7 +70,11 @@ func Build(ctx context.Context, s Spec, outDir string) (string, error) {
 	bin := s.Prebuilt
 	if bin == "" {
 		bin = filepath.Join(outDir, safeName(s.Ref)+".bin")
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, s.Package)
+		args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", bin}
+		if len(s.Tags) > 0 {
+			args = append(args, "-tags", strings.Join(s.Tags, ","))
+		}
+		cmd := exec.CommandContext(ctx, "go", append(args, s.Package)...)
 		cmd.Dir = s.Dir
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 		if out, err := cmd.CombinedOutput(); err != nil {

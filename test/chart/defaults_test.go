@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/go-service/go-service/rules"
 	"github.com/go-service/go-service/test/render"
 )
 
@@ -181,24 +182,33 @@ func TestZeroDowntimeRulesCatchNaiveSettings(t *testing.T) {
 	// The chart refuses one path for liveness and readiness; a manifest from elsewhere can still have it.
 	d := render.One[*appsv1.Deployment](t, r)
 	d.Spec.Template.Spec.Containers[0].LivenessProbe.HTTPGet.Path = d.Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Path
-	v := render.ZeroDowntimeViolations(r, render.DefaultKubeVersion)
-	for _, want := range []string{
-		"replicas 1", "no startup probe", "liveness and readiness share the path", "not more tolerant",
-		"no preStop hook and no in-app shutdown delay", "want one PodDisruptionBudget, got 0", "not spread across nodes",
-	} {
-		assert.True(t, containsAny(v, want), "violation %q not reported in %q", want, v)
+	v := ruleNames(t, r, render.DefaultKubeVersion)
+	for _, want := range []string{"replicas.single", "probes.startup", "probes.shared-path", "probes.liveness-tolerance", "shutdown.prestop"} {
+		assert.Contains(t, v, want)
 	}
 	r = mustRender(t, render.Options{Values: map[string]any{"replicaCount": 4, "strategy": map[string]any{"rollingUpdate": map[string]any{"maxUnavailable": "25%"}}}})
-	assert.True(t, containsAny(render.ZeroDowntimeViolations(r, "1.34.0"), "maxUnavailable 25% is not 0"))
+	assert.Equal(t, []string{"rollout.max-unavailable"}, ruleNames(t, r, "1.34.0"))
 	// The chart refuses sleep before 1.30; a manifest rendered for 1.30 and applied to 1.29 breaks the rule.
 	r = mustRender(t, render.Options{KubeVersion: "1.30.0", Values: map[string]any{"shutdown": map[string]any{"preStop": map[string]any{"mode": "sleep"}}}})
-	assert.True(t, containsAny(render.ZeroDowntimeViolations(r, "1.29.0"), "preStop sleep action on Kubernetes 1.29.0"))
+	assert.Equal(t, []string{"shutdown.sleep-version"}, ruleNames(t, r, "1.29.0"))
 	// With an HPA, a Deployment without replicas (as many charts render it) or below the minimum.
 	r = mustRender(t, render.Options{Values: map[string]any{"autoscaling": map[string]any{"enabled": true, "minReplicas": 3, "maxReplicas": 6}}})
 	d = render.One[*appsv1.Deployment](t, r)
 	d.Spec.Replicas = nil
-	assert.True(t, containsAny(render.ZeroDowntimeViolations(r, render.DefaultKubeVersion), "helm/helm#12650"))
+	assert.Equal(t, []string{"replicas.hpa-null"}, ruleNames(t, r, render.DefaultKubeVersion))
 	two := int32(2)
 	d.Spec.Replicas = &two
-	assert.True(t, containsAny(render.ZeroDowntimeViolations(r, render.DefaultKubeVersion), "replicas 2 are below the HPA's minReplicas 3"))
+	assert.Equal(t, []string{"replicas.below-hpa-minimum"}, ruleNames(t, r, render.DefaultKubeVersion))
+}
+
+// ruleNames checks a release with the rules package and returns the names of the broken rules.
+func ruleNames(tb testing.TB, r *render.Result, kube string) []string {
+	tb.Helper()
+	v, err := rules.Check(r.Objects, rules.Options{KubeVersion: kube})
+	require.NoError(tb, err)
+	names := []string{}
+	for _, x := range v {
+		names = append(names, x.Rule)
+	}
+	return names
 }

@@ -55,11 +55,16 @@ func renderCLI(tb testing.TB, chartDir string, c cliCase) string {
 
 func renderSDK(tb testing.TB, c cliCase) *render.Result {
 	tb.Helper()
+	return render.MustRender(tb, sdkOptions(c))
+}
+
+// sdkOptions are a case's options for the in-process render.
+func sdkOptions(c cliCase) render.Options {
 	opts := render.Options{KubeVersion: c.kube, ReleaseName: "parity", Namespace: "parity", Values: c.values}
 	if c.valuesFile != "" {
 		opts.ValuesFiles = []string{c.valuesFile}
 	}
-	return render.MustRender(tb, opts)
+	return opts
 }
 
 // The in-process SDK path renders exactly the objects `helm template` renders: the render suite's

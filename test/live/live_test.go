@@ -68,7 +68,7 @@ func appImage(t *testing.T) string { return "go-service:" + appImageTagged(t, "0
 
 // appImageTagged is the same image under another tag (an image change for the chart); it returns the tag.
 func appImageTagged(t *testing.T, tag string) string {
-	env.Image(t, image.Spec{Ref: "go-service:" + tag, Package: "./cmd/go-service", Binary: "/go-service",
+	env.Image(t, image.Spec{Ref: "go-service:" + tag, Package: "./cmd/go-service", Tags: []string{"service_only"}, Binary: "/go-service",
 		Files: map[string]string{"/bin/busybox": "/bin/busybox"}, Symlinks: map[string]string{"/bin/sleep": "busybox"}})
 	return tag
 }

@@ -3,10 +3,13 @@ package render
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -59,12 +62,56 @@ func TestMergeValues(t *testing.T) {
 	assert.Error(t, err)
 }
 
+// chartDir is this repository's chart, which the kit's tests render.
+const chartDir = "../charts/go-service"
+
 func TestRenderHonoursKubeVersion(t *testing.T) {
 	t.Parallel()
-	_, err := Render(Options{KubeVersion: "not-a-version"})
+	c, err := Load(chartDir)
+	require.NoError(t, err)
+	_, err = c.Render(Options{KubeVersion: "not-a-version"})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `kube version "not-a-version"`)
-	r, err := Render(Options{KubeVersion: "1.29.0"})
+	r, err := c.Render(Options{KubeVersion: "1.29.0"})
 	require.NoError(t, err)
 	assert.Contains(t, r.Notes, "Kubernetes v1.29.0")
+}
+
+// The kit validates values with the schema it compiled at Load; its errors are Helm's own, word for word.
+func TestSchemaErrorsAreHelms(t *testing.T) {
+	t.Parallel()
+	c, err := Load(chartDir)
+	require.NoError(t, err)
+	raw, err := loader.Load(chartDir)
+	require.NoError(t, err)
+	for _, vals := range []map[string]any{
+		{"replicaCount": "three"},
+		{"securityContext": map[string]any{"runAsUsr": 1}},
+		{"resources": map[string]any{"limits": map[string]any{"cpu": "1 core"}}, "minReadySeconds": -1},
+		{"probes": nil},
+	} {
+		_, err := c.Render(Options{Values: vals})
+		require.Error(t, err, "%v", vals)
+		merged, err2 := MergeValues(nil, vals)
+		require.NoError(t, err2)
+		_, helmErr := chartutil.ToRenderValuesWithSchemaValidation(raw, merged, chartutil.ReleaseOptions{Name: "test"}, nil, false)
+		require.Error(t, helmErr)
+		// The same lines: Helm orders several problems by map iteration, differently from run to run;
+		// the kit sorts them by their place in the values.
+		assert.ElementsMatch(t, strings.Split(helmErr.Error(), "\n"), strings.Split(err.Error(), "\n"))
+		for range 5 {
+			_, again := c.Render(Options{Values: vals})
+			assert.Equal(t, err.Error(), again.Error(), "the kit's message is stable")
+		}
+	}
+}
+
+func TestDecodeKnownSkipsUnknownKinds(t *testing.T) {
+	t.Parallel()
+	objs, skipped, err := DecodeKnown("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\n")
+	require.NoError(t, err)
+	require.Len(t, objs, 1)
+	assert.Equal(t, []string{"example.com/v1, Kind=Widget"}, skipped)
+	_, _, err = DecodeKnown("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  replica: 2\n")
+	assert.Error(t, err, "a known kind still decodes strictly")
 }

@@ -1,0 +1,94 @@
+package live_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"helm.sh/helm/v3/pkg/chartutil"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/go-service/go-service/check"
+	"github.com/go-service/go-service/render"
+)
+
+// 17. `go-service check --live` reads a running release: the Deployment, its HPA and budgets, the
+// Services in front of it, the cluster's version and kube-proxy's sync period where the API shows it.
+// This chart's defaults pass; the chart `helm create` scaffolds does not, with the same messages as the
+// offline check.
+func TestCheckLive(t *testing.T) {
+	ctx := context.Background()
+	version, err := env.Client.Discovery().ServerVersion()
+	require.NoError(t, err)
+	kube := strings.TrimPrefix(strings.SplitN(version.GitVersion, "+", 2)[0], "v")
+	scaffold, err := chartutil.Create("demo", t.TempDir())
+	require.NoError(t, err)
+
+	for _, tc := range []struct {
+		name, chart, deployment string
+		want                    int
+		rules                   []string
+	}{
+		{"go-service defaults", "../../charts/go-service", "live-go-service", check.OK, nil},
+		{"helm create", scaffold, "live-demo", check.Violated, []string{"replicas.single", "rollout.max-unavailable", "probes.startup", "probes.shared-path", "probes.liveness-tolerance", "shutdown.prestop", "disruption.pdb"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := env.Namespace(t, "check")
+			r, err := render.Render(render.Options{Chart: tc.chart, KubeVersion: kube, ReleaseName: "live", Namespace: ns})
+			require.NoError(t, err)
+			createObjects(ctx, t, ns, r.Manifest)
+
+			var out, errOut bytes.Buffer
+			code := check.Run(ctx, []string{"--live", "-n", ns, "--kubeconfig", env.Kubeconfig, "--format", "json", tc.deployment}, nil, &out, &errOut)
+			require.Equal(t, tc.want, code, "stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
+			var rep check.Report
+			require.NoError(t, json.Unmarshal(out.Bytes(), &rep))
+			require.NotNil(t, rep.Cluster)
+			assert.Equal(t, kube, rep.KubeVersion, "the cluster's version")
+			assert.Equal(t, []string{tc.deployment}, rep.Cluster.Services, "the Service that selects the pods")
+			assert.NotEmpty(t, rep.Cluster.KubeProxySource, "where the sync period was read, or why not")
+			var got []string
+			for _, v := range rep.Violations {
+				got = append(got, v.Rule)
+			}
+			assert.Equal(t, tc.rules, got)
+			t.Logf("kube-proxy sync period: %s", rep.Cluster.KubeProxySource)
+		})
+	}
+}
+
+// createObjects creates a rendered manifest's objects in the namespace (kinds this cluster does not serve
+// are left out).
+func createObjects(ctx context.Context, t *testing.T, ns, manifest string) {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", env.Kubeconfig)
+	require.NoError(t, err)
+	dyn, err := dynamic.NewForConfig(cfg)
+	require.NoError(t, err)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(env.Client.Discovery()))
+	objs, _, err := render.DecodeKnown(manifest)
+	require.NoError(t, err)
+	for _, obj := range objs {
+		gvk := obj.GetObjectKind().GroupVersionKind()
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			continue
+		}
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		require.NoError(t, err)
+		item := &unstructured.Unstructured{Object: u}
+		item.SetNamespace(ns)
+		_, err = dyn.Resource(m.Resource).Namespace(ns).Create(ctx, item, metav1.CreateOptions{})
+		require.NoError(t, err, "create %s %s", gvk.Kind, item.GetName())
+	}
+}
