@@ -28,7 +28,7 @@ CYCLES ?= 10
 RECORD := $(CURDIR)/results/tests.jsonl
 gotest = $(GO) test -json $(2) 2>&1 | $(BIN)/testlog $(if $(V),-v) -record $(RECORD) -suite $(1)
 
-.PHONY: all help deps tools render test test-render test-lint lint schema docs golden bench fuzz clean \
+.PHONY: all help deps tools render test test-render test-lint lint schema package release docs golden bench fuzz clean \
 	cluster-up cluster-down cluster-status cluster-build cluster-soak test-live test-teardown test-unit e2e
 
 all: test
@@ -67,10 +67,18 @@ test-lint: deps ## helm lint --strict, ct lint and the values-docs check, as Go 
 
 lint: deps test-lint ## test-lint plus go vet and gofmt.
 	$(GO) vet ./...
-	@out=$$(gofmt -l test cluster cmd graceful load internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l test cluster cmd graceful load internal render rules check gate); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 schema: ## Regenerate the io.k8s.* definitions of charts/go-service/values.schema.json from the Kubernetes (cluster/hk) and Gateway API OpenAPI definitions.
 	$(GO) run ./internal/cmd/schemagen
+
+package: tools ## Build the versioned chart archive into dist/ (helm package).
+	helm package $(CHART) -d dist
+
+release: tools ## Add the chart's current version to the chart repository chart-repo/ (archive and index.yaml); TestChartVersionPolicy then freezes it.
+	@v=$$(sed -n 's/^version: //p' $(CHART)/Chart.yaml); if [ -e chart-repo/go-service-$$v.tgz ]; then echo "go-service $$v is already released"; exit 1; fi
+	helm package $(CHART) -d chart-repo
+	helm repo index chart-repo --merge chart-repo/index.yaml
 
 docs: tools ## Regenerate charts/go-service/README.md from values.yaml (helm-docs).
 	helm-docs --chart-search-root charts --sort-values-order file --skip-version-footer
