@@ -10,12 +10,16 @@ KUBE_VERSION ?= 1.34.0
 export PATH := $(BIN):/usr/local/go/bin:$(PATH)
 
 # The tools are pinned by the `tool` directives in go.mod and built from the module cache.
-TOOLS := $(BIN)/helm $(BIN)/ct $(BIN)/helm-docs $(BIN)/testlog
+TOOLS := $(BIN)/helm $(BIN)/ct $(BIN)/helm-docs $(BIN)/testlog $(BIN)/registry
 TOOL_PKG_helm      := helm.sh/helm/v3/cmd/helm
 TOOL_PKG_ct        := github.com/helm/chart-testing/v3/ct
 TOOL_PKG_helm-docs := github.com/norwoodj/helm-docs/cmd/helm-docs
 TOOL_PKG_testlog   := ./internal/cmd/testlog
 $(BIN)/testlog: $(wildcard internal/cmd/testlog/*.go)
+# The CNCF Distribution registry (the chart's OCI tests) is pinned in its own module, tools/registry.
+$(BIN)/registry: tools/registry/go.mod tools/registry/go.sum
+	cd tools/registry && $(GO) build -o $@ github.com/distribution/distribution/v3/cmd/registry
+	@touch $@
 
 APT_PACKAGES := yamllint
 
@@ -44,7 +48,7 @@ deps: tools ## Install the apt packages and build the pinned Go tools (idempoten
 	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq "$${missing[@]}" >/dev/null; \
 	fi
 
-tools: $(TOOLS) ## Build helm, ct, helm-docs and testlog into bin/.
+tools: $(TOOLS) ## Build helm, ct, helm-docs, testlog and the registry into bin/.
 
 $(BIN)/%: go.mod go.sum
 	$(GO) build -o $@ $(TOOL_PKG_$*)

@@ -1,6 +1,6 @@
 // Package tools locates the repository and builds the command-line tools the tests call (helm, ct,
-// helm-docs). The tools are pinned by the `tool` directives of the root go.mod and built from the module
-// cache into <repo>/bin, never downloaded.
+// helm-docs, the registry). The tools are pinned by `tool` directives (of the root go.mod, or of a tool's
+// own module under tools/) and built from the module cache into <repo>/bin, never downloaded.
 package tools
 
 import (
@@ -19,6 +19,16 @@ var Packages = map[string]string{
 	"helm":      "helm.sh/helm/v3/cmd/helm",
 	"ct":        "github.com/helm/chart-testing/v3/ct",
 	"helm-docs": "github.com/norwoodj/helm-docs/cmd/helm-docs",
+}
+
+// Modules names the tools pinned in a module of their own (its directory under the repository), so their
+// dependencies never move the root module's: the CNCF Distribution registry brings the cloud storage SDKs.
+var Modules = map[string]string{
+	"registry": "tools/registry",
+}
+
+func init() {
+	Packages["registry"] = "github.com/distribution/distribution/v3/cmd/registry"
 }
 
 // RepoRoot returns the directory of the root go.mod (the repository root).
@@ -66,6 +76,9 @@ func Build(name string) (string, error) {
 	out := filepath.Join(bin, name)
 	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = filepath.Dir(bin)
+	if m, ok := Modules[name]; ok {
+		cmd.Dir = filepath.Join(cmd.Dir, m)
+	}
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, msg)
 	}
