@@ -34,6 +34,8 @@ func TestCheckLive(t *testing.T) {
 	scaffold, err := chartutil.Create("demo", t.TempDir())
 	require.NoError(t, err)
 
+	// The imported reference image, never pulled, for both: nothing here may reach a registry.
+	images := map[string]any{"image": map[string]any{"repository": "go-service", "tag": appImageTagged(t, "0.1.0"), "pullPolicy": "Never"}}
 	for _, tc := range []struct {
 		name, chart, deployment string
 		want                    int
@@ -44,7 +46,7 @@ func TestCheckLive(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := env.Namespace(t, "check")
-			r, err := render.Render(render.Options{Chart: tc.chart, KubeVersion: kube, ReleaseName: "live", Namespace: ns})
+			r, err := render.Render(render.Options{Chart: tc.chart, KubeVersion: kube, ReleaseName: "live", Namespace: ns, Values: images})
 			require.NoError(t, err)
 			createObjects(ctx, t, ns, r.Manifest)
 
