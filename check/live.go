@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
@@ -97,25 +96,21 @@ func readLive(ctx context.Context, kubeconfig, ns, name string) ([]runtime.Objec
 	if err != nil {
 		return nil, nil, err
 	}
-	d.SetGroupVersionKind(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"})
+	// The rules tell kinds apart by type, so the objects need no TypeMeta.
 	objs := []runtime.Object{d}
 	hpas, err := cs.AutoscalingV2().HorizontalPodAutoscalers(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, nil, err
 	}
 	for i := range hpas.Items {
-		h := &hpas.Items[i]
-		h.SetGroupVersionKind(schema.GroupVersionKind{Group: "autoscaling", Version: "v2", Kind: "HorizontalPodAutoscaler"})
-		objs = append(objs, h)
+		objs = append(objs, &hpas.Items[i])
 	}
 	pdbs, err := cs.PolicyV1().PodDisruptionBudgets(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, nil, err
 	}
 	for i := range pdbs.Items {
-		p := &pdbs.Items[i]
-		p.SetGroupVersionKind(schema.GroupVersionKind{Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"})
-		objs = append(objs, p)
+		objs = append(objs, &pdbs.Items[i])
 	}
 	svcs, err := cs.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {
