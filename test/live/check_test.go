@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -11,12 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"helm.sh/helm/v3/pkg/chartutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/go-service/go-service/check"
 	"github.com/go-service/go-service/render"
@@ -73,24 +68,14 @@ func TestCheckLive(t *testing.T) {
 // are left out).
 func createObjects(ctx context.Context, t *testing.T, ns, manifest string) {
 	t.Helper()
-	cfg, err := clientcmd.BuildConfigFromFlags("", env.Kubeconfig)
-	require.NoError(t, err)
-	dyn, err := dynamic.NewForConfig(cfg)
-	require.NoError(t, err)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(env.Client.Discovery()))
 	objs, _, err := render.DecodeKnown(manifest)
 	require.NoError(t, err)
+	c := newCreator(t, ns)
 	for _, obj := range objs {
-		gvk := obj.GetObjectKind().GroupVersionKind()
-		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-		if err != nil {
+		err := c.create(ctx, obj, metav1.CreateOptions{})
+		if errors.Is(err, errUnserved) {
 			continue
 		}
-		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-		require.NoError(t, err)
-		item := &unstructured.Unstructured{Object: u}
-		item.SetNamespace(ns)
-		_, err = dyn.Resource(m.Resource).Namespace(ns).Create(ctx, item, metav1.CreateOptions{})
-		require.NoError(t, err, "create %s %s", gvk.Kind, item.GetName())
+		require.NoError(t, err, "create %s", obj.GetObjectKind().GroupVersionKind().Kind)
 	}
 }

@@ -45,26 +45,20 @@ import (
 // Operator's ServiceMonitor) are listed, not counted.
 func TestServerSideDryRun(t *testing.T) {
 	ctx := context.Background()
-	cfg, err := clientcmd.BuildConfigFromFlags("", env.Kubeconfig)
-	require.NoError(t, err)
-	cfg.QPS, cfg.Burst = 200, 400 // some thousand dry-run creates; client-go's default is 5 per second
-	dyn, err := dynamic.NewForConfig(cfg)
-	require.NoError(t, err)
-	installHTTPRouteCRD(t, dyn)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(env.Client.Discovery()))
+	ns := env.Namespace(t, "dryrun")
+	d := &dryRun{creator: newCreator(t, ns)}
+	installHTTPRouteCRD(t, d.dyn)
 	version, err := env.Client.Discovery().ServerVersion()
 	require.NoError(t, err)
 	kube := strings.TrimPrefix(strings.SplitN(version.GitVersion, "+", 2)[0], "v")
-	ns := env.Namespace(t, "dryrun")
 
-	d := &dryRun{dyn: dyn, mapper: mapper, ns: ns, unserved: map[string]bool{}}
 	t.Run("a manifest the API server rejects is caught", func(t *testing.T) {
 		res, err := render.Render(render.Options{KubeVersion: kube, Namespace: ns})
 		require.NoError(t, err)
 		dep := render.One[*appsv1.Deployment](t, res)
 		c := &dep.Spec.Template.Spec.Containers[0]
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "missing", MountPath: "/missing"})
-		err = d.create(ctx, dep)
+		err = d.create(ctx, dep, serverDryRun)
 		require.Error(t, err, "a mount of a volume the pod does not have")
 		assert.Contains(t, err.Error(), "volumeMounts[1].name: Not found")
 	})
@@ -107,20 +101,33 @@ func TestServerSideDryRun(t *testing.T) {
 	require.Positive(t, d.accepted)
 }
 
-type dryRun struct {
+// creator creates rendered objects in one namespace through the dynamic client.
+type creator struct {
 	dyn      dynamic.Interface
 	mapper   *restmapper.DeferredDiscoveryRESTMapper
 	ns       string
-	accepted int
-	unserved map[string]bool
+	unserved map[string]bool // the kinds create met that this cluster does not serve
+}
+
+func newCreator(t *testing.T, ns string) *creator {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", env.Kubeconfig)
+	require.NoError(t, err)
+	cfg.QPS, cfg.Burst = 200, 400 // some thousand dry-run creates; client-go's default is 5 per second
+	dyn, err := dynamic.NewForConfig(cfg)
+	require.NoError(t, err)
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(env.Client.Discovery()))
+	return &creator{dyn: dyn, mapper: mapper, ns: ns, unserved: map[string]bool{}}
 }
 
 // errUnserved is returned by create for a kind this cluster does not serve.
 var errUnserved = errors.New("kind not served by this cluster")
 
-// create creates one object in the test's namespace with server-side dry-run and strict field
-// validation, and returns the API server's answer.
-func (d *dryRun) create(ctx context.Context, obj runtime.Object) error {
+// serverDryRun creates nothing: admission and validation run, strict about unknown fields.
+var serverDryRun = metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict"}
+
+// create creates one object in the creator's namespace and returns the API server's answer.
+func (c *creator) create(ctx context.Context, obj runtime.Object, opts metav1.CreateOptions) error {
 	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return err
@@ -128,21 +135,28 @@ func (d *dryRun) create(ctx context.Context, obj runtime.Object) error {
 	item := &unstructured.Unstructured{Object: u}
 	gvk := obj.GetObjectKind().GroupVersionKind()
 	item.SetGroupVersionKind(gvk)
-	m, err := d.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	m, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
-		d.unserved[gvk.String()] = true
+		c.unserved[gvk.String()] = true
 		return errUnserved
 	}
-	item.SetNamespace(d.ns)
-	_, err = d.dyn.Resource(m.Resource).Namespace(d.ns).Create(ctx, item, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict"})
+	item.SetNamespace(c.ns)
+	_, err = c.dyn.Resource(m.Resource).Namespace(c.ns).Create(ctx, item, opts)
 	return err
 }
 
-// createAll creates each object with create and fails the test for every object the API server rejects.
+// dryRun creates objects with server-side dry-run and counts those the API server accepts.
+type dryRun struct {
+	*creator
+	accepted int
+}
+
+// createAll creates each object with server-side dry-run and fails the test for every object the API
+// server rejects.
 func (d *dryRun) createAll(ctx context.Context, t *testing.T, objs []runtime.Object) {
 	t.Helper()
 	for _, obj := range objs {
-		err := d.create(ctx, obj)
+		err := d.create(ctx, obj, serverDryRun)
 		if errors.Is(err, errUnserved) {
 			continue
 		}
