@@ -6,7 +6,6 @@ package render
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	kit "github.com/go-service/go-service/render"
 	"github.com/go-service/go-service/rules"
+	"github.com/go-service/go-service/test/publish"
 	"github.com/go-service/go-service/test/tools"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -138,11 +138,6 @@ func BuildDependencies(tb testing.TB, umbrellaDir string) string {
 			tb.Fatal(err)
 		}
 	}
-	helm := tools.Path(tb, "helm")
-	cmd := exec.Command(helm, "dependency", "build", dst)
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+tb.TempDir(), "HELM_CONFIG_HOME="+tb.TempDir(), "HELM_DATA_HOME="+tb.TempDir())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("helm dependency build %s: %v\n%s", dst, err, out)
-	}
+	publish.NewHelm(tb).Run(tb, "dependency", "build", dst)
 	return dst
 }
