@@ -35,8 +35,6 @@ type Config struct {
 	// here is neither, so a dropped keep-alive POST is seen as the failure it is.
 	Method  string        `json:"method,omitempty"`
 	Timeout time.Duration `json:"timeout,omitempty"` // per request, counted as a failure (default 2s)
-	// Query is the query string the client's URL carries (informational: URL already has it).
-	Query string `json:"query,omitempty"`
 	// MaxInFlight bounds concurrent requests (default 4 x Rate); a request that cannot start is counted
 	// as a failure of kind "overload", never silently skipped.
 	MaxInFlight int `json:"maxInFlight,omitempty"`
@@ -82,6 +80,14 @@ type Request struct {
 	LatencyMicros int64  `json:"l"`
 	Kind          string `json:"k,omitempty"`
 	Backend       int    `json:"b"`
+}
+
+// WithQuery returns url with the query string q appended (url itself when q is empty).
+func WithQuery(url, q string) string {
+	if q == "" {
+		return url
+	}
+	return url + "?" + q
 }
 
 // Result of a run.

@@ -188,13 +188,12 @@ func runLoad(args []string) int {
 		return 2
 	}
 	if len(specs) == 0 {
-		specs = clientFlags{{Method: http.MethodGet, Rate: 200}}
+		specs = clientFlags{{Config: load.Config{Method: http.MethodGet, Rate: 200}}}
 	}
-	for i := range specs {
-		specs[i].URL, specs[i].Duration, specs[i].Timeout = *url, *duration, *timeout
-		if specs[i].Query != "" {
-			specs[i].URL += "?" + specs[i].Query
-		}
+	cfgs := make([]load.Config, len(specs))
+	for i, s := range specs {
+		cfgs[i] = s.Config
+		cfgs[i].URL, cfgs[i].Duration, cfgs[i].Timeout = load.WithQuery(*url, s.query), *duration, *timeout
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -222,7 +221,7 @@ func runLoad(args []string) int {
 			_ = srv.Shutdown(sctx) // waits for the /stop response to be written
 		}()
 	}
-	res, err := load.RunAll(ctx, specs)
+	res, err := load.RunAll(ctx, cfgs)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -237,8 +236,14 @@ func runLoad(args []string) int {
 	return 0
 }
 
-// clientFlags parses repeated -client METHOD:CONN:RATE flags.
-type clientFlags []load.Config
+// clientFlags parses repeated -client METHOD:CONN:RATE[:QUERY] flags.
+type clientFlags []clientSpec
+
+// clientSpec is one -client flag: the client, and the query string its URL gets once -url is known.
+type clientSpec struct {
+	load.Config
+	query string
+}
 
 func (c *clientFlags) String() string { return fmt.Sprint(len(*c), " client(s)") }
 
@@ -259,10 +264,10 @@ func (c *clientFlags) Set(v string) error {
 	default:
 		return fmt.Errorf("%q: connection %q: want new-conn or keep-alive", v, parts[1])
 	}
-	cfg := load.Config{Method: strings.ToUpper(parts[0]), KeepAlive: keepAlive, Rate: rate}
+	spec := clientSpec{Config: load.Config{Method: strings.ToUpper(parts[0]), KeepAlive: keepAlive, Rate: rate}}
 	if len(parts) == 4 {
-		cfg.Query = parts[3]
+		spec.query = parts[3]
 	}
-	*c = append(*c, cfg)
+	*c = append(*c, spec)
 	return nil
 }

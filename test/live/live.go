@@ -118,13 +118,6 @@ func (o *TrafficOptions) defaults() {
 	}
 }
 
-func withQuery(url, q string) string {
-	if q == "" {
-		return url
-	}
-	return url + "?" + q
-}
-
 // controlPort is where the in-cluster load pod answers /healthz and /stop.
 const controlPort = "8081"
 
@@ -160,7 +153,7 @@ func StartTraffic(t *testing.T, env *kube.Env, ns, serviceIP string, o TrafficOp
 	}
 	for _, cfg := range []load.Config{
 		{Name: "host GET new-conn", URL: url, Rate: o.Rate},
-		{Name: "host POST keep-alive", URL: withQuery(url, o.KeepAliveQuery), Query: o.KeepAliveQuery, Rate: o.KeepAliveRate, KeepAlive: true, Method: http.MethodPost},
+		{Name: "host POST keep-alive", URL: load.WithQuery(url, o.KeepAliveQuery), Rate: o.KeepAliveRate, KeepAlive: true, Method: http.MethodPost},
 	} {
 		tr.wg.Add(1)
 		go func() {
