@@ -80,13 +80,19 @@ func TestRollingUpdate(t *testing.T) {
 // the host and from a pod, or the test could not see a drop at all.
 func TestNegativeControl(t *testing.T) {
 	ns := env.Namespace(t, "naive")
-	r := install(t, ns, map[string]string{
-		"replicaCount": "3", "shutdown.preStop.mode": "none", "shutdown.preStop.delaySeconds": "0",
-		"env[0].name": "GO_SERVICE_MODE", "env[0].value": "naive", "minReadySeconds": "0",
-	}, true)
+	r := install(t, ns, naiveValues("naive"), true)
 	tr := traffic(t, ns, r.serviceIP())
 	rollouts(t, r, tr, 3, "naive rollout")
 	stop(t, tr, "negative control: naive rollout x3", live.FailuresOf(load.KindRefused, load.KindReset, load.KindEOF).On("new-conn"), 0)
+}
+
+// naiveValues are the negative controls' settings: 3 replicas, no preStop delay, no minReadySeconds, and
+// the reference app in the given GO_SERVICE_MODE.
+func naiveValues(mode string) map[string]string {
+	return map[string]string{
+		"replicaCount": "3", "shutdown.preStop.mode": "none", "shutdown.preStop.delaySeconds": "0",
+		"env[0].name": "GO_SERVICE_MODE", "env[0].value": mode, "minReadySeconds": "0",
+	}
 }
 
 // 2b. The keep-alive clients' negative control: an app that dies at SIGTERM (no handler), no preStop
@@ -95,10 +101,7 @@ func TestNegativeControl(t *testing.T) {
 // (The naive rollout above drops keep-alive requests only when one happens to be in flight.)
 func TestKeepAliveNegativeControl(t *testing.T) {
 	ns := env.Namespace(t, "naive-keepalive")
-	r := install(t, ns, map[string]string{
-		"replicaCount": "3", "shutdown.preStop.mode": "none", "shutdown.preStop.delaySeconds": "0",
-		"env[0].name": "GO_SERVICE_MODE", "env[0].value": "no-signal", "minReadySeconds": "0",
-	}, true)
+	r := install(t, ns, naiveValues("no-signal"), true)
 	tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{Image: appImage(t), KeepAliveQuery: "sleep=100ms"})
 	rollouts(t, r, tr, 2, "rollout")
 	stop(t, tr, "negative control: app killed at SIGTERM, slow POSTs", live.FailuresOf(load.KindReset, load.KindEOF, load.KindRefused).On("keep-alive"), 0)
