@@ -1,9 +1,9 @@
 package chart_test
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -36,37 +36,21 @@ func TestChartRepositories(t *testing.T) {
 	h.Package(t, chartDir, repoDir)
 	repoURL := h.ServeRepository(t, repoDir)
 
-	registry := publish.StartRegistry(t)
-	archive := h.Package(t, chartDir, t.TempDir())
-	out := h.Run(t, "push", archive, "oci://"+registry+"/charts", "--plain-http")
-	assert.Contains(t, out, "Pushed: "+registry+"/charts/go-service:"+meta.Version)
+	registry, out := h.Push(t, chartDir, publish.StartRegistry(t))
+	assert.Contains(t, out, "Pushed: "+strings.TrimPrefix(registry, "oci://")+"/go-service:"+meta.Version)
 
 	for _, tc := range []struct {
-		name, deps string
-		charts     map[string]string // Deployment -> helm.sh/chart label
+		name   string
+		deps   []publish.Dependency
+		charts map[string]string // Deployment -> helm.sh/chart label
 	}{
-		{"http repository", fmt.Sprintf(`
-  - name: go-service
-    alias: api
-    version: %s
-    repository: %s
-  - name: go-service
-    alias: legacy
-    version: 0.2.0
-    repository: %s
-`, meta.Version, repoURL, repoURL), map[string]string{"shop-api": "api-" + meta.Version, "shop-legacy": "legacy-0.2.0"}},
-		{"oci registry", fmt.Sprintf(`
-  - name: go-service
-    alias: api
-    version: %s
-    repository: oci://%s/charts
-`, meta.Version, registry), map[string]string{"shop-api": "api-" + meta.Version}},
+		{"http repository", []publish.Dependency{{Alias: "api", Version: meta.Version, Repository: repoURL}, {Alias: "legacy", Version: "0.2.0", Repository: repoURL}},
+			map[string]string{"shop-api": "api-" + meta.Version, "shop-legacy": "legacy-0.2.0"}},
+		{"oci registry", []publish.Dependency{{Alias: "api", Version: meta.Version, Repository: registry}},
+			map[string]string{"shop-api": "api-" + meta.Version}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			umbrella := filepath.Join(t.TempDir(), "shop")
-			require.NoError(t, os.MkdirAll(umbrella, 0o755))
-			require.NoError(t, os.WriteFile(filepath.Join(umbrella, "Chart.yaml"), []byte("apiVersion: v2\nname: shop\nversion: 1.0.0\ndependencies:"+tc.deps), 0o644))
-			h.Run(t, "dependency", "update", umbrella, "--plain-http")
+			umbrella := h.Umbrella(t, nil, tc.deps...)
 			r := mustRender(t, render.Options{Chart: umbrella, ReleaseName: "shop"})
 			for name, label := range tc.charts {
 				d := render.Named[*appsv1.Deployment](t, r, name)

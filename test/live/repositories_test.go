@@ -2,7 +2,6 @@ package live_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,8 +29,7 @@ func TestInstallFromRepositories(t *testing.T) {
 	meta, err := chartutil.LoadChartfile(filepath.Join(chartDir, "Chart.yaml"))
 	require.NoError(t, err)
 	h := publish.NewHelm(t)
-	registry := publish.StartRegistry(t)
-	h.Run(t, "push", h.Package(t, chartDir, t.TempDir()), "oci://"+registry+"/charts", "--plain-http")
+	registry, _ := h.Push(t, chartDir, publish.StartRegistry(t))
 	repoDir := t.TempDir()
 	h.Package(t, chartDir, repoDir)
 	repoURL := h.ServeRepository(t, repoDir)
@@ -40,27 +38,11 @@ func TestInstallFromRepositories(t *testing.T) {
 	require.NoError(t, err)
 
 	for _, tc := range []struct{ name, repository string }{
-		{"oci registry", "oci://" + registry + "/charts"},
+		{"oci registry", registry},
 		{"http repository", repoURL},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			umbrella := filepath.Join(t.TempDir(), "shop")
-			require.NoError(t, os.MkdirAll(umbrella, 0o755))
-			require.NoError(t, os.WriteFile(filepath.Join(umbrella, "values.yaml"), values, 0o644))
-			require.NoError(t, os.WriteFile(filepath.Join(umbrella, "Chart.yaml"), fmt.Appendf(nil, `apiVersion: v2
-name: shop
-version: 1.0.0
-dependencies:
-  - name: go-service
-    alias: api
-    version: %[1]s
-    repository: %[2]s
-  - name: go-service
-    alias: worker
-    version: %[1]s
-    repository: %[2]s
-`, meta.Version, tc.repository), 0o644))
-			h.Run(t, "dependency", "update", umbrella, "--plain-http")
+			umbrella := h.Umbrella(t, values, publish.Dependency{Alias: "api", Version: meta.Version, Repository: tc.repository}, publish.Dependency{Alias: "worker", Version: meta.Version, Repository: tc.repository})
 
 			ns := env.Namespace(t, "repos")
 			opts := &helm.Options{KubectlOptions: k8s.NewKubectlOptions("", env.Kubeconfig, ns),

@@ -127,3 +127,41 @@ func StartRegistry(tb testing.TB) string {
 		}
 	}
 }
+
+// Push packages a chart directory and pushes it to the registry's charts repository with `helm push`;
+// it returns the repository to depend on (oci://REGISTRY/charts) and helm's output.
+func (h *Helm) Push(tb testing.TB, chartDir, registry string) (repository, out string) {
+	tb.Helper()
+	repository = "oci://" + registry + "/charts"
+	return repository, h.Run(tb, "push", h.Package(tb, chartDir, tb.TempDir()), repository, "--plain-http")
+}
+
+// Dependency is one go-service entry of an umbrella chart.
+type Dependency struct {
+	Alias, Version, Repository string
+}
+
+// Umbrella writes an umbrella chart named shop that depends on go-service once per dependency (and its
+// values.yaml when values is not nil) into a temporary directory, runs `helm dependency update` on it, as
+// a team's CI does, and returns its directory.
+func (h *Helm) Umbrella(tb testing.TB, values []byte, deps ...Dependency) string {
+	tb.Helper()
+	dir := filepath.Join(tb.TempDir(), "shop")
+	chartYAML := "apiVersion: v2\nname: shop\nversion: 1.0.0\ndependencies:\n"
+	for _, d := range deps {
+		chartYAML += fmt.Sprintf("  - name: go-service\n    alias: %s\n    version: %s\n    repository: %s\n", d.Alias, d.Version, d.Repository)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Chart.yaml"), []byte(chartYAML), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	if values != nil {
+		if err := os.WriteFile(filepath.Join(dir, "values.yaml"), values, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	h.Run(tb, "dependency", "update", dir, "--plain-http")
+	return dir
+}
