@@ -38,6 +38,9 @@ type Config struct {
 	// MaxInFlight bounds concurrent requests (default 4 x Rate); a request that cannot start is counted
 	// as a failure of kind "overload", never silently skipped.
 	MaxInFlight int `json:"maxInFlight,omitempty"`
+	// StartAt is when the first request is sent and the run's Start (default: at once). Clients given
+	// the same StartAt start together, and a caller knows when they did without waiting on them.
+	StartAt time.Time `json:"startAt,omitzero"`
 }
 
 // DefaultTimeout is the per-request timeout: a request that takes longer has failed.
@@ -139,13 +142,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: cfg.Timeout}
 
-	res := &Result{Config: cfg, Start: time.Now(), ByKind: map[string]int{}, Backends: map[string]int{}}
+	start := time.Now()
+	if cfg.StartAt.After(start) {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Until(cfg.StartAt)):
+		}
+		start = cfg.StartAt
+	}
+	res := &Result{Config: cfg, Start: start, ByKind: map[string]int{}, Backends: map[string]int{}}
 	backendIdx := map[string]int{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, cfg.MaxInFlight)
 	interval := time.Second / time.Duration(cfg.Rate)
-	next := time.Now()
+	next := start
 	add := func(sent time.Time, lat time.Duration, kind, backend, msg string) {
 		mu.Lock()
 		defer mu.Unlock()

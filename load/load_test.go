@@ -43,6 +43,25 @@ func TestRunCountsEveryRequest(t *testing.T) {
 	assert.Greater(t, res.Latency(res.Start, res.End, 0.99), time.Duration(0))
 }
 
+// A client given StartAt starts then: its Start is StartAt and no request is sent before it, so callers
+// that start several clients together know how long each has been sending.
+func TestStartAt(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("pod=a\n")) }))
+	defer srv.Close()
+	at := time.Now().Add(300 * time.Millisecond)
+	ctx, cancel := context.WithDeadline(context.Background(), at.Add(500*time.Millisecond))
+	defer cancel()
+	res, err := Run(ctx, Config{URL: srv.URL, Rate: 50, StartAt: at})
+	require.NoError(t, err)
+	assert.True(t, res.Start.Equal(at), "Start %s is StartAt %s", res.Start, at)
+	require.NotEmpty(t, res.Requests)
+	for _, r := range res.Requests {
+		assert.GreaterOrEqual(t, r.SentMicros, int64(0), "no request before StartAt")
+	}
+	assert.InDelta(t, 25, res.Sent, 3, "sent at the rate from StartAt, not from the call")
+}
+
 func TestRefusedIsClassified(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -151,9 +151,12 @@ func StartTraffic(t *testing.T, env *kube.Env, ns, serviceIP string, o TrafficOp
 		}
 		tr.startInCluster(t, o)
 	}
+	// Both host clients start together at a time set here, so the steady window below is exactly Steady
+	// for each of them, however late their goroutines get scheduled.
+	start := time.Now().Add(100 * time.Millisecond)
 	for _, cfg := range []load.Config{
-		{Name: "host GET new-conn", URL: url, Rate: o.Rate},
-		{Name: "host POST keep-alive", URL: load.WithQuery(url, o.KeepAliveQuery), Rate: o.KeepAliveRate, KeepAlive: true, Method: http.MethodPost},
+		{Name: "host GET new-conn", URL: url, Rate: o.Rate, StartAt: start},
+		{Name: "host POST keep-alive", URL: load.WithQuery(url, o.KeepAliveQuery), Rate: o.KeepAliveRate, KeepAlive: true, Method: http.MethodPost, StartAt: start},
 	} {
 		tr.wg.Add(1)
 		go func() {
@@ -168,7 +171,7 @@ func StartTraffic(t *testing.T, env *kube.Env, ns, serviceIP string, o TrafficOp
 			tr.mu.Unlock()
 		}()
 	}
-	time.Sleep(o.Steady) // a measurement window, not a wait for a condition
+	time.Sleep(time.Until(start.Add(o.Steady))) // a measurement window, not a wait for a condition
 	return tr
 }
 
