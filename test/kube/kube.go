@@ -22,6 +22,7 @@ import (
 
 	"github.com/go-service/go-service/cluster"
 	"github.com/go-service/go-service/cluster/image"
+	"github.com/go-service/go-service/disrupt"
 	"github.com/go-service/go-service/internal/repo"
 )
 
@@ -136,41 +137,8 @@ func (e *Env) Namespace(tb testing.TB, prefix string) string {
 	return name
 }
 
-// Describe reports the pods (phase, conditions, container states) and events of a namespace.
-func (e *Env) Describe(ns string) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var b strings.Builder
-	fmt.Fprintf(&b, "--- namespace %s\n", ns)
-	pods, err := e.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-	if err == nil {
-		for _, p := range pods.Items {
-			fmt.Fprintf(&b, "pod %s node=%s ip=%s phase=%s deleting=%v\n", p.Name, p.Spec.NodeName, p.Status.PodIP, p.Status.Phase, p.DeletionTimestamp != nil)
-			for _, c := range p.Status.ContainerStatuses {
-				fmt.Fprintf(&b, "  container %s ready=%v restarts=%d state=%s\n", c.Name, c.Ready, c.RestartCount, containerState(c.State))
-			}
-		}
-	}
-	events, err := e.Client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
-	if err == nil {
-		for _, ev := range events.Items {
-			fmt.Fprintf(&b, "event %s %s/%s %s: %s\n", ev.LastTimestamp.Format("15:04:05"), ev.InvolvedObject.Kind, ev.InvolvedObject.Name, ev.Reason, ev.Message)
-		}
-	}
-	return b.String()
-}
-
-func containerState(s corev1.ContainerState) string {
-	switch {
-	case s.Running != nil:
-		return "running since " + s.Running.StartedAt.Format("15:04:05")
-	case s.Waiting != nil:
-		return "waiting: " + s.Waiting.Reason + " " + s.Waiting.Message
-	case s.Terminated != nil:
-		return fmt.Sprintf("terminated: %s exit %d", s.Terminated.Reason, s.Terminated.ExitCode)
-	}
-	return "unknown"
-}
+// Describe is disrupt.Describe on this cluster.
+func (e *Env) Describe(ns string) string { return disrupt.Describe(e.Client, ns) }
 
 // Poll calls cond every interval until it is true or the timeout passes (the cluster harness's own).
 var Poll = cluster.Poll

@@ -1,4 +1,4 @@
-package live_test
+package live
 
 import (
 	"context"
@@ -16,9 +16,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/go-service/go-service/disrupt"
 	"github.com/go-service/go-service/gate"
 	"github.com/go-service/go-service/test/kube"
-	"github.com/go-service/go-service/test/live"
 )
 
 // previousChart is the chart's previous release (0.1.0), packaged from git history (see
@@ -34,11 +34,11 @@ func TestUpgradeFromPreviousChart(t *testing.T) {
 	}, true)
 	require.Equal(t, "go-service-0.1.0", r.deployment().Labels["helm.sh/chart"])
 	require.NotNil(t, r.pods()[0].Spec.Containers[0].Lifecycle.PreStop.Exec, "the old release runs the exec hook")
-	tr := traffic(t, ns, r.serviceIP())
-	rollout(t, r, tr, "upgrade to this chart, preStop exec to sleep", func() {
+	tr := traffic(t, r)
+	tr.Rollout(t, "upgrade to this chart, preStop exec to sleep", 3*time.Minute, func() {
 		r.upgradeTo(chartDir, map[string]string{"shutdown.preStop.mode": "sleep"})
 	})
-	stop(t, tr, "upgrade from chart 0.1.0 (exec to sleep)", live.ZeroFailures, rolloutFloor(1, 3, 1, 5))
+	stop(t, tr, "upgrade from chart 0.1.0 (exec to sleep)", disrupt.ZeroFailures, rolloutFloor(1, 3, 1, 5))
 	assert.NotEqual(t, "go-service-0.1.0", r.deployment().Labels["helm.sh/chart"])
 	for _, p := range r.pods() {
 		assert.NotNil(t, p.Spec.Containers[0].Lifecycle.PreStop.Sleep, "pod %s runs the native sleep hook", p.Name)
@@ -54,13 +54,13 @@ func TestAutoscalingOnKeepsScale(t *testing.T) {
 	t.Run("this chart, under load", func(t *testing.T) {
 		ns := env.Namespace(t, "hpa-on")
 		r := install(t, ns, map[string]string{"replicaCount": "4"}, true)
-		tr := traffic(t, ns, r.serviceIP())
+		tr := traffic(t, r)
 		since := time.Now()
 		tr.Mark("autoscaling on")
 		r.upgrade(on)
 		waitHPAInControl(t, r, 4)
 		tr.Mark("the HPA holds 4 replicas")
-		stop(t, tr, "autoscaling turned on (4 replicas)", live.ZeroFailures, 0)
+		stop(t, tr, "autoscaling turned on (4 replicas)", disrupt.ZeroFailures, 0)
 		least := tr.Timeline().MinReady(r.fullname(), since)
 		t.Logf("fewest ready endpoints after autoscaling was turned on: %d", least)
 		assert.GreaterOrEqual(t, least, minReplicas, "the pod count never dropped below minReplicas")
@@ -69,7 +69,7 @@ func TestAutoscalingOnKeepsScale(t *testing.T) {
 	t.Run("negative control: chart 0.1.0 drops to one pod", func(t *testing.T) {
 		ns := env.Namespace(t, "hpa-on-old")
 		r := installChart(t, ns, previousChart, map[string]string{"replicaCount": "4"}, true)
-		tl, err := live.WatchNamespace(env.Client, ns)
+		tl, err := disrupt.WatchNamespace(env.Client, ns)
 		require.NoError(t, err)
 		since := time.Now()
 		r.upgrade(on)
@@ -108,11 +108,11 @@ func waitHPAInControl(t *testing.T, r *release, want int32) {
 func TestHelmTestUnderLoad(t *testing.T) {
 	ns := env.Namespace(t, "helmtest")
 	r := install(t, ns, map[string]string{"replicaCount": "2"}, true)
-	tr := traffic(t, ns, r.serviceIP())
+	tr := traffic(t, r)
 	tr.Mark("helm test")
 	out, err := helm.RunHelmCommandAndGetOutputE(t, r.opts, "test", r.name, "--timeout", "2m")
 	tr.Mark("helm test done")
-	stop(t, tr, "helm test under load", live.ZeroFailures, 0)
+	stop(t, tr, "helm test under load", disrupt.ZeroFailures, 0)
 	require.NoError(t, err, out)
 	assert.Contains(t, out, "Phase:          Succeeded")
 	testPod := r.fullname() + "-test-connection"
@@ -155,9 +155,9 @@ func TestPreStopModes(t *testing.T) {
 				hook = c.Lifecycle.PreStop
 			}
 			require.True(t, tc.hook(hook), "mode %s renders its hook: %+v", tc.mode, hook)
-			tr := traffic(t, ns, r.serviceIP())
+			tr := traffic(t, r)
 			rollouts(t, r, tr, 1, "rollout")
-			stop(t, tr, "preStop mode "+tc.mode, live.ZeroFailures, rolloutFloor(1, 3, 1, 5))
+			stop(t, tr, "preStop mode "+tc.mode, disrupt.ZeroFailures, rolloutFloor(1, 3, 1, 5))
 		})
 	}
 }
@@ -168,9 +168,9 @@ func TestPreStopModes(t *testing.T) {
 func TestPlainApp(t *testing.T) {
 	ns := env.Namespace(t, "plain")
 	r := install(t, ns, map[string]string{"replicaCount": "3", "env[0].name": "GO_SERVICE_MODE", "env[0].value": "plain"}, true)
-	tr := traffic(t, ns, r.serviceIP())
+	tr := traffic(t, r)
 	rollouts(t, r, tr, 2, "rollout")
-	stop(t, tr, "plain net/http app (defaults)", live.ZeroFailures, rolloutFloor(2, 3, 1, 5))
+	stop(t, tr, "plain net/http app (defaults)", disrupt.ZeroFailures, rolloutFloor(2, 3, 1, 5))
 }
 
 // 14. A namespace that enforces Pod Security "restricted" admits the chart's defaults (and refuses a
@@ -185,9 +185,9 @@ func TestRestrictedNamespace(t *testing.T) {
 	require.Error(t, err, "a pod without the restricted security settings is refused")
 	require.True(t, apierrors.IsForbidden(err), "refused by Pod Security admission: %v", err)
 	r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
-	tr := traffic(t, ns, r.serviceIP())
+	tr := traffic(t, r)
 	rollouts(t, r, tr, 1, "rollout")
-	stop(t, tr, "Pod Security restricted namespace", live.ZeroFailures, rolloutFloor(1, 3, 1, 5))
+	stop(t, tr, "Pod Security restricted namespace", disrupt.ZeroFailures, rolloutFloor(1, 3, 1, 5))
 	out, err := helm.RunHelmCommandAndGetOutputE(t, r.opts, "test", r.name, "--timeout", "2m")
 	require.NoError(t, err, "the helm test pod is admitted too: %s", out)
 }
@@ -197,10 +197,10 @@ func TestRestrictedNamespace(t *testing.T) {
 func TestNoOpUpgradeIsCaught(t *testing.T) {
 	ns := env.Namespace(t, "noop")
 	r := install(t, ns, map[string]string{"replicaCount": "2"}, true)
-	tr := traffic(t, ns, r.serviceIP())
-	rollout(t, r, tr, "no-op upgrade", func() { r.upgrade(nil) })
-	runs := tr.Stop(t, "negative control: no-op upgrade", settle())
-	cluster := live.Evaluate(runs, live.ZeroFailures, policy())
+	tr := traffic(t, r)
+	tr.Rollout(t, "no-op upgrade", 3*time.Minute, func() { r.upgrade(nil) })
+	runs := tr.End(t, "negative control: no-op upgrade")
+	cluster := disrupt.Evaluate(runs, disrupt.ZeroFailures, tr.Options().Policy())
 	require.NotEmpty(t, cluster, "the reality gate failed the no-op upgrade")
 	for _, err := range cluster {
 		var v *gate.Violation

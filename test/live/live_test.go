@@ -1,9 +1,10 @@
-package live_test
+package live
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -18,9 +19,9 @@ import (
 
 	"github.com/go-service/go-service/cluster"
 	"github.com/go-service/go-service/cluster/image"
-	"github.com/go-service/go-service/gate"
+	"github.com/go-service/go-service/disrupt"
+	"github.com/go-service/go-service/internal/repo"
 	"github.com/go-service/go-service/test/kube"
-	"github.com/go-service/go-service/test/live"
 	"github.com/go-service/go-service/test/render"
 	"github.com/go-service/go-service/test/tools"
 )
@@ -51,7 +52,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	fmt.Print(live.Summary())
+	fmt.Print(reports.Summary())
 	os.Exit(code)
 }
 
@@ -151,44 +152,54 @@ func (r *release) deployment() *appsv1.Deployment {
 	return d
 }
 
-func (r *release) serviceIP() string {
-	r.t.Helper()
-	svc, err := env.Client.CoreV1().Services(r.ns).Get(context.Background(), r.fullname(), metav1.GetOptions{})
-	require.NoError(r.t, err)
-	return svc.Spec.ClusterIP
-}
-
 func (r *release) pods() []corev1.Pod {
 	return env.PodsOf(r.t, r.ns, r.selector())
 }
 
 // traffic starts every gated client (host and in-cluster; new connection per request and keep-alive
 // POSTs) against the release's Service.
-func traffic(t *testing.T, ns, serviceIP string) *live.Traffic {
+func traffic(t *testing.T, r *release) *disrupt.Traffic {
 	t.Helper()
-	return live.StartTraffic(t, env, ns, serviceIP, live.TrafficOptions{Image: appImage(t)})
+	return trafficTo(t, r.target(r.fullname()), disrupt.Options{})
 }
 
-// settle is the pause between two disruptions: longer than kube-proxy's minSyncPeriod + 1 s, so one
-// disruption's endpoint changes have reached the rules before the next begins. kube-proxy does not
-// publish when a change reached the rules, so this is a named wait, not a condition.
-func settle() time.Duration { return proxyMinSync + 1500*time.Millisecond }
+// target is the release's Deployment and Service of that name (an umbrella chart's alias has its own).
+func (r *release) target(name string) disrupt.Target {
+	return disrupt.Target{Client: env.Client, Namespace: r.ns, Helm: r.opts, Release: r.name, Deployment: name, Service: name}
+}
+
+// trafficTo starts the load on a target with this suite's options: every client required (this machine
+// is a node of the cluster), the imported image for the in-cluster clients, the cluster's propagation
+// lag, and the suite's reports.
+func trafficTo(t *testing.T, target disrupt.Target, o disrupt.Options) *disrupt.Traffic {
+	t.Helper()
+	o.Host, o.LoadImage, o.LoadImagePullPolicy = disrupt.HostAlways, appImage(t), corev1.PullNever
+	o.ProxyMinSync, o.Reports = proxyMinSync, reports
+	return disrupt.Start(t, target, o)
+}
+
+// settle is the pause between two disruptions (disrupt.Options.Settle for this cluster's lag).
+func settle() time.Duration { return disrupt.Options{ProxyMinSync: proxyMinSync}.Settle() }
 
 // proxyMinSync is the cluster's kube-proxy minSyncPeriod (assumed 1 s, the default, on other clusters).
 var proxyMinSync = time.Second
 
-// policy is what every gated run must meet on this cluster.
-func policy() gate.Policy { return gate.Policy{SettleAfter: proxyMinSync + time.Second} }
+// reports collects every run of the suite; the summary is printed at the end.
+var reports = disrupt.NewReports(resultsDir())
+
+// resultsDir is where the reports go: $GO_SERVICE_RESULTS or <repo>/results/live.
+func resultsDir() string {
+	if d := os.Getenv("GO_SERVICE_RESULTS"); d != "" {
+		return d
+	}
+	root, _ := repo.Root()
+	return filepath.Join(root, "results", "live")
+}
 
 // stop ends the load after the settle time and gates every client's run.
-func stop(t *testing.T, tr *live.Traffic, scenario string, e live.Expect, floor time.Duration) []*live.Run {
+func stop(t *testing.T, tr *disrupt.Traffic, scenario string, e disrupt.Expect, floor time.Duration) []*disrupt.Run {
 	t.Helper()
-	runs := tr.Stop(t, scenario, settle())
-	for _, run := range runs {
-		run.Floor = floor
-	}
-	live.Gate(t, runs, e, policy())
-	return runs
+	return tr.Stop(t, disrupt.Scenario{Name: scenario, Expect: e, Floor: floor})
 }
 
 // rolloutFloor is the shortest time n rollouts in a row can take with the chart's settings: each

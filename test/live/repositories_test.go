@@ -1,4 +1,4 @@
-package live_test
+package live
 
 import (
 	"context"
@@ -29,7 +29,7 @@ func TestInstallFromRepositories(t *testing.T) {
 	meta, err := chartutil.LoadChartfile(filepath.Join(chartDir, "Chart.yaml"))
 	require.NoError(t, err)
 	h := publish.NewHelm(t)
-	registry, _ := h.Push(t, chartDir, publish.StartRegistry(t))
+	registry, _ := h.Push(t, chartDir, publish.StartRegistry(t, ""))
 	repoDir := t.TempDir()
 	h.Package(t, chartDir, repoDir)
 	repoURL := h.ServeRepository(t, repoDir)

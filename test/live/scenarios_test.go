@@ -1,4 +1,4 @@
-package live_test
+package live
 
 import (
 	"context"
@@ -23,37 +23,21 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/go-service/go-service/gate"
+	"github.com/go-service/go-service/disrupt"
 	"github.com/go-service/go-service/load"
 	"github.com/go-service/go-service/test/kube"
-	"github.com/go-service/go-service/test/live"
 	"github.com/go-service/go-service/test/render"
 	"github.com/go-service/go-service/test/tools"
 )
 
-// rollout applies an upgrade that must replace every pod, waits until the Deployment has rolled out
-// (observed generation, every replica updated and available, old pods gone), and records the pods
-// before and after for the reality gate.
-func rollout(t *testing.T, r *release, tr *live.Traffic, what string, apply func()) {
-	t.Helper()
-	before := live.Snapshot(t, env, r.ns, r.selector())
-	tr.Mark(what)
-	apply()
-	env.WaitRolledOut(t, r.ns, r.fullname(), 3*time.Minute)
-	tr.Mark(what + " done")
-	tr.Replaced(live.Replaced{What: what, Replacement: gate.Replacement{
-		Before: before, After: live.Snapshot(t, env, r.ns, r.selector()), OldReplicaSets: live.ReplicaSets(t, env, r.ns, r.selector()),
-	}})
-}
-
 // rollouts triggers n rollouts in a row (a pod annotation change each), with the settle time between.
-func rollouts(t *testing.T, r *release, tr *live.Traffic, n int, what string) {
+func rollouts(t *testing.T, r *release, tr *disrupt.Traffic, n int, what string) {
 	t.Helper()
 	for i := 1; i <= n; i++ {
 		if i > 1 {
-			time.Sleep(settle())
+			tr.Settle()
 		}
-		rollout(t, r, tr, fmt.Sprintf("%s %d", what, i), func() {
+		tr.Rollout(t, fmt.Sprintf("%s %d", what, i), 3*time.Minute, func() {
 			r.upgrade(map[string]string{"podAnnotations.rollout": fmt.Sprintf("%d-%d", time.Now().UnixNano(), i)})
 		})
 	}
@@ -70,9 +54,9 @@ func TestRollingUpdate(t *testing.T) {
 	} else {
 		require.NotNil(t, hook.Exec, "preStop mode auto is exec before Kubernetes 1.30")
 	}
-	tr := traffic(t, ns, r.serviceIP())
+	tr := traffic(t, r)
 	rollouts(t, r, tr, 3, "rollout")
-	stop(t, tr, "rolling update x3 (defaults)", live.ZeroFailures, rolloutFloor(3, 3, 1, 5))
+	stop(t, tr, "rolling update x3 (defaults)", disrupt.ZeroFailures, rolloutFloor(3, 3, 1, 5))
 }
 
 // 2. The negative control: the same rollouts with naive settings (no preStop delay, an app that stops
@@ -81,9 +65,9 @@ func TestRollingUpdate(t *testing.T) {
 func TestNegativeControl(t *testing.T) {
 	ns := env.Namespace(t, "naive")
 	r := install(t, ns, naiveValues("naive"), true)
-	tr := traffic(t, ns, r.serviceIP())
+	tr := traffic(t, r)
 	rollouts(t, r, tr, 3, "naive rollout")
-	stop(t, tr, "negative control: naive rollout x3", live.FailuresOf(load.KindRefused, load.KindReset, load.KindEOF).On("new-conn"), 0)
+	stop(t, tr, "negative control: naive rollout x3", disrupt.FailuresOf(load.KindRefused, load.KindReset, load.KindEOF).On("new-conn"), 0)
 }
 
 // naiveValues are the negative controls' settings: 3 replicas, no preStop delay, no minReadySeconds, and
@@ -102,9 +86,9 @@ func naiveValues(mode string) map[string]string {
 func TestKeepAliveNegativeControl(t *testing.T) {
 	ns := env.Namespace(t, "naive-keepalive")
 	r := install(t, ns, naiveValues("no-signal"), true)
-	tr := live.StartTraffic(t, env, ns, r.serviceIP(), live.TrafficOptions{Image: appImage(t), KeepAliveQuery: "sleep=100ms"})
+	tr := trafficTo(t, r.target(r.fullname()), disrupt.Options{KeepAliveQuery: "sleep=100ms"})
 	rollouts(t, r, tr, 2, "rollout")
-	stop(t, tr, "negative control: app killed at SIGTERM, slow POSTs", live.FailuresOf(load.KindReset, load.KindEOF, load.KindRefused).On("keep-alive"), 0)
+	stop(t, tr, "negative control: app killed at SIGTERM, slow POSTs", disrupt.FailuresOf(load.KindReset, load.KindEOF, load.KindRefused).On("keep-alive"), 0)
 }
 
 // 3. One upgrade that changes the image and the config (the ConfigMap's checksum annotation) rolls the
@@ -114,11 +98,11 @@ func TestImageAndConfigChange(t *testing.T) {
 	r := install(t, ns, map[string]string{"replicaCount": "3", "config.data.GREETING": "hello"}, true)
 	before := r.deployment().Spec.Template.Annotations["checksum/config"]
 	next := appImageTagged(t, "0.1.1")
-	tr := traffic(t, ns, r.serviceIP())
-	rollout(t, r, tr, "image 0.1.1 and config change", func() {
+	tr := traffic(t, r)
+	tr.Rollout(t, "image 0.1.1 and config change", 3*time.Minute, func() {
 		r.upgrade(map[string]string{"config.data.GREETING": "bonjour", "image.tag": next})
 	})
-	stop(t, tr, "image and config change", live.ZeroFailures, rolloutFloor(1, 3, 1, 5))
+	stop(t, tr, "image and config change", disrupt.ZeroFailures, rolloutFloor(1, 3, 1, 5))
 	after := r.deployment().Spec.Template.Annotations["checksum/config"]
 	assert.NotEqual(t, before, after, "the checksum changed")
 	cm, err := env.Client.CoreV1().ConfigMaps(ns).Get(context.Background(), r.fullname(), metav1.GetOptions{})
@@ -135,23 +119,23 @@ func TestScaleDown(t *testing.T) {
 	t.Run("replicas", func(t *testing.T) {
 		ns := env.Namespace(t, "scale")
 		r := install(t, ns, map[string]string{"replicaCount": "4"}, true)
-		tr := traffic(t, ns, r.serviceIP())
+		tr := traffic(t, r)
 		tr.Mark("scale 4 to 2")
 		r.upgrade(map[string]string{"replicaCount": "2"})
 		env.WaitRolledOut(t, ns, r.fullname(), 2*time.Minute)
 		tr.Mark("2 replicas")
-		stop(t, tr, "scale down 4 to 2", live.ZeroFailures, 0)
+		stop(t, tr, "scale down 4 to 2", disrupt.ZeroFailures, 0)
 	})
 	t.Run("HPA", func(t *testing.T) {
 		ns := env.Namespace(t, "hpa")
 		r := install(t, ns, map[string]string{"autoscaling.enabled": "true", "autoscaling.minReplicas": "4", "autoscaling.maxReplicas": "4"}, false)
 		waitReplicas(t, r, 4)
-		tr := traffic(t, ns, r.serviceIP())
+		tr := traffic(t, r)
 		tr.Mark("HPA max 4 to 2")
 		r.upgrade(map[string]string{"autoscaling.minReplicas": "2", "autoscaling.maxReplicas": "2"})
 		waitReplicas(t, r, 2)
 		tr.Mark("HPA scaled to 2")
-		stop(t, tr, "HPA scale down 4 to 2", live.ZeroFailures, 0)
+		stop(t, tr, "HPA scale down 4 to 2", disrupt.ZeroFailures, 0)
 	})
 }
 
@@ -181,7 +165,7 @@ func TestDisruptionBudget(t *testing.T) {
 	t.Run("evictions", func(t *testing.T) {
 		ns := env.Namespace(t, "pdb")
 		r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
-		tr := traffic(t, ns, r.serviceIP())
+		tr := traffic(t, r)
 		pods := r.pods()
 		require.Len(t, pods, 3)
 		tr.Mark("evict " + pods[0].Name)
@@ -192,7 +176,7 @@ func TestDisruptionBudget(t *testing.T) {
 		t.Logf("second eviction refused: %v", err)
 		env.WaitRolledOut(t, ns, r.fullname(), 2*time.Minute)
 		tr.Mark("replacement available")
-		stop(t, tr, "eviction within the budget", live.ZeroFailures, 0)
+		stop(t, tr, "eviction within the budget", disrupt.ZeroFailures, 0)
 	})
 	t.Run("crash-looping pods stay evictable", func(t *testing.T) {
 		ns := env.Namespace(t, "pdb-unhealthy")
@@ -228,7 +212,7 @@ func TestBadRelease(t *testing.T) {
 	ns := env.Namespace(t, "badrelease")
 	r := install(t, ns, map[string]string{"replicaCount": "3", "progressDeadlineSeconds": "20"}, true)
 	good := r.deployment().Spec.Template.Spec.Containers[0].Env
-	tr := traffic(t, ns, r.serviceIP())
+	tr := traffic(t, r)
 	tr.Mark("bad release")
 	r.upgrade(map[string]string{"env[0].name": "GO_SERVICE_MODE", "env[0].value": "crash"})
 	err := kube.Poll(context.Background(), 3*time.Minute, 250*time.Millisecond, func() (bool, error) {
@@ -246,7 +230,7 @@ func TestBadRelease(t *testing.T) {
 	helm.Rollback(t, r.opts, r.name, "1")
 	env.WaitRolledOut(t, ns, r.fullname(), 3*time.Minute)
 	tr.Mark("rolled back")
-	stop(t, tr, "bad release and rollback", live.ZeroFailures, 0)
+	stop(t, tr, "bad release and rollback", disrupt.ZeroFailures, 0)
 	assert.Equal(t, good, r.deployment().Spec.Template.Spec.Containers[0].Env, "rollback restored the release")
 }
 
@@ -314,7 +298,7 @@ func TestNodeDrain(t *testing.T) {
 		}
 	}
 	t.Logf("pods per node before the drain: %v; draining %s", perNode, node)
-	tr := traffic(t, ns, r.serviceIP())
+	tr := traffic(t, r)
 	tr.Mark("cordon " + node)
 	setUnschedulable(t, node, true)
 	t.Cleanup(func() { setUnschedulable(t, node, false) })
@@ -333,7 +317,7 @@ func TestNodeDrain(t *testing.T) {
 	}
 	env.WaitRolledOut(t, ns, r.fullname(), 3*time.Minute)
 	tr.Mark("drained")
-	stop(t, tr, "node drain", live.ZeroFailures, 0)
+	stop(t, tr, "node drain", disrupt.ZeroFailures, 0)
 	t.Logf("the budget refused %d eviction attempt(s) while replacements were not available", refused)
 	for _, p := range r.pods() {
 		assert.NotEqual(t, node, p.Spec.NodeName, "pod %s rescheduled off the drained node", p.Name)
@@ -415,18 +399,9 @@ func TestUmbrellaChart(t *testing.T) {
 	assert.EqualValues(t, 18, *worker.Spec.Template.Spec.TerminationGracePeriodSeconds, "worker's own budget: 3 + 10 + 5")
 	workerGen := worker.Generation
 
-	svc, err := env.Client.CoreV1().Services(ns).Get(context.Background(), "shop-api", metav1.GetOptions{})
-	require.NoError(t, err)
-	tr := traffic(t, ns, svc.Spec.ClusterIP)
-	apiSel := map[string]string{"app.kubernetes.io/name": "api", "app.kubernetes.io/instance": "shop"}
-	before := live.Snapshot(t, env, ns, apiSel)
-	tr.Mark("rollout api")
-	opts.SetValues["api.podAnnotations.rollout"] = "second"
-	helm.Upgrade(t, opts, chart, "shop")
-	env.WaitRolledOut(t, ns, "shop-api", 3*time.Minute)
-	tr.Mark("api rolled")
-	tr.Replaced(live.Replaced{What: "rollout api", Replacement: gate.Replacement{Before: before, After: live.Snapshot(t, env, ns, apiSel), OldReplicaSets: live.ReplicaSets(t, env, ns, apiSel)}})
-	stop(t, tr, "umbrella chart: rollout of one alias", live.ZeroFailures, rolloutFloor(1, 3, 1, 5))
+	tr := trafficTo(t, disrupt.Target{Client: env.Client, Namespace: ns, Helm: opts, Release: "shop", Deployment: "shop-api", Service: "shop-api"}, disrupt.Options{})
+	tr.Upgrade(t, "rollout api", chart, map[string]string{"api.podAnnotations.rollout": "second"})
+	stop(t, tr, "umbrella chart: rollout of one alias", disrupt.ZeroFailures, rolloutFloor(1, 3, 1, 5))
 	worker, err = env.Client.AppsV1().Deployments(ns).Get(context.Background(), "shop-worker", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, workerGen, worker.Generation, "the other service is untouched")

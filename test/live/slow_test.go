@@ -1,4 +1,4 @@
-package live_test
+package live
 
 import (
 	"context"
@@ -8,9 +8,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/go-service/go-service/cluster"
+	"github.com/go-service/go-service/disrupt"
 	"github.com/go-service/go-service/load"
 	"github.com/go-service/go-service/test/kube"
-	"github.com/go-service/go-service/test/live"
 )
 
 // lag is the endpoint propagation lag of the slow cluster: kube-proxy's minSyncPeriod. The chart's
@@ -40,16 +40,16 @@ func TestSlowPropagation(t *testing.T) {
 	t.Run("chart defaults lose nothing", func(t *testing.T) {
 		ns := env.Namespace(t, "lag-defaults")
 		r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
-		tr := traffic(t, ns, r.serviceIP())
+		tr := traffic(t, r)
 		rollouts(t, r, tr, 2, "rollout")
-		stop(t, tr, "3s lag: rolling update x2 (defaults)", live.ZeroFailures, rolloutFloor(2, 3, 1, 5))
+		stop(t, tr, "3s lag: rolling update x2 (defaults)", disrupt.ZeroFailures, rolloutFloor(2, 3, 1, 5))
 	})
 	t.Run("a preStop delay shorter than the lag loses requests", func(t *testing.T) {
 		ns := env.Namespace(t, "lag-short")
 		r := install(t, ns, map[string]string{"replicaCount": "3", "minReadySeconds": "0", "shutdown.preStop.delaySeconds": "1",
 			"env[0].name": "GO_SERVICE_MODE", "env[0].value": "plain"}, true)
-		tr := traffic(t, ns, r.serviceIP())
+		tr := traffic(t, r)
 		rollouts(t, r, tr, 2, "rollout")
-		stop(t, tr, "3s lag: preStop 1s (shorter than the lag), plain app", live.FailuresOf(load.KindRefused, load.KindReset, load.KindEOF).On("new-conn"), 0)
+		stop(t, tr, "3s lag: preStop 1s (shorter than the lag), plain app", disrupt.FailuresOf(load.KindRefused, load.KindReset, load.KindEOF).On("new-conn"), 0)
 	})
 }

@@ -1,11 +1,13 @@
-package live
+package disrupt
 
 import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -38,7 +40,9 @@ type Run struct {
 	Steady     Latencies     `json:"steady"`
 	During     Latencies     `json:"during"`
 	Violations []string      `json:"violations"`
-	Passed     bool          `json:"passed"`
+	// Notes say what could not be checked and why.
+	Notes  []string `json:"notes,omitempty"`
+	Passed bool     `json:"passed"`
 }
 
 // Latencies of the successful requests of a window.
@@ -115,10 +119,16 @@ func Evaluate(runs []*Run, e Expect, p gate.Policy) []error {
 			errs = append(errs, gate.CheckNoFailures(c)...)
 			errs = append(errs, gate.CheckLatency(c, p)...)
 		}
-		if r.Load != nil {
+		r.Notes = nil
+		if r.Load != nil && len(r.Replaced) > 0 {
 			seen := podNames(r.Load.Window(w.From, r.Load.End).Backends)
+			if len(seen) == 0 {
+				r.Notes = append(r.Notes, "the responses do not name their pod (a first line `pod=NAME`), so which pods answered was not checked; the rollout itself was (pods and ReplicaSets)")
+			}
 			for _, rp := range r.Replaced {
-				errs = append(errs, gate.CheckBackends(c, rp.Replacement.Before, rp.Replacement.After, seen)...)
+				if len(seen) > 0 {
+					errs = append(errs, gate.CheckBackends(c, rp.Replacement.Before, rp.Replacement.After, seen)...)
+				}
 			}
 		}
 		r.Violations = nil
@@ -130,28 +140,28 @@ func Evaluate(runs []*Run, e Expect, p gate.Policy) []error {
 	return cluster
 }
 
-// Gate evaluates the runs (Evaluate), writes their reports, and fails t with each violation.
-func Gate(t testing.TB, runs []*Run, e Expect, p gate.Policy) {
-	t.Helper()
+// Gate evaluates the runs (Evaluate), writes their reports, and fails tb with each violation.
+func (rp *Reports) Gate(tb testing.TB, runs []*Run, e Expect, p gate.Policy) {
+	tb.Helper()
 	cluster := Evaluate(runs, e, p)
 	if len(runs) == 0 {
-		t.Errorf("%v", cluster[0])
+		tb.Errorf("%v", cluster[0])
 		return
 	}
 	for _, r := range runs {
-		if err := Record(r); err != nil {
-			t.Errorf("report of %s (%s): %v", r.Scenario, r.Client, err)
+		if err := rp.Record(r); err != nil {
+			tb.Errorf("report of %s (%s): %v", r.Scenario, r.Client, err)
 		}
 		if r.Load != nil {
-			t.Logf("%s [%s]: %s", r.Scenario, r.Client, r.Load.Summary())
+			tb.Logf("%s [%s]: %s", r.Scenario, r.Client, r.Load.Summary())
 		}
 	}
 	for _, err := range cluster {
-		t.Errorf("%s: %v", runs[0].Scenario, err)
+		tb.Errorf("%s: %v", runs[0].Scenario, err)
 	}
 	for _, r := range runs {
 		for _, v := range r.Violations[len(cluster):] {
-			t.Errorf("%s: %s", r.Scenario, v)
+			tb.Errorf("%s: %s", r.Scenario, v)
 		}
 	}
 }
@@ -161,28 +171,33 @@ func podNames(backends map[string]int) map[string]int {
 	out := map[string]int{}
 	for b, n := range backends {
 		f := strings.Fields(b)
-		if len(f) > 0 {
+		if len(f) > 0 && strings.HasPrefix(f[0], "pod=") {
 			out[strings.TrimPrefix(f[0], "pod=")] += n
 		}
 	}
 	return out
 }
 
-var (
-	reportMu sync.Mutex
-	runs     []*Run
-)
+// Reports collects the runs of a suite and writes each one's JSON and HTML report into Dir. It is safe
+// for concurrent use.
+type Reports struct {
+	Dir  string
+	mu   sync.Mutex
+	runs []*Run
+}
 
-// resultsDir is where the reports go: $GO_SERVICE_RESULTS or <repo>/results/live.
-func resultsDir() string {
-	if d := os.Getenv("GO_SERVICE_RESULTS"); d != "" {
-		return d
-	}
-	return filepath.Join(repoRoot, "results", "live")
+// NewReports writes into dir (created on the first report).
+func NewReports(dir string) *Reports { return &Reports{Dir: dir} }
+
+// Runs returns the runs recorded so far.
+func (rp *Reports) Runs() []*Run {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return append([]*Run(nil), rp.runs...)
 }
 
 // Record computes a run's figures, writes its JSON and HTML timeline, and keeps it for the summary.
-func Record(r *Run) error {
+func (rp *Reports) Record(r *Run) error {
 	if len(r.Marks) > 0 && r.Load != nil {
 		first, last := r.Marks[0].At, r.Marks[len(r.Marks)-1].At
 		r.Disruption = last.Sub(first)
@@ -190,10 +205,10 @@ func Record(r *Run) error {
 		r.Steady = Latencies{P50: st.P50, P99: st.P99, Max: st.Max}
 		r.During = Latencies{P50: du.P50, P99: du.P99, Max: du.Max}
 	}
-	reportMu.Lock()
-	runs = append(runs, r)
-	reportMu.Unlock()
-	dir := resultsDir()
+	rp.mu.Lock()
+	rp.runs = append(rp.runs, r)
+	rp.mu.Unlock()
+	dir := rp.Dir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -225,13 +240,12 @@ func fileName(s string) string {
 	}, s)
 }
 
-// Summary is the table printed at the end of the live suite: per scenario and client, what was sent and
+// Summary is the table printed at the end of a suite, followed by every violation: per scenario and client, what was sent and
 // lost, the latency in steady state and during the disruption, and the disruption against its floor.
-func Summary() string {
-	reportMu.Lock()
-	defer reportMu.Unlock()
+func (rp *Reports) Summary() string {
+	runs := rp.Runs()
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nlive suite: %d load run(s); reports in %s\n", len(runs), resultsDir())
+	fmt.Fprintf(&b, "\n%d load run(s); reports in %s\n", len(runs), rp.Dir)
 	fmt.Fprintf(&b, "%-40s %-27s %6s %5s %-24s %17s %17s %8s %7s %6s %s\n", "scenario", "client", "sent", "fail", "failures by kind", "steady p99/max", "during p99/max", "disrupt", "floor", "xfloor", "verdict")
 	for _, r := range runs {
 		if r.Load == nil {
@@ -253,6 +267,25 @@ func Summary() string {
 		fmt.Fprintf(&b, "%-40s %-27s %6d %5d %-24s %17s %17s %8s %7s %6s %s (expect %s)\n", r.Scenario, r.Client, r.Load.Sent, r.Load.Failed,
 			strings.Join(kinds, ","), pair(r.Steady), pair(r.During),
 			r.Disruption.Round(100*time.Millisecond), r.Floor.Round(100*time.Millisecond), ratio, verdict, r.Expect)
+	}
+	var failed []string
+	for _, r := range runs {
+		for _, v := range r.Violations {
+			failed = append(failed, fmt.Sprintf("  %s [%s]: %s", r.Scenario, r.Client, v))
+		}
+	}
+	notes := map[string]bool{}
+	for _, r := range runs {
+		for _, n := range r.Notes {
+			notes[fmt.Sprintf("  %s [%s]: %s", r.Scenario, r.Client, n)] = true
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(&b, "not checked (%d):\n%s\n", len(notes), strings.Join(slices.Sorted(maps.Keys(notes)), "\n"))
+	}
+	if len(failed) > 0 {
+		// Last, so that the end of a long output (what CI keeps) says why a run failed.
+		fmt.Fprintf(&b, "violations (%d):\n%s\n", len(failed), strings.Join(failed, "\n"))
 	}
 	return b.String()
 }
@@ -322,6 +355,7 @@ var page = template.Must(template.New("run").Funcs(template.FuncMap{"mod2": func
 <h1>{{.R.Scenario}}: {{.R.Client}} client</h1>
 <p>{{.Summary}}. Expected: {{.R.Expect}}. Verdict: {{if .R.Passed}}PASS{{else}}FAIL{{end}}.</p>
 {{if .R.Violations}}<ul>{{range .R.Violations}}<li>{{.}}</li>{{end}}</ul>{{end}}
+{{if .R.Notes}}<p>Not checked:</p><ul>{{range .R.Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <p>Disruption {{.Disruption}} (floor {{.Floor}}). Latency p50/p99/max: steady {{.Steady}}, during the disruption {{.During}}.</p>
 <svg width="{{.Width}}" height="{{.Height}}" style="border:1px solid #ccc">
 {{range .Bars}}<g><title>{{.Label}}</title><rect class="fail" x="{{.X}}" y="{{.Y0}}" width="{{$.W}}" height="{{.FailH}}"/><rect class="ok" x="{{.X}}" y="{{.OKY}}" width="{{$.W}}" height="{{.OKH}}"/></g>

@@ -1,0 +1,185 @@
+package disrupt
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/go-service/go-service/gate"
+	"github.com/go-service/go-service/load"
+)
+
+func objects(svcIP string, sel *metav1.LabelSelector) []runtime.Object {
+	return []runtime.Object{
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop"}, Spec: corev1.ServiceSpec{ClusterIP: svcIP}},
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop"}, Spec: appsv1.DeploymentSpec{Selector: sel}},
+	}
+}
+
+func TestNewTrafficResolvesTheTarget(t *testing.T) {
+	labels := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}
+	proxy := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kube-proxy", Namespace: "kube-system"},
+		Data: map[string]string{"config.conf": "mode: iptables\niptables:\n  minSyncPeriod: 3s\n"}}
+	ok := Target{Namespace: "shop", Deployment: "api", Service: "api"}
+	for _, tc := range []struct {
+		name    string
+		target  Target
+		objs    []runtime.Object
+		lag     time.Duration // Options.ProxyMinSync given
+		wantErr string
+		wantLag time.Duration
+	}{
+		{"resolved, lag read from kube-proxy's ConfigMap", ok, append(objects("10.96.0.10", labels), proxy), 0, "", 3 * time.Second},
+		{"lag not published: kube-proxy's default", ok, objects("10.96.0.10", labels), 0, "", time.Second},
+		{"lag given", ok, append(objects("10.96.0.10", labels), proxy), 5 * time.Second, "", 5 * time.Second},
+		{"no namespace", Target{Deployment: "api", Service: "api"}, nil, 0, "names no namespace", 0},
+		{"no Deployment", Target{Namespace: "shop", Service: "api"}, nil, 0, "Target.Deployment is required", 0},
+		{"no Service", Target{Namespace: "shop", Deployment: "api"}, nil, 0, "Target.Service is required", 0},
+		{"Service missing", ok, nil, 0, `the target's Service: services "api" not found`, 0},
+		{"headless Service", ok, objects("None", labels), 0, "has no cluster IP", 0},
+		{"expression selector", ok, objects("10.96.0.10", &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: "Exists"}}}), 0, "only a matchLabels selector", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.target.Client = fake.NewClientset(tc.objs...)
+			o := Options{ProxyMinSync: tc.lag}
+			tr, err := newTraffic(t, tc.target, &o)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, "http://10.96.0.10:80/", tr.url)
+			assert.Equal(t, map[string]string{"app": "api"}, tr.selector)
+			assert.Equal(t, tc.wantLag, tr.o.ProxyMinSync)
+			assert.Equal(t, tc.wantLag+time.Second, tr.o.Policy().SettleAfter, "the load must outlast the lag")
+		})
+	}
+}
+
+func TestRolledOut(t *testing.T) {
+	three := int32(3)
+	d := func(gen, observed int64, updated, ready, total int32) *appsv1.Deployment {
+		return &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop", Generation: gen},
+			Spec:       appsv1.DeploymentSpec{Replicas: &three, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}},
+			Status: appsv1.DeploymentStatus{ObservedGeneration: observed, UpdatedReplicas: updated, ReadyReplicas: ready,
+				AvailableReplicas: ready, Replicas: total},
+		}
+	}
+	pod := func(name string) *corev1.Pod {
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", Labels: map[string]string{"app": "api"}}}
+	}
+	for _, tc := range []struct {
+		name string
+		objs []runtime.Object
+		want string // "" when rolled out
+	}{
+		{"done", []runtime.Object{d(2, 2, 3, 3, 3), pod("a"), pod("b"), pod("c")}, ""},
+		{"not observed", []runtime.Object{d(2, 1, 3, 3, 3)}, "generation 2 not observed yet (1)"},
+		{"surge pod still up", []runtime.Object{d(2, 2, 3, 3, 4)}, "replicas: want 3, updated 3 ready 3 available 3 total 4"},
+		{"old pod terminating", []runtime.Object{d(2, 2, 3, 3, 3), pod("a"), pod("b"), pod("c"), pod("old")}, "4 pods exist, 3 wanted (old pods still terminating)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ok, err := RolledOut(context.Background(), fake.NewClientset(tc.objs...), "shop", "api")
+			if tc.want == "" {
+				assert.True(t, ok)
+				assert.NoError(t, err)
+				return
+			}
+			assert.False(t, ok)
+			assert.EqualError(t, err, tc.want)
+		})
+	}
+}
+
+// run is a client's run of 2000 requests at 100/s with the given failures inside a disruption from 5s
+// to 15s.
+func run(failed int) *Run {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	res := &load.Result{Config: load.Config{Name: "host GET new-conn", Rate: 100}, Start: start, End: start.Add(20 * time.Second),
+		ByKind: map[string]int{}, Backends: map[string]int{}}
+	for i := range 2000 {
+		q := load.Request{SentMicros: int64(i) * 10000, LatencyMicros: 2000}
+		if i >= 1000 && i < 1000+failed {
+			q.Kind = load.KindRefused
+		}
+		res.Requests = append(res.Requests, q)
+	}
+	res.Sent = 2000
+	res.Failed = failed
+	if failed > 0 {
+		res.ByKind[load.KindRefused] = failed
+	}
+	return &Run{Scenario: "rollout", Client: res.Name, Load: res,
+		Marks: []Mark{{At: start.Add(5 * time.Second), What: "rollout"}, {At: start.Add(15 * time.Second), What: "rollout done"}}}
+}
+
+func TestReports(t *testing.T) {
+	dir := t.TempDir()
+	rp := NewReports(dir)
+	runs := []*Run{run(0), run(3)}
+	runs[1].Scenario = "rollout b"
+	Evaluate(runs, ZeroFailures, gate.Policy{})
+	for _, r := range runs {
+		require.NoError(t, rp.Record(r))
+	}
+	assert.True(t, runs[0].Passed, "%v", runs[0].Violations)
+	assert.False(t, runs[1].Passed)
+	for _, f := range []string{"rollout-host-get-new-conn.json", "rollout-host-get-new-conn.html", "rollout-b-host-get-new-conn.html"} {
+		_, err := os.Stat(filepath.Join(dir, f))
+		assert.NoError(t, err, f)
+	}
+	sum := rp.Summary()
+	lines := strings.Split(strings.TrimSpace(sum), "\n")
+	assert.Contains(t, lines[0], "2 load run(s); reports in "+dir)
+	assert.Contains(t, sum, "PASS (expect zero failures)")
+	assert.Contains(t, sum, "FAIL (expect zero failures)")
+	assert.Equal(t, "violations (1):", lines[len(lines)-2], "the violations come last")
+	assert.Equal(t, "  rollout b [host GET new-conn]: failures (host GET new-conn): 3 of 2000 requests failed (refused=3)", lines[len(lines)-1])
+}
+
+func TestBackendsCheckedOnlyWhenNamed(t *testing.T) {
+	replaced := []Replaced{{What: "rollout", Replacement: gate.Replacement{
+		Before: gate.Pods{"u1": {Name: "api-a-1", Hash: "a"}}, After: gate.Pods{"u2": {Name: "api-b-1", Hash: "b"}},
+		OldReplicaSets: map[string][2]int32{"a": {0, 0}, "b": {1, 1}}}}}
+	for _, tc := range []struct {
+		name       string
+		backend    string
+		violations []string
+		notes      int
+	}{
+		{"named, only the old pod answered", "pod=api-a-1 version=1", []string{"reality (host GET new-conn): no new pod (api-b-1) answered during the disruption; answered: api-a-1=1500"}, 0},
+		{"named, both answered", "", nil, 0},
+		{"not named", "hello, world", nil, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(0)
+			r.Replaced = replaced
+			for i := range r.Load.Requests {
+				r.Load.Requests[i].Backend = 0
+				if tc.backend == "" && i >= 1000 {
+					r.Load.Requests[i].Backend = 1
+				}
+			}
+			r.Load.BackendNames = []string{tc.backend, "pod=api-b-1 version=2"}
+			if tc.backend == "" {
+				r.Load.BackendNames[0] = "pod=api-a-1 version=1"
+			}
+			Evaluate([]*Run{r}, ZeroFailures, gate.Policy{})
+			assert.Equal(t, tc.violations, r.Violations)
+			assert.Len(t, r.Notes, tc.notes)
+		})
+	}
+}

@@ -1,0 +1,539 @@
+// Package disrupt proves that a release loses no request while its pods are replaced: it runs open-loop
+// load against the release's Service while a test disrupts the pods (a rolling update, a drain, an
+// eviction), records the pods' and endpoints' timeline, and passes every client's run through the gates
+// of package gate (coverage, reality, failures, latency), writing a JSON and an HTML report per run.
+//
+// The clients are the ones real callers are: a GET on a new connection per request and POSTs on a
+// keep-alive pool (never retried by net/http), from inside the cluster (a pod running `go-service load`)
+// and, when this machine can reach the Service's cluster IP (a node of the cluster), from the host too.
+//
+// It drops into a terratest test: a Target takes terratest's *helm.Options and *k8s.KubectlOptions.
+//
+//	tr := disrupt.Start(t, disrupt.Target{Helm: opts, Release: "shop", Deployment: "shop-api", Service: "shop-api"},
+//		disrupt.Options{LoadImage: "ghcr.io/acme/go-service:0.3.0"})
+//	tr.Upgrade(t, "rollout", chart, map[string]string{"image.tag": "v2"})
+//	tr.Stop(t, disrupt.Scenario{Name: "rolling update"}) // fails t on any lost or slow request
+package disrupt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gruntwork-io/terratest/modules/helm"
+	"github.com/gruntwork-io/terratest/modules/k8s"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/go-service/go-service/cluster"
+	"github.com/go-service/go-service/gate"
+	"github.com/go-service/go-service/internal/kubeproxy"
+	"github.com/go-service/go-service/load"
+)
+
+// Target is the release under test: where it runs and which objects the disruption replaces.
+type Target struct {
+	// Helm is the release's terratest options; Upgrade uses them, and their KubectlOptions name the
+	// cluster and namespace when Kubectl is nil.
+	Helm *helm.Options
+	// Release is the Helm release name, for Upgrade.
+	Release string
+	// Kubectl names the cluster (kubeconfig, context) and the namespace.
+	Kubectl *k8s.KubectlOptions
+	// Client, when set, is used instead of a client built from Kubectl (Kubectl still names the
+	// namespace, or Namespace does).
+	Client kubernetes.Interface
+	// Namespace overrides the namespace of Kubectl.
+	Namespace string
+	// Deployment is the Deployment whose pods are replaced (its selector picks the pods the reality
+	// gate follows). Required.
+	Deployment string
+	// Service is the Service the load targets (port 80). Required.
+	Service string
+}
+
+// HostClients says whether the host clients run.
+type HostClients int
+
+const (
+	// HostAuto runs the host clients when the Service's cluster IP answers from this machine (it is a
+	// node of the cluster), and only the in-cluster ones otherwise.
+	HostAuto HostClients = iota
+	// HostAlways requires the host clients: an unreachable cluster IP fails the test.
+	HostAlways
+	// HostNever runs only the in-cluster clients.
+	HostNever
+)
+
+// Options say which clients run, at what rates, and what the gates allow. The zero value of every field
+// is a sensible default.
+type Options struct {
+	Rate          int // host GET, new connection per request (default 200/s)
+	KeepAliveRate int // host POST from a keep-alive pool (default 50/s)
+	// InClusterRate and InClusterKeepAliveRate are the same two clients in a pod (defaults 100/s and
+	// 50/s), sending to the Service from inside the cluster until Stop.
+	InClusterRate, InClusterKeepAliveRate int
+	// NoInCluster runs no client in a pod (then the host clients are required).
+	NoInCluster bool
+	Host        HostClients
+	// KeepAliveQuery is a query string for the keep-alive clients' requests (e.g. "sleep=100ms", which
+	// the reference app honours, so requests are always in flight on the pooled connections).
+	KeepAliveQuery string
+	// LoadImage is an image whose entrypoint is the go-service binary (`go-service load`), for the
+	// in-cluster clients; LoadImagePullPolicy defaults to IfNotPresent.
+	LoadImage           string
+	LoadImagePullPolicy corev1.PullPolicy
+	// Steady is how long the load runs before Start returns, the steady-state window the disruption's
+	// latency is compared with (default 3s).
+	Steady time.Duration
+	// ProxyMinSync is the lag between an endpoint change and the nodes' rules (kube-proxy's
+	// minSyncPeriod). Zero: read from the cluster where it is published, 1s (kube-proxy's default)
+	// otherwise. The settle time after a disruption and the gates' allowance follow from it.
+	ProxyMinSync time.Duration
+	// SlowAfter is the latency above which a request counts as slow (default 1s).
+	SlowAfter time.Duration
+	// Reports collects the runs and writes their reports; nil writes them to ./results/disruption.
+	Reports *Reports
+}
+
+func (o *Options) defaults() {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&o.Rate, 200)
+	def(&o.KeepAliveRate, 50)
+	def(&o.InClusterRate, 100)
+	def(&o.InClusterKeepAliveRate, 50)
+	if o.Steady == 0 {
+		o.Steady = 3 * time.Second
+	}
+	if o.LoadImagePullPolicy == "" {
+		o.LoadImagePullPolicy = corev1.PullIfNotPresent
+	}
+	if o.Reports == nil {
+		o.Reports = NewReports("results/disruption")
+	}
+}
+
+// Policy is what every gated run must meet: requests are not slow, and the load covers the disruption
+// and the lag after it.
+func (o Options) Policy() gate.Policy {
+	return gate.Policy{SteadyBefore: o.Steady, SettleAfter: o.ProxyMinSync + time.Second, SlowAfter: o.SlowAfter}
+}
+
+// Settle is the pause after a disruption (and between two): longer than the propagation lag + 1 s, so
+// one disruption's endpoint changes have reached the rules before the next begins or the load stops.
+// kube-proxy does not publish when a change reached the rules, so this is a named wait, not a condition.
+func (o Options) Settle() time.Duration { return o.ProxyMinSync + 1500*time.Millisecond }
+
+// controlPort is where the in-cluster load pod answers /healthz and /stop.
+const controlPort = "8081"
+
+// Traffic is load running against a target while something disrupts its pods.
+type Traffic struct {
+	o        Options
+	client   kubernetes.Interface
+	target   Target
+	ns, url  string
+	selector map[string]string
+	timeline *Timeline
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	results  []*load.Result
+	errs     []error
+	mu       sync.Mutex
+	marks    []Mark
+	replaced []Replaced
+	podRun   string // name of the in-cluster load pod, if any
+	stopped  bool
+}
+
+// Replaced is one rollout's before and after, for the reality gate.
+type Replaced struct {
+	What        string
+	Replacement gate.Replacement
+}
+
+// Start resolves the target, clears this node's conntrack entries for the Service (host clients), checks
+// that the Service serves, starts the timeline, the in-cluster clients (and waits until they send), then
+// the host clients, and returns after Options.Steady. A test that fails before Stop still stops the load
+// and its watches (t.Cleanup).
+func Start(tb testing.TB, target Target, o Options) *Traffic {
+	tb.Helper()
+	o.defaults()
+	tr, err := newTraffic(tb, target, &o)
+	if err != nil {
+		tb.Fatalf("disrupt: %v", err)
+	}
+	host := o.Host != HostNever
+	if host {
+		err := reachable(tr.url)
+		switch {
+		case err != nil && (o.Host == HostAlways || o.NoInCluster):
+			tb.Fatalf("disrupt: the host clients cannot reach the Service %s/%s at %s: %v", tr.ns, target.Service, tr.url, err)
+		case err != nil:
+			tb.Logf("disrupt: only the in-cluster clients run: the Service's cluster IP does not answer from this machine (%v)", err)
+			host = false
+		}
+	}
+	if host {
+		ClearConntrack(tb, strings.TrimSuffix(strings.TrimPrefix(tr.url, "http://"), ":80/"))
+		WaitServing(tb, tr.url)
+	}
+	tl, err := WatchNamespace(tr.client, tr.ns)
+	if err != nil {
+		tb.Fatalf("disrupt: watch namespace %s: %v", tr.ns, err)
+	}
+	tr.timeline = tl
+	ctx, cancel := context.WithCancel(context.Background())
+	tr.cancel = cancel
+	tb.Cleanup(func() {
+		cancel()
+		tr.wg.Wait()
+		tl.Stop()
+		if tr.podRun != "" && !tr.stopped {
+			_ = tr.client.CoreV1().Pods(tr.ns).Delete(context.Background(), tr.podRun, metav1.DeleteOptions{})
+		}
+	})
+	if !o.NoInCluster {
+		if o.LoadImage == "" {
+			tb.Fatal("disrupt: Options.LoadImage is required for the in-cluster clients (or set NoInCluster)")
+		}
+		tr.startInCluster(tb)
+	}
+	// Both host clients start together at a time set here, so the steady window below is exactly Steady
+	// for each of them, however late their goroutines get scheduled.
+	start := time.Now().Add(100 * time.Millisecond)
+	if host {
+		for _, cfg := range []load.Config{
+			{Name: "host GET new-conn", URL: tr.url, Rate: o.Rate, StartAt: start},
+			{Name: "host POST keep-alive", URL: load.WithQuery(tr.url, o.KeepAliveQuery), Rate: o.KeepAliveRate, KeepAlive: true, Method: http.MethodPost, StartAt: start},
+		} {
+			tr.wg.Add(1)
+			go func() {
+				defer tr.wg.Done()
+				res, err := load.Run(ctx, cfg)
+				tr.mu.Lock()
+				defer tr.mu.Unlock()
+				if err != nil {
+					tr.errs = append(tr.errs, fmt.Errorf("%s: %w", cfg.Name, err))
+					return
+				}
+				tr.results = append(tr.results, res)
+			}()
+		}
+	}
+	time.Sleep(time.Until(start.Add(o.Steady))) // a measurement window, not a wait for a condition
+	return tr
+}
+
+// newTraffic resolves the client, the namespace, the Service's URL and the Deployment's selector.
+func newTraffic(tb testing.TB, target Target, o *Options) (*Traffic, error) {
+	kubectl := target.Kubectl
+	if kubectl == nil && target.Helm != nil {
+		kubectl = target.Helm.KubectlOptions
+	}
+	ns := target.Namespace
+	if ns == "" && kubectl != nil {
+		ns = kubectl.Namespace
+	}
+	switch {
+	case ns == "":
+		return nil, errors.New("Target names no namespace (Namespace, Kubectl or Helm.KubectlOptions)")
+	case target.Deployment == "":
+		return nil, errors.New("Target.Deployment is required")
+	case target.Service == "":
+		return nil, errors.New("Target.Service is required")
+	}
+	client := target.Client
+	if client == nil {
+		if kubectl == nil {
+			return nil, errors.New("Target names no cluster (Client, Kubectl or Helm.KubectlOptions)")
+		}
+		cs, err := k8s.GetKubernetesClientFromOptionsE(tb, kubectl)
+		if err != nil {
+			return nil, fmt.Errorf("connect to the cluster: %w", err)
+		}
+		client = cs
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	svc, err := client.CoreV1().Services(ns).Get(ctx, target.Service, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("the target's Service: %w", err)
+	}
+	if svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone {
+		return nil, fmt.Errorf("Service %s/%s has no cluster IP (a headless Service has no load balancing to prove)", ns, target.Service)
+	}
+	d, err := client.AppsV1().Deployments(ns).Get(ctx, target.Deployment, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("the target's Deployment: %w", err)
+	}
+	if d.Spec.Selector == nil || len(d.Spec.Selector.MatchExpressions) > 0 || len(d.Spec.Selector.MatchLabels) == 0 {
+		return nil, fmt.Errorf("Deployment %s/%s: only a matchLabels selector is supported", ns, target.Deployment)
+	}
+	if o.ProxyMinSync == 0 {
+		o.ProxyMinSync = time.Second
+		if d, _ := kubeproxy.MinSync(ctx, client); d != nil {
+			o.ProxyMinSync = d.Duration
+		}
+	}
+	return &Traffic{o: *o, client: client, target: target, ns: ns, url: fmt.Sprintf("http://%s:80/", svc.Spec.ClusterIP), selector: d.Spec.Selector.MatchLabels}, nil
+}
+
+// reachable reports whether url answers at all from this machine within a few seconds.
+func reachable(url string) error {
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	var last error
+	for range 3 {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		last = err
+		time.Sleep(500 * time.Millisecond)
+	}
+	return last
+}
+
+// ClearConntrack deletes this node's conntrack entries of connections to a Service IP, so that a run
+// never sends packets along a translation left by an earlier run to a pod that no longer exists (source
+// ports are reused within conntrack's timeout at hundreds of connections per second). It needs the
+// conntrack tool.
+func ClearConntrack(tb testing.TB, ip string) {
+	tb.Helper()
+	out, err := exec.Command("conntrack", "-D", "-p", "tcp", "--orig-dst", ip).CombinedOutput()
+	// conntrack exits 1 when there was nothing to delete.
+	if err != nil && !strings.Contains(string(out), "0 flow entries have been deleted") {
+		tb.Fatalf("conntrack -D --orig-dst %s: %v\n%s", ip, err, out)
+	}
+}
+
+// WaitServing waits until url answers 200 on new connections 20 times in a row (the Service is
+// programmed on this node), before any load starts.
+func WaitServing(tb testing.TB, url string) {
+	tb.Helper()
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	streak := 0
+	err := cluster.Poll(context.Background(), 60*time.Second, 50*time.Millisecond, func() (bool, error) {
+		resp, err := client.Get(url)
+		if err != nil {
+			streak = 0
+			return false, err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			streak = 0
+			return false, fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		streak++
+		return streak >= 20, nil
+	})
+	if err != nil {
+		tb.Fatalf("%s is not serving: %v", url, err)
+	}
+}
+
+// startInCluster runs the in-cluster clients in a pod that meets Pod Security "restricted", and waits
+// until its control endpoint answers (the clients are sending).
+func (tr *Traffic) startInCluster(tb testing.TB) {
+	tb.Helper()
+	o := tr.o
+	tr.podRun = fmt.Sprintf("load-%d", time.Now().UnixNano()%100000)
+	no, yes, uid := false, true, int64(65532)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: tr.podRun, Labels: map[string]string{"role": "load", "app.kubernetes.io/managed-by": "go-service-disrupt"}},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &yes, RunAsUser: &uid,
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+			Containers: []corev1.Container{{Name: "load", Image: o.LoadImage, ImagePullPolicy: o.LoadImagePullPolicy,
+				Args: []string{"load", "-url", tr.url, "-duration", "20m", "-control", ":" + controlPort,
+					"-client", fmt.Sprintf("GET:new-conn:%d", o.InClusterRate), "-client", strings.TrimSuffix(fmt.Sprintf("POST:keep-alive:%d:%s", o.InClusterKeepAliveRate, o.KeepAliveQuery), ":")},
+				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &no,
+					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}},
+		},
+	}
+	ctx := context.Background()
+	if _, err := tr.client.CoreV1().Pods(tr.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		tb.Fatalf("disrupt: create the in-cluster load pod: %v", err)
+	}
+	WaitPodPhase(tb, tr.client, tr.ns, tr.podRun, corev1.PodRunning, time.Minute)
+	err := cluster.Poll(ctx, 30*time.Second, 100*time.Millisecond, func() (bool, error) {
+		_, err := tr.client.CoreV1().Pods(tr.ns).ProxyGet("http", tr.podRun, controlPort, "healthz", nil).DoRaw(ctx)
+		return err == nil, err
+	})
+	if err != nil {
+		tb.Fatalf("the in-cluster load pod never answered on :%s: %v\n%s", controlPort, err, Describe(tr.client, tr.ns))
+	}
+}
+
+// stopInCluster stops the pod's clients and returns their results.
+func (tr *Traffic) stopInCluster(tb testing.TB) []*load.Result {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	data, err := tr.client.CoreV1().Pods(tr.ns).ProxyGet("http", tr.podRun, controlPort, "stop", nil).DoRaw(ctx)
+	if err != nil {
+		tb.Fatalf("stop the in-cluster load: %v\n%s", err, Describe(tr.client, tr.ns))
+	}
+	tr.stopped = true
+	var res []*load.Result
+	if err := json.Unmarshal(data, &res); err != nil {
+		tb.Fatalf("in-cluster load result: %v\n%.2000s", err, data)
+	}
+	for _, r := range res {
+		r.Name = "in-cluster " + r.Mode()
+	}
+	return res
+}
+
+// Options returns the options in force (defaults filled in, the propagation lag read from the cluster).
+func (tr *Traffic) Options() Options { return tr.o }
+
+// Timeline is the pod and endpoint timeline of the run.
+func (tr *Traffic) Timeline() *Timeline { return tr.timeline }
+
+// Mark records a moment of the disruption (drawn on the timeline). The first and the last mark bound
+// the disruption window the gates check.
+func (tr *Traffic) Mark(what string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.marks = append(tr.marks, Mark{At: time.Now(), What: what})
+}
+
+// Replaced records a rollout's pods before and after, checked by the reality gate at Stop.
+func (tr *Traffic) Replaced(r Replaced) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.replaced = append(tr.replaced, r)
+}
+
+// Settle waits Options.Settle: between two disruptions, so the first one's endpoint changes have
+// reached every node.
+func (tr *Traffic) Settle() { time.Sleep(tr.o.Settle()) }
+
+// Rollout marks the start of a change that must replace every pod of the target's Deployment, calls
+// apply, waits until the Deployment has rolled out (observed generation, every replica updated and
+// available, old pods gone, within timeout), marks the end, and records the pods before and after for
+// the reality gate.
+func (tr *Traffic) Rollout(tb testing.TB, what string, timeout time.Duration, apply func()) {
+	tb.Helper()
+	before := tr.Snapshot(tb)
+	tr.Mark(what)
+	apply()
+	WaitRolledOut(tb, tr.client, tr.ns, tr.target.Deployment, timeout)
+	tr.Mark(what + " done")
+	tr.Replaced(Replaced{What: what, Replacement: gate.Replacement{
+		Before: before, After: tr.Snapshot(tb), OldReplicaSets: tr.ReplicaSets(tb),
+	}})
+}
+
+// Upgrade is a Rollout that runs `helm upgrade` of the target's release (terratest's helm.Upgrade) with
+// its Helm options plus set, given as --set-string values: what a rollout changes is a string (an image
+// tag, an annotation), and --set would turn a tag 2 into a number. For other changes, call Rollout with
+// helm.Upgrade and options of your own.
+func (tr *Traffic) Upgrade(tb testing.TB, what, chart string, set map[string]string) {
+	tb.Helper()
+	if tr.target.Helm == nil || tr.target.Release == "" {
+		tb.Fatal("disrupt: Upgrade needs Target.Helm and Target.Release")
+	}
+	opts := *tr.target.Helm
+	opts.SetStrValues = map[string]string{}
+	for k, v := range tr.target.Helm.SetStrValues {
+		opts.SetStrValues[k] = v
+	}
+	for k, v := range set {
+		opts.SetStrValues[k] = v
+	}
+	tr.Rollout(tb, what, 5*time.Minute, func() { helm.Upgrade(tb, &opts, chart, tr.target.Release) })
+}
+
+// Snapshot returns the target's pods that are not terminating, by UID, with their pod-template-hash.
+func (tr *Traffic) Snapshot(tb testing.TB) gate.Pods {
+	tb.Helper()
+	out := gate.Pods{}
+	for _, p := range PodsOf(tb, tr.client, tr.ns, tr.selector) {
+		if p.DeletionTimestamp == nil {
+			out[string(p.UID)] = gate.Pod{Name: p.Name, Hash: p.Labels[appsv1.DefaultDeploymentUniqueLabelKey]}
+		}
+	}
+	return out
+}
+
+// ReplicaSets returns the (spec, status) replica counts of the target's ReplicaSets, by
+// pod-template-hash.
+func (tr *Traffic) ReplicaSets(tb testing.TB) map[string][2]int32 {
+	tb.Helper()
+	list, err := tr.client.AppsV1().ReplicaSets(tr.ns).List(context.Background(), metav1.ListOptions{LabelSelector: labels.SelectorFromSet(tr.selector).String()})
+	if err != nil {
+		tb.Fatalf("list ReplicaSets: %v", err)
+	}
+	out := map[string][2]int32{}
+	for _, rs := range list.Items {
+		spec := int32(1)
+		if rs.Spec.Replicas != nil {
+			spec = *rs.Spec.Replicas
+		}
+		out[rs.Labels[appsv1.DefaultDeploymentUniqueLabelKey]] = [2]int32{spec, rs.Status.Replicas}
+	}
+	return out
+}
+
+// Scenario names a run and says what it must show.
+type Scenario struct {
+	Name   string
+	Expect Expect // ZeroFailures (the zero value) or a negative control's FailuresOf
+	// Floor is the shortest time the disruption can take with the settings (drawn against the
+	// measured time in the reports; 0: none).
+	Floor time.Duration
+}
+
+// End keeps the load running for the settle time (late endpoint changes are still under load), stops
+// every client and returns one Run per client, not yet gated: Stop gates them; a test of the gates
+// themselves calls Evaluate.
+func (tr *Traffic) End(tb testing.TB, scenario string) []*Run {
+	tb.Helper()
+	time.Sleep(tr.o.Settle()) // the settle window the coverage gate requires, not a wait for a condition
+	var inCluster []*load.Result
+	if tr.podRun != "" {
+		inCluster = tr.stopInCluster(tb)
+	}
+	tr.cancel()
+	tr.wg.Wait()
+	events := tr.timeline.Stop()
+	for _, err := range tr.errs {
+		tb.Errorf("disrupt: %v", err)
+	}
+	results := append(append([]*load.Result(nil), tr.results...), inCluster...)
+	var out []*Run
+	for _, res := range results {
+		out = append(out, &Run{Scenario: scenario, Client: res.Name, Load: res, Marks: tr.marks, Events: events, Replaced: tr.replaced})
+	}
+	return out
+}
+
+// Stop ends the load (End), gates every client's run against the scenario's expectation, writes the
+// reports, fails tb with each violation, and returns the runs.
+func (tr *Traffic) Stop(tb testing.TB, s Scenario) []*Run {
+	tb.Helper()
+	runs := tr.End(tb, s.Name)
+	for _, r := range runs {
+		r.Floor = s.Floor
+	}
+	tr.o.Reports.Gate(tb, runs, s.Expect, tr.o.Policy())
+	return runs
+}
