@@ -33,7 +33,7 @@ RECORD := $(CURDIR)/results/tests.jsonl
 gotest = $(GO) test -json $(2) 2>&1 | $(BIN)/testlog $(if $(V),-v) -record $(RECORD) -suite $(1)
 
 .PHONY: all help deps tools render test test-render test-lint lint schema package release docs golden bench fuzz clean \
-	cluster-up cluster-down cluster-status cluster-build cluster-soak test-live test-teardown test-unit e2e
+	cluster-up cluster-down cluster-status cluster-build cluster-soak test-live test-teardown test-unit e2e examples
 
 all: test
 
@@ -63,15 +63,16 @@ test: ## Everything CI runs, stage by stage, each timed; ends with the stage tim
 test-render: tools ## The render suite: the kit (render, rules, check) and the chart's renders, values, refusals, golden files, dependency chart.
 	@$(call gotest,render,-count=1 ./render/... ./rules/... ./check/... ./test/render/... ./test/chart/...)
 
-test-unit: tools ## Unit tests: the cluster harness, the graceful package, the load generator, the gates, testlog (no root, no cluster).
-	@$(call gotest,unit,-count=1 ./cluster/... ./graceful/... ./load/... ./gate/... ./internal/...)
+test-unit: tools ## Unit tests: the cluster harness, the graceful package, the load generator, the gates, the disruption kit, testlog (no root, no cluster).
+	@$(call gotest,unit,-count=1 ./cluster/... ./graceful/... ./load/... ./gate/... ./disrupt/... ./internal/...)
 
 test-lint: deps ## helm lint --strict, ct lint and the values-docs check, as Go tests.
 	@$(call gotest,lint,-count=1 ./test/lint/...)
 
 lint: deps test-lint ## test-lint plus go vet and gofmt.
 	$(GO) vet ./...
-	@out=$$(gofmt -l test cluster cmd graceful load internal render rules check gate); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	cd examples/hello && $(GO) vet ./...
+	@out=$$(gofmt -l test cluster cmd graceful load internal render rules check gate disrupt examples); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 schema: ## Regenerate the io.k8s.* definitions of charts/go-service/values.schema.json from the Kubernetes (cluster/hk) and Gateway API OpenAPI definitions.
 	$(GO) run ./internal/cmd/schemagen
@@ -117,6 +118,9 @@ test-live: tools ## The live smoke suite on KUBECONFIG's cluster, or on the loca
 
 e2e: tools ## The zero-downtime live suite (KUBECONFIG's cluster, or a 2-node local cluster); reports in results/live.
 	@GO_SERVICE_NODES=2 $(call gotest,e2e,-count=1 -v -timeout 60m ./test/live/...) -v
+
+examples: tools ## The example service repositories under examples/ (chart pushed to a loopback registry, dependency update, their own go test, a rollout under load on the local cluster).
+	@GO_SERVICE_NODES=2 $(call gotest,examples,-count=1 -v -timeout 30m ./test/examples/...) -v
 
 test-teardown: tools ## Stop the local cluster (started if none runs) and fail on anything left behind.
 	@$(call gotest,teardown,-count=1 -v -timeout 15m ./test/teardown/...) -v

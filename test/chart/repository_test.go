@@ -36,7 +36,7 @@ func TestChartRepositories(t *testing.T) {
 	h.Package(t, chartDir, repoDir)
 	repoURL := h.ServeRepository(t, repoDir)
 
-	registry, out := h.Push(t, chartDir, publish.StartRegistry(t))
+	registry, out := h.Push(t, chartDir, publish.StartRegistry(t, ""))
 	assert.Contains(t, out, "Pushed: "+strings.TrimPrefix(registry, "oci://")+"/go-service:"+meta.Version)
 
 	for _, tc := range []struct {

@@ -70,16 +70,20 @@ func (h *Helm) ServeRepository(tb testing.TB, dir string) string {
 	return srv.URL
 }
 
-// StartRegistry starts a CNCF Distribution registry on a free loopback port, with in-memory storage,
-// waits until it answers /v2/, and stops it when the test ends. It returns host:port.
-func StartRegistry(tb testing.TB) string {
+// StartRegistry starts a CNCF Distribution registry on a loopback address (addr, or a free port when
+// addr is ""), with in-memory storage, waits until it answers /v2/, and stops it when the test ends. It
+// returns host:port.
+func StartRegistry(tb testing.TB, addr string) string {
 	tb.Helper()
 	bin := tools.Path(tb, "registry")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
+	if addr == "" {
+		addr = "127.0.0.1:0"
 	}
-	addr := l.Addr().String()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		tb.Fatalf("registry address: %v", err)
+	}
+	addr = l.Addr().String()
 	l.Close()
 	cfg := filepath.Join(tb.TempDir(), "config.yml")
 	config := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  inmemory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n", addr)
