@@ -22,7 +22,7 @@ import (
 
 func objects(svcIP string, sel *metav1.LabelSelector) []runtime.Object {
 	return []runtime.Object{
-		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop"}, Spec: corev1.ServiceSpec{ClusterIP: svcIP}},
+		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop"}, Spec: corev1.ServiceSpec{ClusterIP: svcIP, Ports: []corev1.ServicePort{{Port: 80}}}},
 		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop"}, Spec: appsv1.DeploymentSpec{Selector: sel}},
 	}
 }
@@ -181,5 +181,20 @@ func TestBackendsCheckedOnlyWhenNamed(t *testing.T) {
 			assert.Equal(t, tc.violations, r.Violations)
 			assert.Len(t, r.Notes, tc.notes)
 		})
+	}
+}
+
+func TestNewTrafficTargetsTheServicePort(t *testing.T) {
+	labels := &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}
+	objs := objects("10.96.0.10", labels)
+	objs[0].(*corev1.Service).Spec.Ports = []corev1.ServicePort{{Name: "http", Port: 8080}, {Name: "metrics", Port: 9090}}
+	for _, tc := range []struct {
+		port int32
+		want string
+	}{{0, "http://10.96.0.10:8080/"}, {9090, "http://10.96.0.10:9090/"}} {
+		o := Options{ProxyMinSync: time.Second}
+		tr, err := newTraffic(t, Target{Client: fake.NewClientset(objs...), Namespace: "shop", Deployment: "api", Service: "api", Port: tc.port}, &o)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, tr.url)
 	}
 }

@@ -26,13 +26,15 @@ type Mark struct {
 
 // Run is one client's load run of a scenario, as reported.
 type Run struct {
-	Scenario string       `json:"scenario"`
-	Client   string       `json:"client"` // "host GET new-conn", "in-cluster POST keep-alive", ...
-	Expect   string       `json:"expect"` // "zero failures" or "failures (refused, reset, eof)"
-	Load     *load.Result `json:"load"`
-	Marks    []Mark       `json:"marks"`
-	Events   []Event      `json:"events"`
-	Replaced []Replaced   `json:"replaced,omitempty"`
+	Scenario string `json:"scenario"`
+	Client   string `json:"client"` // "host GET new-conn", "in-cluster POST keep-alive", ...
+	// Deployment is the target's Deployment (its pods get a lane in the timeline).
+	Deployment string       `json:"deployment"`
+	Expect     string       `json:"expect"` // "zero failures" or "failures (refused, reset, eof)"
+	Load       *load.Result `json:"load"`
+	Marks      []Mark       `json:"marks"`
+	Events     []Event      `json:"events"`
+	Replaced   []Replaced   `json:"replaced,omitempty"`
 	// Disruption is the time from the first to the last mark (e.g. the rollouts), Floor what the settings
 	// allow at best for it.
 	Disruption time.Duration `json:"disruption"`
@@ -94,6 +96,10 @@ func Evaluate(runs []*Run, e Expect, p gate.Policy) []error {
 	}
 	var cluster []error
 	for _, rp := range runs[0].Replaced {
+		if len(rp.Evicted) > 0 {
+			cluster = append(cluster, gate.CheckEvicted(rp.What, rp.Replacement, rp.Evicted)...)
+			continue
+		}
 		cluster = append(cluster, gate.CheckReplaced(rp.What, rp.Replacement)...)
 	}
 	for _, r := range runs {
@@ -126,7 +132,9 @@ func Evaluate(runs []*Run, e Expect, p gate.Policy) []error {
 				r.Notes = append(r.Notes, "the responses do not name their pod (a first line `pod=NAME`), so which pods answered was not checked; the rollout itself was (pods and ReplicaSets)")
 			}
 			for _, rp := range r.Replaced {
-				if len(seen) > 0 {
+				// A keep-alive pool holds a few connections: a rollout moves them all to new pods, but
+				// the pods an eviction removes and adds may never have been on one of them.
+				if len(seen) > 0 && (len(rp.Evicted) == 0 || !r.Load.KeepAlive) {
 					errs = append(errs, gate.CheckBackends(c, rp.Replacement.Before, rp.Replacement.After, seen)...)
 				}
 			}
@@ -198,13 +206,7 @@ func (rp *Reports) Runs() []*Run {
 
 // Record computes a run's figures, writes its JSON and HTML timeline, and keeps it for the summary.
 func (rp *Reports) Record(r *Run) error {
-	if len(r.Marks) > 0 && r.Load != nil {
-		first, last := r.Marks[0].At, r.Marks[len(r.Marks)-1].At
-		r.Disruption = last.Sub(first)
-		st, du := r.Load.Window(r.Load.Start, first), r.Load.Window(first, last)
-		r.Steady = Latencies{P50: st.P50, P99: st.P99, Max: st.Max}
-		r.During = Latencies{P50: du.P50, P99: du.P99, Max: du.Max}
-	}
+	r.Figures()
 	rp.mu.Lock()
 	rp.runs = append(rp.runs, r)
 	rp.mu.Unlock()
@@ -212,7 +214,7 @@ func (rp *Reports) Record(r *Run) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	base := filepath.Join(dir, fileName(r.Scenario+"-"+r.Client))
+	base := filepath.Join(dir, r.File())
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
@@ -225,7 +227,10 @@ func (rp *Reports) Record(r *Run) error {
 		return err
 	}
 	defer f.Close()
-	return page.Execute(f, view(r))
+	if r.Load == nil {
+		return nil
+	}
+	return page.Execute(f, map[string]any{"R": r, "Scenario": r.Scenario, "Client": r.Client, "Style": Style, "Legend": Legend})
 }
 
 func fileName(s string) string {
@@ -294,77 +299,87 @@ func pair(l Latencies) string {
 	return fmt.Sprintf("%s/%s", l.P99.Round(time.Millisecond), l.Max.Round(time.Millisecond))
 }
 
-type bar struct {
-	X, OKH, FailH, Y0, OKY float64
-	Label                  string
+// Figures computes a run's disruption time and its latencies in steady state and during the
+// disruption (Record does it; a page that draws runs it has not recorded calls it).
+func (r *Run) Figures() {
+	if len(r.Marks) > 0 && r.Load != nil {
+		first, last := r.Marks[0].At, r.Marks[len(r.Marks)-1].At
+		r.Disruption = last.Sub(first)
+		st, du := r.Load.Window(r.Load.Start, first), r.Load.Window(first, last)
+		r.Steady = Latencies{P50: st.P50, P99: st.P99, Max: st.Max}
+		r.During = Latencies{P50: du.P50, P99: du.P99, Max: du.Max}
+	}
 }
 
-type markView struct {
-	X     float64
-	Label string
+// File is the base name of a run's report files.
+func (r *Run) File() string { return fileName(r.Scenario + "-" + r.Client) }
+
+// Funcs are the template functions of every page drawn from runs.
+var Funcs = template.FuncMap{
+	"timeline": TimelineSVG,
+	"kinds":    Kinds,
+	"dur":      Dur,
+	"lat": func(l Latencies) string {
+		return fmt.Sprintf("p50 %s, p99 %s, max %s", Dur(l.P50), Dur(l.P99), Dur(l.Max))
+	},
+	"verdict": func(passed bool) template.HTML {
+		if passed {
+			return `<span class="pass">PASS</span>`
+		}
+		return `<span class="fail">FAIL</span>`
+	},
+	"scaleOf":  func(runs ...*Run) Scale { return ScaleOf(runs...) },
+	"scaleFor": func(width float64, runs ...*Run) Scale { return ScaleFor(width, runs...) },
+	"clock":    func(t time.Time) string { return t.Format("15:04:05.000") },
+	"since": func(r *Run, t time.Time) string {
+		return fmt.Sprintf("%6.2f s", t.Sub(r.Load.Start).Seconds())
+	},
 }
 
-func view(r *Run) map[string]any {
-	const width, height = 900.0, 220.0
-	secs := len(r.Load.Seconds)
-	if secs == 0 {
-		secs = 1
-	}
-	maxN := 1
-	for _, s := range r.Load.Seconds {
-		n := s.OK
-		for _, f := range s.Failed {
-			n += f
-		}
-		if n > maxN {
-			maxN = n
-		}
-	}
-	w := width / float64(secs)
-	var bars []bar
-	for _, s := range r.Load.Seconds {
-		fail := 0
-		for _, f := range s.Failed {
-			fail += f
-		}
-		okH := float64(s.OK) / float64(maxN) * (height - 20)
-		failH := float64(fail) / float64(maxN) * (height - 20)
-		bars = append(bars, bar{X: float64(s.T) * w, OKH: okH, FailH: failH, Y0: height - okH - failH, OKY: height - okH,
-			Label: fmt.Sprintf("t=%ds ok=%d failed=%v p50=%.1fms p99=%.1fms", s.T, s.OK, s.Failed, s.P50Milli, s.P99Milli)})
-	}
-	var marks []markView
-	for _, m := range r.Marks {
-		marks = append(marks, markView{X: m.At.Sub(r.Load.Start).Seconds() * w, Label: m.What})
-	}
-	var events []string
-	for _, e := range r.Events {
-		events = append(events, fmt.Sprintf("%7.2fs  %-40s %s", e.At.Sub(r.Load.Start).Seconds(), e.Object, e.What))
-	}
-	lat := func(l Latencies) string {
-		return fmt.Sprintf("%s/%s/%s", l.P50.Round(10*time.Microsecond), l.P99.Round(10*time.Microsecond), l.Max.Round(10*time.Microsecond))
-	}
-	return map[string]any{"R": r, "Bars": bars, "Disruption": r.Disruption.Round(100 * time.Millisecond), "Floor": r.Floor.Round(100 * time.Millisecond),
-		"Steady": lat(r.Steady), "During": lat(r.During), "Marks": marks, "W": w, "Width": width, "Height": height,
-		"Events": events, "Summary": r.Load.Summary(), "Samples": r.Load.Samples}
-}
-
-var page = template.Must(template.New("run").Funcs(template.FuncMap{"mod2": func(i int) int { return i % 2 }}).Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>{{.R.Scenario}} ({{.R.Client}})</title>
-<style>body{font-family:sans-serif;margin:2em} pre{font-size:12px} .ok{fill:#4a9} .fail{fill:#d33} .mark{stroke:#333;stroke-dasharray:4}</style>
-</head><body>
-<h1>{{.R.Scenario}}: {{.R.Client}} client</h1>
-<p>{{.Summary}}. Expected: {{.R.Expect}}. Verdict: {{if .R.Passed}}PASS{{else}}FAIL{{end}}.</p>
-{{if .R.Violations}}<ul>{{range .R.Violations}}<li>{{.}}</li>{{end}}</ul>{{end}}
-{{if .R.Notes}}<p>Not checked:</p><ul>{{range .R.Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
-<p>Disruption {{.Disruption}} (floor {{.Floor}}). Latency p50/p99/max: steady {{.Steady}}, during the disruption {{.During}}.</p>
-<svg width="{{.Width}}" height="{{.Height}}" style="border:1px solid #ccc">
-{{range .Bars}}<g><title>{{.Label}}</title><rect class="fail" x="{{.X}}" y="{{.Y0}}" width="{{$.W}}" height="{{.FailH}}"/><rect class="ok" x="{{.X}}" y="{{.OKY}}" width="{{$.W}}" height="{{.OKH}}"/></g>
-{{end}}{{range $i, $m := .Marks}}<line class="mark" x1="{{$m.X}}" x2="{{$m.X}}" y1="0" y2="{{$.Height}}"><title>{{$m.Label}}</title></line><text x="{{$m.X}}" y="{{if eq (mod2 $i) 0}}12{{else}}24{{end}}" font-size="10">{{$m.Label}}</text>
-{{end}}</svg>
-<p>Green: successful requests per second; red, drawn above: failed. Dashed lines: {{range .Marks}}{{.Label}}; {{end}}</p>
-<h2>Failures (first {{len .Samples}})</h2><pre>{{range .Samples}}{{.At.Format "15:04:05.000"}} {{.Kind}} {{.Error}}
-{{end}}</pre>
-<h2>Pods and endpoints</h2><pre>{{range .Events}}{{.}}
-{{end}}</pre>
+var page = template.Must(template.New("run").Funcs(Funcs).Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Scenario}}: {{.Client}}</title>
+<style>{{.Style}}</style></head><body>
+{{with .R}}<p><a href="index.html">All runs</a></p>
+<h1>{{.Scenario}}: {{.Client}}</h1>
+<p>{{verdict .Passed}} expected {{.Expect}}. {{.Load.Sent}} requests sent ({{.Load.Mode}}, {{.Load.Rate}}/s over {{dur (.Load.End.Sub .Load.Start)}}), {{.Load.Failed}} failed: {{kinds .Load.ByKind}}.</p>
+{{if .Violations}}<ul>{{range .Violations}}<li class="fail">{{.}}</li>{{end}}</ul>{{end}}
+{{if .Notes}}<p>Not checked:</p><ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
+<p>Disruption {{dur .Disruption}}{{if .Floor}} (the settings allow {{dur .Floor}} at best){{end}}. Latency in steady state: {{lat .Steady}}; during the disruption: {{lat .During}}.</p>
+{{timeline . 1100 (scaleOf .)}}{{end}}
+{{.Legend}}
+{{with .R}}<h2>Failures{{if .Load.Samples}} (the first {{len .Load.Samples}}){{end}}</h2>
+{{if .Load.Samples}}<pre>{{range .Load.Samples}}{{clock .At}} {{.Kind}} {{.Error}}
+{{end}}</pre>{{else}}<p>None.</p>{{end}}
+<h2>Pods and endpoints</h2><pre>{{$r := .}}{{range .Events}}{{since $r .At}}  {{printf "%-44s" .Object}} {{.What}}
+{{end}}</pre>{{end}}
 </body></html>
 `))
+
+var index = template.Must(template.New("index").Funcs(Funcs).Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title><style>{{.Style}}</style></head><body>
+<h1>{{.Title}}</h1>
+<p>{{len .Runs}} load runs, one per scenario and client. Each links to its timeline.</p>
+<table><tr><th>Scenario</th><th>Client</th><th>Expected</th><th>Verdict</th><th class="n">Sent</th><th class="n">Failed</th><th>Failures</th><th>p99 during</th><th>Disruption</th></tr>
+{{range .Runs}}<tr><td>{{.Scenario}}</td><td><a href="{{.File}}.html">{{.Client}}</a></td><td>{{.Expect}}</td><td>{{verdict .Passed}}</td>
+<td class="n">{{.Load.Sent}}</td><td class="n">{{.Load.Failed}}</td><td>{{kinds .Load.ByKind}}</td><td>{{dur .During.P99}}</td><td>{{dur .Disruption}}</td></tr>
+{{end}}</table></body></html>
+`))
+
+// WriteIndex writes index.html into Dir: every recorded run with its verdict, linking its page.
+func (rp *Reports) WriteIndex(title string) error {
+	var runs []*Run
+	for _, r := range rp.Runs() {
+		if r.Load != nil {
+			runs = append(runs, r)
+		}
+	}
+	if err := os.MkdirAll(rp.Dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(rp.Dir, "index.html"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return index.Execute(f, map[string]any{"Title": title, "Runs": runs, "Style": Style})
+}

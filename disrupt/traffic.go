@@ -20,8 +20,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -58,8 +60,10 @@ type Target struct {
 	// Deployment is the Deployment whose pods are replaced (its selector picks the pods the reality
 	// gate follows). Required.
 	Deployment string
-	// Service is the Service the load targets (port 80). Required.
+	// Service is the Service the load targets. Required.
 	Service string
+	// Port is the Service port the load targets (default: the Service's first port).
+	Port int32
 }
 
 // HostClients says whether the host clients run.
@@ -147,6 +151,7 @@ type Traffic struct {
 	client   kubernetes.Interface
 	target   Target
 	ns, url  string
+	ip       string // the Service's cluster IP
 	selector map[string]string
 	timeline *Timeline
 	cancel   context.CancelFunc
@@ -164,6 +169,9 @@ type Traffic struct {
 type Replaced struct {
 	What        string
 	Replacement gate.Replacement
+	// Evicted names the pods a drain or an eviction removed (the template did not change); empty for a
+	// rollout, which must replace every pod.
+	Evicted []string `json:",omitempty"`
 }
 
 // Start resolves the target, clears this node's conntrack entries for the Service (host clients), checks
@@ -189,7 +197,7 @@ func Start(tb testing.TB, target Target, o Options) *Traffic {
 		}
 	}
 	if host {
-		ClearConntrack(tb, strings.TrimSuffix(strings.TrimPrefix(tr.url, "http://"), ":80/"))
+		ClearConntrack(tb, tr.ip)
 		WaitServing(tb, tr.url)
 	}
 	tl, err := WatchNamespace(tr.client, tr.ns)
@@ -277,6 +285,13 @@ func newTraffic(tb testing.TB, target Target, o *Options) (*Traffic, error) {
 	if svc.Spec.ClusterIP == "" || svc.Spec.ClusterIP == corev1.ClusterIPNone {
 		return nil, fmt.Errorf("Service %s/%s has no cluster IP (a headless Service has no load balancing to prove)", ns, target.Service)
 	}
+	port := target.Port
+	if port == 0 {
+		if len(svc.Spec.Ports) == 0 {
+			return nil, fmt.Errorf("Service %s/%s has no port", ns, target.Service)
+		}
+		port = svc.Spec.Ports[0].Port
+	}
 	d, err := client.AppsV1().Deployments(ns).Get(ctx, target.Deployment, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("the target's Deployment: %w", err)
@@ -290,7 +305,8 @@ func newTraffic(tb testing.TB, target Target, o *Options) (*Traffic, error) {
 			o.ProxyMinSync = d.Duration
 		}
 	}
-	return &Traffic{o: *o, client: client, target: target, ns: ns, url: fmt.Sprintf("http://%s:80/", svc.Spec.ClusterIP), selector: d.Spec.Selector.MatchLabels}, nil
+	return &Traffic{o: *o, client: client, target: target, ns: ns, ip: svc.Spec.ClusterIP,
+		url: fmt.Sprintf("http://%s/", net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(port)))), selector: d.Spec.Selector.MatchLabels}, nil
 }
 
 // reachable reports whether url answers at all from this machine within a few seconds.
@@ -521,7 +537,7 @@ func (tr *Traffic) End(tb testing.TB, scenario string) []*Run {
 	results := append(append([]*load.Result(nil), tr.results...), inCluster...)
 	var out []*Run
 	for _, res := range results {
-		out = append(out, &Run{Scenario: scenario, Client: res.Name, Load: res, Marks: tr.marks, Events: events, Replaced: tr.replaced})
+		out = append(out, &Run{Scenario: scenario, Client: res.Name, Deployment: tr.target.Deployment, Load: res, Marks: tr.marks, Events: events, Replaced: tr.replaced})
 	}
 	return out
 }

@@ -215,6 +215,31 @@ func CheckReplaced(what string, r Replacement) []error {
 	return out
 }
 
+// CheckEvicted: every evicted pod is gone and the workload has as many pods as before (a drain or an
+// eviction replaces pods without changing the template).
+func CheckEvicted(what string, r Replacement, evicted []string) []error {
+	var out []error
+	add := func(format string, a ...any) {
+		out = append(out, &Violation{Gate: Reality, Detail: what + ": " + fmt.Sprintf(format, a...)})
+	}
+	if len(evicted) == 0 {
+		return []error{&Violation{Gate: Reality, Detail: what + ": no pod was evicted"}}
+	}
+	left := map[string]bool{}
+	for _, p := range r.After {
+		left[p.Name] = true
+	}
+	for _, name := range evicted {
+		if left[name] {
+			add("evicted pod %s is still running", name)
+		}
+	}
+	if len(r.After) < len(r.Before) {
+		add("%d pods after, %d before: not every evicted pod was replaced", len(r.After), len(r.Before))
+	}
+	return out
+}
+
 // CheckBackends: a client saw old pods (there before, gone after) and new pods (there after only)
 // answer during the disruption. backends are the pod names that answered.
 func CheckBackends(c Check, before, after Pods, backends map[string]int) []error {

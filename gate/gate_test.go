@@ -171,3 +171,26 @@ func TestJoin(t *testing.T) {
 	require.ErrorAs(t, err, &v)
 	assert.Equal(t, "c", v.Client)
 }
+
+func TestEvicted(t *testing.T) {
+	before := gate.Pods{"u1": {Name: "a-1", Hash: "a"}, "u2": {Name: "a-2", Hash: "a"}}
+	for _, tc := range []struct {
+		name    string
+		after   gate.Pods
+		evicted []string
+		want    []string
+	}{
+		{"replaced", gate.Pods{"u2": {Name: "a-2", Hash: "a"}, "u3": {Name: "a-3", Hash: "a"}}, []string{"a-1"}, nil},
+		{"still running", before, []string{"a-1"}, []string{"reality: drain: evicted pod a-1 is still running"}},
+		{"not replaced", gate.Pods{"u2": {Name: "a-2", Hash: "a"}}, []string{"a-1"}, []string{"reality: drain: 1 pods after, 2 before: not every evicted pod was replaced"}},
+		{"nothing evicted", before, nil, []string{"reality: drain: no pod was evicted"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, err := range gate.CheckEvicted("drain", gate.Replacement{Before: before, After: tc.after}, tc.evicted) {
+				got = append(got, err.Error())
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}

@@ -385,7 +385,24 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Summary is a one-line description of a result.
 func (r *Result) Summary() string {
-	return fmt.Sprintf("%d sent, %d ok, %d failed %v (%s, %d/s over %s)", r.Sent, r.OK, r.Failed, r.ByKind, r.Mode(), r.Rate, r.End.Sub(r.Start).Round(time.Second))
+	return fmt.Sprintf("%d sent, %d ok, %d failed: %s (%s, %d/s over %s)", r.Sent, r.OK, r.Failed, Kinds(r.ByKind), r.Mode(), r.Rate, r.End.Sub(r.Start).Round(time.Second))
+}
+
+// Kinds writes failure counts by kind for a reader: "refused 76, timeout 158" ("none" for none).
+func Kinds(byKind map[string]int) string {
+	if len(byKind) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(byKind))
+	for k := range byKind {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, byKind[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Mode names the client's kind: "GET new-conn", "POST keep-alive".

@@ -53,6 +53,10 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	fmt.Print(reports.Summary())
+	if err := reports.WriteIndex("go-service live suite"); err != nil {
+		fmt.Fprintln(os.Stderr, "live suite: index page:", err)
+		code = 1
+	}
 	os.Exit(code)
 }
 

@@ -21,7 +21,6 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/go-service/go-service/disrupt"
 	"github.com/go-service/go-service/load"
@@ -287,48 +286,23 @@ func TestNodeDrain(t *testing.T) {
 	require.GreaterOrEqual(t, len(nodes.Items), 2, "a drain needs a second node to move pods to (GO_SERVICE_NODES=2)")
 	ns := env.Namespace(t, "drain")
 	r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
-	perNode := map[string][]string{}
-	for _, p := range r.pods() {
-		perNode[p.Spec.NodeName] = append(perNode[p.Spec.NodeName], p.Name)
-	}
+	tr := traffic(t, r)
+	perNode := tr.PodsByNode(t)
 	var node string
 	for n, pods := range perNode {
-		if node == "" || len(pods) > len(perNode[node]) {
+		if node == "" || len(pods) > len(perNode[node]) || len(pods) == len(perNode[node]) && n < node {
 			node = n
 		}
 	}
 	t.Logf("pods per node before the drain: %v; draining %s", perNode, node)
-	tr := traffic(t, r)
 	tr.Mark("cordon " + node)
-	setUnschedulable(t, node, true)
-	t.Cleanup(func() { setUnschedulable(t, node, false) })
-	refused := 0
-	for _, pod := range perNode[node] {
-		err := kube.Poll(ctx, 3*time.Minute, time.Second, func() (bool, error) {
-			err := evict(ns, pod)
-			if apierrors.IsTooManyRequests(err) {
-				refused++
-				return false, err
-			}
-			return err == nil || apierrors.IsNotFound(err), err
-		})
-		require.NoError(t, err, "evict %s", pod)
-		tr.Mark("evicted " + pod)
-	}
-	env.WaitRolledOut(t, ns, r.fullname(), 3*time.Minute)
-	tr.Mark("drained")
+	disrupt.Cordon(t, env.Client, node)
+	refused := tr.EvictFrom(t, node, 3*time.Minute)
 	stop(t, tr, "node drain", disrupt.ZeroFailures, 0)
 	t.Logf("the budget refused %d eviction attempt(s) while replacements were not available", refused)
 	for _, p := range r.pods() {
 		assert.NotEqual(t, node, p.Spec.NodeName, "pod %s rescheduled off the drained node", p.Name)
 	}
-}
-
-func setUnschedulable(t *testing.T, node string, on bool) {
-	t.Helper()
-	patch := fmt.Sprintf(`{"spec":{"unschedulable":%v}}`, on)
-	_, err := env.Client.CoreV1().Nodes().Patch(context.Background(), node, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
-	require.NoError(t, err)
 }
 
 // kubectlOnPath makes a kubectl available to tools that run one (ct): on the local cluster, the
