@@ -21,7 +21,7 @@ $(BIN)/registry: tools/registry/go.mod tools/registry/go.sum
 	cd tools/registry && $(GO) build -o $@ github.com/distribution/distribution/v3/cmd/registry
 	@touch $@
 
-APT_PACKAGES := yamllint
+APT_PACKAGES := yamllint chromium
 
 NODES ?= 1
 CYCLES ?= 10
@@ -33,7 +33,7 @@ RECORD := $(CURDIR)/results/tests.jsonl
 gotest = $(GO) test -json $(2) 2>&1 | $(BIN)/testlog $(if $(V),-v) -record $(RECORD) -suite $(1)
 
 .PHONY: all help deps tools render test test-render test-lint lint schema package release docs golden bench fuzz clean \
-	cluster-up cluster-down cluster-status cluster-build cluster-soak test-live test-teardown test-unit e2e examples
+	cluster-up cluster-down cluster-status cluster-build cluster-soak test-live test-teardown test-unit e2e examples demo test-demo
 
 all: test
 
@@ -72,7 +72,7 @@ test-lint: deps ## helm lint --strict, ct lint and the values-docs check, as Go 
 lint: deps test-lint ## test-lint plus go vet and gofmt.
 	$(GO) vet ./...
 	cd examples/hello && $(GO) vet ./...
-	@out=$$(gofmt -l test cluster cmd graceful load internal render rules check gate disrupt examples); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l test cluster cmd graceful load internal render rules check gate disrupt examples demo); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 schema: ## Regenerate the io.k8s.* definitions of charts/go-service/values.schema.json from the Kubernetes (cluster/hk) and Gateway API OpenAPI definitions.
 	$(GO) run ./internal/cmd/schemagen
@@ -118,6 +118,12 @@ test-live: tools ## The live smoke suite on KUBECONFIG's cluster, or on the loca
 
 e2e: tools ## The zero-downtime live suite (KUBECONFIG's cluster, or a 2-node local cluster); reports in results/live.
 	@GO_SERVICE_NODES=2 $(call gotest,e2e,-count=1 -v -timeout 60m ./test/live/...) -v
+
+demo: deps ## The main job: the usual setup and go-service side by side through a rolling update, a node drain and an eviction under load; a verdict table and results/demo/index.html. Leaves the cluster running.
+	@$(GO) test -count=1 -v -timeout 45m -run 'TestDemo$$' ./demo/ | grep --line-buffered -vE '^ *=== (RUN|PAUSE|CONT)'
+
+test-demo: deps ## The demo as CI runs it (recorded with the other suites), with the page check's own control.
+	@$(call gotest,demo,-count=1 -v -timeout 45m ./demo/...) -v
 
 examples: tools ## The example service repositories under examples/ (chart pushed to a loopback registry, dependency update, their own go test, a rollout under load on the local cluster).
 	@GO_SERVICE_NODES=2 $(call gotest,examples,-count=1 -v -timeout 30m ./test/examples/...) -v

@@ -41,6 +41,7 @@ if [ -n "${KUBECONFIG:-}" ]; then
 	why="KUBECONFIG names another cluster ($KUBECONFIG); the local cluster is not tested"
 	for s in build soak smoke-2-nodes teardown; do skip "$s" "$why"; done
 	skip examples "the example's rollout needs its images in the cluster: run it as examples/hello/README.md says"
+	stage demo m test-demo
 	stage smoke m test-live
 	stage e2e m e2e
 else
@@ -49,6 +50,7 @@ else
 	stage smoke-1-node m test-live NODES=1
 	stage smoke-2-nodes m test-live NODES=2
 	stage examples m examples
+	stage demo m test-demo
 	stage e2e m e2e
 	stage teardown m test-teardown
 fi
