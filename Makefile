@@ -45,7 +45,8 @@ deps: tools ## Install the apt packages and build the pinned Go tools (idempoten
 	if [ $${#missing[@]} -gt 0 ]; then \
 	  echo "installing $${missing[*]} with apt-get"; \
 	  if [ "$$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi; \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq "$${missing[@]}" >/dev/null; \
+	  { $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq "$${missing[@]}" >/dev/null; } || \
+	    { echo "deps: could not install $${missing[*]} with apt-get (root and Debian's repositories are needed); install them and run make again" >&2; exit 1; }; \
 	fi
 
 tools: $(TOOLS) ## Build helm, ct, helm-docs, testlog and the registry into bin/.
@@ -122,8 +123,8 @@ e2e: tools ## The zero-downtime live suite (KUBECONFIG's cluster, or a 2-node lo
 demo: deps ## The main job: the usual setup and go-service side by side through a rolling update, a node drain and an eviction under load; a verdict table and results/demo/index.html. Leaves the cluster running.
 	@$(GO) test -count=1 -v -timeout 45m -run 'TestDemo$$' ./demo/ | grep --line-buffered -vE '^ *=== (RUN|PAUSE|CONT)'
 
-test-demo: deps ## The demo as CI runs it (recorded with the other suites), with the page check's own control.
-	@$(call gotest,demo,-count=1 -v -timeout 45m ./demo/...) -v
+test-demo: deps ## The demo as CI runs it (recorded with the other suites, its namespace deleted at the end), with the page check's own control.
+	@GO_SERVICE_DEMO_CLEANUP=1 $(call gotest,demo,-count=1 -v -timeout 45m ./demo/...) -v
 
 examples: tools ## The example service repositories under examples/ (chart pushed to a loopback registry, dependency update, their own go test, a rollout under load on the local cluster).
 	@GO_SERVICE_NODES=2 $(call gotest,examples,-count=1 -v -timeout 30m ./test/examples/...) -v

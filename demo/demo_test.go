@@ -35,6 +35,9 @@ import (
 // Namespace is where both releases run, kept after the demo for exploration.
 const Namespace = "go-service-demo"
 
+// cleanupEnv, when set, makes the demo delete its namespace at the end (make test-demo sets it).
+const cleanupEnv = "GO_SERVICE_DEMO_CLEANUP"
+
 // replicas of each release: with 4, the Deployment default maxUnavailable of 25% stops one pod at a time.
 const replicas = 4
 
@@ -92,8 +95,15 @@ func TestDemo(t *testing.T) {
 		{"report", d.report},
 		{"check the page in Chromium", d.checkPage},
 	}
+	if os.Getenv(cleanupEnv) != "" {
+		// CI: the suites after the demo get a quiet cluster.
+		t.Cleanup(func() { d.deleteNamespace(t) })
+	}
 	for _, s := range steps {
 		d.step(t, s.name, s.run)
+	}
+	if os.Getenv(cleanupEnv) != "" {
+		return
 	}
 	fmt.Printf(`
 The cluster and both releases are still running. Look around:
@@ -172,18 +182,30 @@ func (d *demo) images(t *testing.T) {
 	d.env.Image(t, spec)
 }
 
-// install recreates the namespace and installs both releases, waiting until they are ready.
-func (d *demo) install(t *testing.T) {
+// deleteNamespace deletes the demo's namespace, if there is one, and waits until it is gone.
+func (d *demo) deleteNamespace(t *testing.T) {
+	if d.env == nil {
+		return
+	}
 	ctx := context.Background()
 	ns := d.env.Client.CoreV1().Namespaces()
 	if err := ns.Delete(ctx, Namespace, metav1.DeleteOptions{}); err == nil {
-		fmt.Printf("demo: deleting the previous run's namespace %s\n", Namespace)
+		fmt.Printf("demo: deleting the namespace %s\n", Namespace)
 	}
-	require.NoError(t, kube.Poll(ctx, 3*time.Minute, 500*time.Millisecond, func() (bool, error) {
+	err := kube.Poll(ctx, 3*time.Minute, 500*time.Millisecond, func() (bool, error) {
 		_, err := ns.Get(ctx, Namespace, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), err
-	}))
-	_, err := ns.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
+	})
+	if err != nil {
+		t.Errorf("namespace %s not deleted: %v", Namespace, err)
+	}
+}
+
+// install recreates the namespace and installs both releases, waiting until they are ready.
+func (d *demo) install(t *testing.T) {
+	ctx := context.Background()
+	d.deleteNamespace(t)
+	_, err := d.env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 
 	usualChart := filepath.Join(d.tmp, "usual")
