@@ -340,7 +340,7 @@ func checkDisruption(w *workload) {
 		w.add("disruption.empty", name, "spec", "Set maxUnavailable to 1",
 			"the budget sets neither minAvailable nor maxUnavailable")
 	}
-	if w.kube.AtLeast(version.MustParseGeneric("1.31.0")) && (s.UnhealthyPodEvictionPolicy == nil || *s.UnhealthyPodEvictionPolicy != policyv1.AlwaysAllow) {
+	if w.kube.AtLeast(version.MustParseGeneric("1.27.0")) && (s.UnhealthyPodEvictionPolicy == nil || *s.UnhealthyPodEvictionPolicy != policyv1.AlwaysAllow) {
 		w.add("disruption.unhealthy-policy", name, "spec.unhealthyPodEvictionPolicy", "Set it to AlwaysAllow",
 			"unhealthy pods count against the budget: a crash-looping pod blocks node drains")
 	}

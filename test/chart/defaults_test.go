@@ -88,12 +88,9 @@ func TestDefaultsAreZeroDowntime(t *testing.T) {
 			pdb := render.One[*policyv1.PodDisruptionBudget](t, r)
 			assert.Equal(t, intstr.FromInt32(1), *pdb.Spec.MaxUnavailable)
 			assert.Nil(t, pdb.Spec.MinAvailable)
-			if kube >= "1.31" {
-				require.NotNil(t, pdb.Spec.UnhealthyPodEvictionPolicy)
-				assert.Equal(t, policyv1.AlwaysAllow, *pdb.Spec.UnhealthyPodEvictionPolicy)
-			} else {
-				assert.Nil(t, pdb.Spec.UnhealthyPodEvictionPolicy)
-			}
+			// From 1.27, the chart's minimum (beta and on by default there, GA in 1.31).
+			require.NotNil(t, pdb.Spec.UnhealthyPodEvictionPolicy)
+			assert.Equal(t, policyv1.AlwaysAllow, *pdb.Spec.UnhealthyPodEvictionPolicy)
 			assert.Equal(t, d.Spec.Selector, pdb.Spec.Selector)
 
 			// Spread over nodes and zones, never blocking scheduling, per ReplicaSet.

@@ -1,6 +1,9 @@
 package chart_test
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
@@ -14,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	kit "github.com/go-service/go-service/render"
 	"github.com/go-service/go-service/test/render"
 )
 
@@ -431,6 +435,30 @@ func TestConfigValues(t *testing.T) {
 		a, b := checksum(t, m{"LOG_LEVEL": "info"}), checksum(t, m{"LOG_LEVEL": "debug"})
 		assert.NotEqual(t, a, b)
 		assert.Equal(t, a, checksum(t, m{"LOG_LEVEL": "info"}), "same data, same checksum: no needless rollout")
+		assert.Equal(t, checksum(t, m{"RETRIES": "3"}), checksum(t, m{"RETRIES": 3}), "3 and \"3\" are the same data")
+	})
+	t.Run("only the data counts", func(t *testing.T) {
+		t.Parallel()
+		data := m{"config": m{"data": m{"LOG_LEVEL": "info"}}}
+		annotation := func(r *render.Result) string { return deployment(t, r).Spec.Template.Annotations["checksum/config"] }
+		want := annotation(mustRender(t, render.Options{Values: data}))
+		assert.Equal(t, want, annotation(mustRender(t, render.Options{Values: data, ReleaseName: "other"})), "another name and labels on the ConfigMap")
+		// The same data in the next chart version: the helm.sh/chart label changes, the pods stay.
+		dir, err := render.ChartDir()
+		require.NoError(t, err)
+		next := filepath.Join(t.TempDir(), "go-service")
+		require.NoError(t, os.CopyFS(next, os.DirFS(dir)))
+		chartYAML := filepath.Join(next, "Chart.yaml")
+		meta, err := os.ReadFile(chartYAML)
+		require.NoError(t, err)
+		bumped := regexp.MustCompile(`(?m)^version: .*$`).ReplaceAll(meta, []byte("version: 99.0.0"))
+		require.NoError(t, os.WriteFile(chartYAML, bumped, 0o644))
+		c, err := kit.Load(next)
+		require.NoError(t, err)
+		r, err := c.Render(kit.Options{Values: data})
+		require.NoError(t, err)
+		assert.Equal(t, "go-service-99.0.0", render.One[*corev1.ConfigMap](t, r).Labels["helm.sh/chart"])
+		assert.Equal(t, want, annotation(r), "a chart upgrade that changes no data restarts no pod")
 	})
 }
 

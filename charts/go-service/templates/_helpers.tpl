@@ -375,3 +375,16 @@ topologySpreadConstraints:
 {{- end }}
 {{- toJson $caps }}
 {{- end }}
+
+{{/*
+The checksum of the config data alone (not of the rendered ConfigMap, whose labels carry the chart
+version): a new value restarts the pods, a chart upgrade that changes no data does not. Each value is
+hashed as the ConfigMap holds it (a string); toJson sorts the keys.
+*/}}
+{{- define "go-service.configChecksum" -}}
+{{- $data := dict }}
+{{- range $k, $v := .Values.config.data }}
+  {{- $_ := set $data $k (toString $v) }}
+{{- end }}
+{{- toJson $data | sha256sum }}
+{{- end }}
