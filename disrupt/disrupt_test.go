@@ -198,3 +198,17 @@ func TestNewTrafficTargetsTheServicePort(t *testing.T) {
 		assert.Equal(t, tc.want, tr.url)
 	}
 }
+
+func TestZeroFailuresOnSomeClients(t *testing.T) {
+	newConn, keepAlive := run(0), run(1)
+	keepAlive.Client = "host POST keep-alive"
+	Evaluate([]*Run{newConn, keepAlive}, ZeroFailures.On("new-conn"), gate.Policy{})
+	assert.True(t, newConn.Passed, "%v", newConn.Violations)
+	assert.Equal(t, "zero failures", newConn.Expect)
+	assert.True(t, keepAlive.Passed, "reported, not gated: %v", keepAlive.Violations)
+	assert.Equal(t, "reported", keepAlive.Expect)
+
+	failing := run(2)
+	Evaluate([]*Run{failing}, ZeroFailures.On("new-conn"), gate.Policy{})
+	assert.False(t, failing.Passed, "a new-conn client that fails is gated")
+}

@@ -58,9 +58,9 @@ type Latencies struct {
 type Expect struct {
 	Failures bool     // a negative control: requests must fail inside the disruption
 	Kinds    []string // the failure kinds that count as evidence
-	// Only limits a negative control to the clients whose name contains it (e.g. "new-conn": a
-	// propagation lag drops new connections; established keep-alive connections never see it). The
-	// other clients are checked for coverage and reported.
+	// Only limits the expectation to the clients whose name contains it (e.g. "new-conn": a propagation
+	// lag drops new connections; established keep-alive connections never see it). The other clients
+	// are checked for coverage and reported.
 	Only string
 }
 
@@ -70,7 +70,7 @@ var ZeroFailures = Expect{}
 // FailuresOf is a negative control's expectation: failures of these kinds inside the disruption.
 func FailuresOf(kinds ...string) Expect { return Expect{Failures: true, Kinds: kinds} }
 
-// On limits a negative control to the clients whose name contains client.
+// On limits the expectation to the clients whose name contains client.
 func (e Expect) On(client string) Expect {
 	e.Only = client
 	return e
@@ -121,7 +121,7 @@ func Evaluate(runs []*Run, e Expect, p gate.Policy) []error {
 		case e.Failures && e.applies(r.Client):
 			errs = append(errs, gate.CheckSensitivity(c, p, e.Kinds...)...)
 		case e.Failures:
-		default:
+		case e.applies(r.Client):
 			errs = append(errs, gate.CheckNoFailures(c)...)
 			errs = append(errs, gate.CheckLatency(c, p)...)
 		}

@@ -163,14 +163,16 @@ func TestPreStopModes(t *testing.T) {
 }
 
 // 13. A Go service that knows nothing of the chart's contract (a plain net/http server that calls
-// Shutdown on SIGTERM, as most have) rolls with the chart's defaults without a drop: the preStop delay
-// does the work.
+// Shutdown on SIGTERM, as most have) rolls with the chart's defaults without dropping a new connection:
+// the preStop delay does the work. Its keep-alive POSTs are reported, not gated: Shutdown closes idle
+// pooled connections, and a client that sends on one at that moment gets an EOF (seen in CI, 1 of 3053
+// POSTs); keeping idle connections open until they go quiet is what the graceful package adds.
 func TestPlainApp(t *testing.T) {
 	ns := env.Namespace(t, "plain")
 	r := install(t, ns, map[string]string{"replicaCount": "3", "env[0].name": "GO_SERVICE_MODE", "env[0].value": "plain"}, true)
 	tr := traffic(t, r)
 	rollouts(t, r, tr, 2, "rollout")
-	stop(t, tr, "plain net/http app (defaults)", disrupt.ZeroFailures, rolloutFloor(2, 3, 1, 5))
+	stop(t, tr, "plain net/http app (defaults)", disrupt.ZeroFailures.On("new-conn"), rolloutFloor(2, 3, 1, 5))
 }
 
 // 14. A namespace that enforces Pod Security "restricted" admits the chart's defaults (and refuses a
