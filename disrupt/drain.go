@@ -14,7 +14,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/go-service/go-service/cluster"
-	"github.com/go-service/go-service/gate"
 )
 
 // Cordon marks a node unschedulable, as `kubectl drain` does first, and returns the function that makes
@@ -87,12 +86,12 @@ func (tr *Traffic) EvictFrom(tb testing.TB, node string, timeout time.Duration) 
 	if len(pods) == 0 {
 		tb.Fatalf("disrupt: no pod of %s/%s runs on %s", tr.ns, tr.target.Deployment, node)
 	}
-	tr.replace(tb, "drain "+node, pods, timeout, func() {
+	tr.change(tb, "drain "+node, timeout, func() {
 		for _, pod := range pods {
 			refused += Evict(tb, tr.client, tr.ns, pod, timeout)
 			tr.Mark("evicted " + pod)
 		}
-	})
+	}, pods)
 	return refused
 }
 
@@ -109,18 +108,14 @@ func (tr *Traffic) EvictOne(tb testing.TB, timeout time.Duration) (pod string) {
 	}
 	sort.Strings(names)
 	pod = names[0]
-	tr.replace(tb, "evict "+pod, []string{pod}, timeout, func() { Evict(tb, tr.client, tr.ns, pod, timeout) })
+	tr.change(tb, "evict "+pod, timeout, func() { Evict(tb, tr.client, tr.ns, pod, timeout) }, []string{pod})
 	return pod
 }
 
-// replace marks the start, evicts, waits until the evicted pods are gone and the Deployment has its
-// replicas back, marks the end, and records the pods before and after with the evicted ones.
-func (tr *Traffic) replace(tb testing.TB, what string, pods []string, timeout time.Duration, evict func()) {
+// waitGone waits until the evicted pods no longer exist: the Deployment can look complete before an
+// eviction reached it.
+func (tr *Traffic) waitGone(tb testing.TB, what string, pods []string, timeout time.Duration) {
 	tb.Helper()
-	before := tr.Snapshot(tb)
-	tr.Mark(what)
-	evict()
-	// The Deployment can look complete before the eviction reached it: wait for the pods to be gone.
 	ctx := context.Background()
 	for _, pod := range pods {
 		err := cluster.Poll(ctx, timeout, 250*time.Millisecond, func() (bool, error) {
@@ -134,7 +129,4 @@ func (tr *Traffic) replace(tb testing.TB, what string, pods []string, timeout ti
 			tb.Fatalf("disrupt: %s: %v\n%s", what, err, Describe(tr.client, tr.ns))
 		}
 	}
-	WaitRolledOut(tb, tr.client, tr.ns, tr.target.Deployment, timeout)
-	tr.Mark(what + " done")
-	tr.Replaced(Replaced{What: what, Evicted: pods, Replacement: gate.Replacement{Before: before, After: tr.Snapshot(tb)}})
 }

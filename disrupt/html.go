@@ -68,12 +68,17 @@ func ScaleFor(width float64, runs ...*Run) Scale {
 // The timeline's margins: pod names on the left, the latency scale on the right.
 const marginLeft, marginRight = 84.0, 64.0
 
+// shift is how many seconds after the scale's origin the run's load started (0 without an origin).
+func (s Scale) shift(r *Run) float64 {
+	if s.Origin.IsZero() {
+		return 0
+	}
+	return r.Load.Start.Sub(s.Origin).Seconds()
+}
+
 // x maps seconds since the run's start to pixels for a timeline width pixels wide.
 func (s Scale) x(width float64, r *Run) func(sec float64) float64 {
-	shift := 0.0
-	if !s.Origin.IsZero() {
-		shift = r.Load.Start.Sub(s.Origin).Seconds()
-	}
+	shift := s.shift(r)
 	plotW := width - marginLeft - marginRight
 	return func(sec float64) float64 { return marginLeft + (sec+shift)/s.Seconds*plotW }
 }
@@ -319,10 +324,7 @@ func TimelineSVG(r *Run, width float64, sc Scale) template.HTML {
 	for sc.Seconds/step > 12 {
 		step *= 2
 	}
-	shift := 0.0
-	if !sc.Origin.IsZero() {
-		shift = r.Load.Start.Sub(sc.Origin).Seconds()
-	}
+	shift := sc.shift(r)
 	for t := 0.0; t <= sc.Seconds; t += step {
 		b.el(`<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#888"/>`, x(t-shift), axisTop, x(t-shift), axisTop+4)
 		b.el(`<text x="%.1f" y="%.1f" font-size="10" text-anchor="middle" fill="#555">%.0f s</text>`, x(t-shift), axisTop+15, t)

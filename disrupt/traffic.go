@@ -448,14 +448,25 @@ func (tr *Traffic) Settle() { time.Sleep(tr.o.Settle()) }
 // the reality gate.
 func (tr *Traffic) Rollout(tb testing.TB, what string, timeout time.Duration, apply func()) {
 	tb.Helper()
+	tr.change(tb, what, timeout, apply, nil)
+}
+
+// change marks the start of a change, applies it, waits until the evicted pods (if any) are gone and
+// the Deployment has rolled out, marks the end, and records the pods before and after for the reality
+// gate: with the evicted pods for a drain or an eviction, with the old ReplicaSets for a rollout.
+func (tr *Traffic) change(tb testing.TB, what string, timeout time.Duration, apply func(), evicted []string) {
+	tb.Helper()
 	before := tr.Snapshot(tb)
 	tr.Mark(what)
 	apply()
+	tr.waitGone(tb, what, evicted, timeout)
 	WaitRolledOut(tb, tr.client, tr.ns, tr.target.Deployment, timeout)
 	tr.Mark(what + " done")
-	tr.Replaced(Replaced{What: what, Replacement: gate.Replacement{
-		Before: before, After: tr.Snapshot(tb), OldReplicaSets: tr.ReplicaSets(tb),
-	}})
+	rep := gate.Replacement{Before: before, After: tr.Snapshot(tb)}
+	if len(evicted) == 0 {
+		rep.OldReplicaSets = tr.ReplicaSets(tb)
+	}
+	tr.Replaced(Replaced{What: what, Evicted: evicted, Replacement: rep})
 }
 
 // Upgrade is a Rollout that runs `helm upgrade` of the target's release (terratest's helm.Upgrade) with
