@@ -194,6 +194,19 @@ func (s *Server) quiet(d time.Duration) bool {
 	return true
 }
 
+// active counts the connections serving a request.
+func (s *Server) active() int {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	n := 0
+	for _, c := range s.conns {
+		if c.state == http.StateActive {
+			n++
+		}
+	}
+	return n
+}
+
 // waitQuiet waits until the idle connections have been idle for KeepAliveQuiet, at most four times
 // that and never past ctx's deadline (the drain timeout).
 func (s *Server) waitQuiet(ctx context.Context) {
