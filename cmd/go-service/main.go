@@ -13,6 +13,8 @@
 //	go-service load -url U -client GET:new-conn:200 -client POST:keep-alive:50 [-duration D] [-control ADDR]
 //	                           open-loop load from several clients; prints the results as JSON
 //	go-service get URL         one GET; exit 0 on HTTP 200 (the helm test hook's client)
+//	go-service proxy [-listen :8081] [-upstream http://127.0.0.1:8080]
+//	                           a reverse proxy in front of the app (the sidecar scenarios)
 //	go-service check ...       the zero-downtime rules over manifests, a chart or a running release
 //	                           (package check; not in the service image, built with -tags service_only)
 package main
@@ -50,9 +52,11 @@ func main() {
 			os.Exit(runLoad(args[1:]))
 		case "check":
 			os.Exit(runCheck(args[1:]))
+		case "proxy":
+			os.Exit(runProxy(args[1:]))
 		case "serve":
 		default:
-			fmt.Fprintf(os.Stderr, "go-service: unknown command %q (serve, load, get, check)\n", args[0])
+			fmt.Fprintf(os.Stderr, "go-service: unknown command %q (serve, load, get, proxy, check)\n", args[0])
 			os.Exit(2)
 		}
 	}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// runProxy is a small reverse proxy for the sidecar scenarios: a container in the request path, in
+// front of the app (what a service mesh or an auth proxy is). It forwards every request to -upstream and
+// follows the app's drain: the app's "Connection: close" (a hop-by-hop header a proxy would drop) is
+// passed on, so a client's pooled connection leaves the pod with its next response, and once no client
+// connection has been used for -quiet the idle ones are closed, as the graceful package does (an idle
+// connection kept open would carry a later request to an app that has gone). On SIGTERM it calls
+// http.Server.Shutdown: it stops listening at once and finishes the requests in flight. As a native
+// sidecar it gets SIGTERM only after the app has exited; as a regular container it gets it as soon as the
+// pod starts terminating, while the endpoint is still in use.
+func runProxy(args []string) int {
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	listen := fs.String("listen", ":8081", "listen address")
+	upstream := fs.String("upstream", "http://127.0.0.1:8080", "the app's URL")
+	drain := fs.Duration("drain-timeout", 15*time.Second, "how long requests in flight may take after SIGTERM")
+	quiet := fs.Duration("quiet", 500*time.Millisecond, "once the app drains, close idle client connections after this long without a request")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	u, err := url.Parse(*upstream)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		fmt.Fprintf(os.Stderr, "go-service proxy: -upstream %q is not an absolute URL\n", *upstream)
+		return 2
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("proxy", *listen)
+	srv := &http.Server{Addr: *listen, ReadHeaderTimeout: 10 * time.Second}
+	srv.Handler, srv.ConnState = newProxy(u, srv, *quiet, log)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("proxying", "upstream", u.String())
+	select {
+	case err := <-errc:
+		log.Error("serve", "err", err)
+		return 1
+	case <-ctx.Done():
+	}
+	log.Info("SIGTERM: closing the listener, finishing requests in flight")
+	sctx, cancel := context.WithTimeout(context.Background(), *drain)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// newProxy forwards to u. When the app closes a connection (it is draining) the client's connection is
+// closed after the response too, and the idle client connections of srv are closed once none has been
+// used for quiet. It returns the handler and srv's ConnState hook.
+func newProxy(u *url.URL, srv *http.Server, quiet time.Duration, log *slog.Logger) (http.Handler, func(net.Conn, http.ConnState)) {
+	var (
+		mu       sync.Mutex
+		lastUsed time.Time
+		draining atomic.Bool
+	)
+	track := func(_ net.Conn, st http.ConnState) {
+		if st == http.StateActive || st == http.StateNew {
+			mu.Lock()
+			lastUsed = time.Now()
+			mu.Unlock()
+		}
+	}
+	closeIdleWhenQuiet := func() {
+		for {
+			mu.Lock()
+			idle := time.Since(lastUsed)
+			mu.Unlock()
+			if idle >= quiet {
+				log.Info("the app drains and no client connection was used for the quiet period: closing the idle ones", "quiet", quiet)
+				srv.SetKeepAlivesEnabled(false) // closes the idle connections; later responses close theirs
+				return
+			}
+			time.Sleep(quiet - idle)
+		}
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if resp.Close {
+			resp.Header.Set("Connection", "close")
+			if !draining.Swap(true) {
+				log.Info("the app is draining: responses close their connections")
+				go closeIdleWhenQuiet()
+			}
+		}
+		return nil
+	}
+	rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
+		log.Warn("upstream", "err", err)
+		http.Error(w, "upstream: "+err.Error(), http.StatusBadGateway)
+	}
+	return rp, track
+}
