@@ -164,6 +164,12 @@ exec:
     - {{ quote . }}
     {{- end }}
     - {{ int64 $p.delaySeconds | quote }}
+{{- else if eq $mode "command" }}
+exec:
+  command:
+    {{- range $p.command }}
+    - {{ quote . }}
+    {{- end }}
 {{- else if eq $mode "httpGet" }}
 httpGet:
   path: {{ $p.httpGet.path | quote }}
@@ -300,6 +306,24 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- with (include "go-service.capabilitiesAdded" $sc | fromJsonArray) }}
 {{- $w = append $w (printf "securityContext.capabilities.add grants %s: each is a privilege beyond the restricted profile (only NET_BIND_SERVICE is allowed there)." (join ", " .)) }}
 {{- end }}
+{{- if and .Values.goRuntime.gomemlimit (not (include "go-service.gomemlimit" .)) }}
+{{- $w = append $w "goRuntime.gomemlimit is true but resources.limits.memory is not set, so GOMEMLIMIT is not set: the Go GC does not know the container's budget, and the kernel OOM-kills it instead. Set resources.limits.memory, or goRuntime.gomemlimit to false." }}
+{{- end }}
+{{- if and .Values.topologySpread.enabled (not .Values.topologySpreadConstraints) }}
+{{- range .Values.topologySpread.topologyKeys }}
+  {{- $k := include "go-service.spreadKey" (dict "key" . "defaults" $.Values.topologySpread) | fromJson }}
+  {{- if and (eq $k.whenUnsatisfiable "DoNotSchedule") (ne $k.key "kubernetes.io/hostname") }}
+    {{- $w = append $w (printf "topologySpread: %s with DoNotSchedule: the scheduler skips nodes without that label, so on a cluster whose nodes lack it every new pod stays Pending and rollouts stall. Use ScheduleAnyway for this key ({key: %s, whenUnsatisfiable: ScheduleAnyway}) unless every node has it." $k.key $k.key) }}
+  {{- end }}
+{{- end }}
+{{- end }}
+{{- with include "go-service.requestPathSidecar" . | fromJson }}
+{{- $sc := index $.Values.sidecars (int .index) }}
+{{- if and (ne (include "go-service.nativeSidecars" $) "true") (not (and $sc.lifecycle $sc.lifecycle.preStop)) }}
+{{- $fix := ternary "Set sidecarMode to auto or native: a native sidecar stops only after the app has exited." (printf "This cluster (%s) has no native sidecars (Kubernetes 1.29): give sidecars[%d] a lifecycle.preStop that lasts shutdown.preStop.delaySeconds + shutdown.drainTimeoutSeconds (%ds), and make it finish its requests on SIGTERM." $.Capabilities.KubeVersion.Version (int .index) (add $.Values.shutdown.preStop.delaySeconds $.Values.shutdown.drainTimeoutSeconds)) (semverCompare ">=1.29.0-0" $.Capabilities.KubeVersion.Version) }}
+{{- $w = append $w (printf "sidecars[%d] (%s) is in the request path (service.targetPort) as a regular container with no preStop hook: it gets SIGTERM as soon as a pod starts terminating, while its endpoint still takes traffic, and requests are dropped. %s" (int .index) .name $fix) }}
+{{- end }}
+{{- end }}
 {{- if eq (include "go-service.preStopMode" .) "exec" }}
 {{- $w = append $w (printf "The preStop hook runs %q in the container (mode exec on Kubernetes %s): the image must contain that binary, or the pod gets no delay before SIGTERM." (first .Values.shutdown.preStop.sleepCommand) .Capabilities.KubeVersion.Version) }}
 {{- end }}
@@ -311,12 +335,9 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- if .Values.shutdown.env }}
 {{ include "go-service.contractEnv" . }}
 {{- end }}
-{{- if .Values.goRuntime.gomemlimit }}
+{{- with include "go-service.gomemlimit" . }}
 - name: GOMEMLIMIT
-  valueFrom:
-    resourceFieldRef:
-      containerName: app
-      resource: limits.memory
+  value: {{ . | quote }}
 {{- end }}
 {{- if .Values.goRuntime.gomaxprocs }}
 - name: GOMAXPROCS
@@ -325,9 +346,65 @@ failureThreshold: {{ int64 .failureThreshold }}
       containerName: app
       resource: limits.cpu
 {{- end }}
+{{- if (.Values.otel | default dict).enabled }}
+{{ include "go-service.otelEnv" . }}
+{{- end }}
 {{- with .Values.env }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/* GOMEMLIMIT in bytes: goRuntime.gomemlimitRatio of the memory limit; "" when off or without a limit. */}}
+{{- define "go-service.gomemlimit" -}}
+{{- $limits := (.Values.resources | default dict).limits | default dict }}
+{{- if and .Values.goRuntime.gomemlimit (hasKey $limits "memory") }}
+  {{- $bytes := include "go-service.quantityValue" $limits.memory | float64 }}
+  {{- printf "%.0f" (floor (mulf $bytes (.Values.goRuntime.gomemlimitRatio | default 0.9))) }}
+{{- end }}
+{{- end }}
+
+{{/* The OpenTelemetry resource environment. The downward API variables come first: $(VAR) only expands
+     variables defined before it. */}}
+{{- define "go-service.otelEnv" -}}
+{{- $o := .Values.otel }}
+{{- $attrs := list "k8s.pod.name=$(K8S_POD_NAME)" "k8s.namespace.name=$(K8S_NAMESPACE_NAME)" "k8s.node.name=$(K8S_NODE_NAME)" (printf "k8s.deployment.name=%s" (include "go-service.fullname" .)) "k8s.container.name=app" (printf "service.version=%s" (include "go-service.imageTag" .)) }}
+{{- range $k, $v := $o.resourceAttributes }}
+  {{- $attrs = append $attrs (printf "%s=%s" $k $v) }}
+{{- end -}}
+- name: K8S_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: K8S_NAMESPACE_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: K8S_NODE_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: spec.nodeName
+- name: OTEL_SERVICE_NAME
+  value: {{ $o.serviceName | default (include "go-service.name" .) | quote }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $attrs | quote }}
+{{- end }}
+
+{{/* The variables the chart sets itself (a user env entry with one of these names is refused). */}}
+{{- define "go-service.chartEnvNames" -}}
+{{- $n := list }}
+{{- if .Values.shutdown.env }}
+  {{- $n = concat $n (list "GO_SERVICE_PRESTOP_MODE" "GO_SERVICE_PRESTOP_DELAY" "GO_SERVICE_SHUTDOWN_DELAY" "GO_SERVICE_DRAIN_TIMEOUT" "GO_SERVICE_TERMINATION_GRACE_PERIOD" "GO_SERVICE_HTTP_PORT" "GO_SERVICE_READINESS_PATH" "GO_SERVICE_LIVENESS_PATH" "GO_SERVICE_PRESTOP_PATH") }}
+{{- end }}
+{{- if include "go-service.gomemlimit" . }}
+  {{- $n = append $n "GOMEMLIMIT" }}
+{{- end }}
+{{- if .Values.goRuntime.gomaxprocs }}
+  {{- $n = append $n "GOMAXPROCS" }}
+{{- end }}
+{{- if (.Values.otel | default dict).enabled }}
+  {{- $n = concat $n (list "K8S_POD_NAME" "K8S_NAMESPACE_NAME" "K8S_NODE_NAME" "OTEL_SERVICE_NAME" "OTEL_RESOURCE_ATTRIBUTES") }}
+{{- end }}
+{{- toJson $n }}
 {{- end }}
 
 {{/*
@@ -348,12 +425,24 @@ Scheduling.
 {{- end }}
 {{- else if .Values.topologySpread.enabled }}
 {{- range .Values.topologySpread.topologyKeys }}
-{{- $out = append $out (dict "maxSkew" (int64 $.Values.topologySpread.maxSkew) "topologyKey" . "whenUnsatisfiable" $.Values.topologySpread.whenUnsatisfiable "labelSelector" (dict "matchLabels" $sel) "matchLabelKeys" (list "pod-template-hash")) }}
+  {{- $k := include "go-service.spreadKey" (dict "key" . "defaults" $.Values.topologySpread) | fromJson }}
+  {{- $out = append $out (dict "maxSkew" (int64 $k.maxSkew) "topologyKey" $k.key "whenUnsatisfiable" $k.whenUnsatisfiable "labelSelector" (dict "matchLabels" $sel) "matchLabelKeys" (list "pod-template-hash")) }}
 {{- end }}
 {{- end }}
 {{- with $out }}
 topologySpreadConstraints:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* One topologySpread.topologyKeys entry (a label, or an object with its own settings) with the block's
+     defaults filled in, as JSON {key, whenUnsatisfiable, maxSkew}. */}}
+{{- define "go-service.spreadKey" -}}
+{{- $d := .defaults }}
+{{- if kindIs "map" .key }}
+  {{- toJson (dict "key" (toString .key.key) "whenUnsatisfiable" (.key.whenUnsatisfiable | default $d.whenUnsatisfiable) "maxSkew" (ternary .key.maxSkew $d.maxSkew (hasKey .key "maxSkew"))) }}
+{{- else }}
+  {{- toJson (dict "key" (toString .key) "whenUnsatisfiable" $d.whenUnsatisfiable "maxSkew" $d.maxSkew) }}
 {{- end }}
 {{- end }}
 
@@ -387,4 +476,54 @@ hashed as the ConfigMap holds it (a string); toJson sorts the keys.
   {{- $_ := set $data $k (toString $v) }}
 {{- end }}
 {{- toJson $data | sha256sum }}
+{{- end }}
+
+{{/*
+Sidecars and init containers.
+*/}}
+
+{{/* "true" when the sidecars run as native sidecars (init containers with restartPolicy Always). */}}
+{{- define "go-service.nativeSidecars" -}}
+{{- $mode := .Values.sidecarMode | default "auto" }}
+{{- if eq $mode "auto" }}
+  {{- semverCompare ">=1.29.0-0" .Capabilities.KubeVersion.Version }}
+{{- else }}
+  {{- eq $mode "native" }}
+{{- end }}
+{{- end }}
+
+{{/* User containers (.containers) as YAML list items: each with the chart's container securityContext
+     (.securityContext) when it has none, and restartPolicy Always when .native. */}}
+{{- define "go-service.userContainers" -}}
+{{- $out := list }}
+{{- range .containers }}
+  {{- $c := deepCopy . }}
+  {{- if not (hasKey $c "securityContext") }}
+    {{- $_ := set $c "securityContext" $.securityContext }}
+  {{- end }}
+  {{- if $.native }}
+    {{- $_ := set $c "restartPolicy" "Always" }}
+  {{- end }}
+  {{- $out = append $out $c }}
+{{- end }}
+{{- with $out }}
+{{- toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The sidecar whose port service.targetPort names, as {"index": i, "name": n, "port": p}, or {}: the
+     container in the request path when it is not the app. */}}
+{{- define "go-service.requestPathSidecar" -}}
+{{- $ref := toString .Values.service.targetPort }}
+{{- $found := dict }}
+{{- if ne (include "go-service.portExists" (dict "ref" .Values.service.targetPort "ports" .Values.containerPorts)) "true" }}
+  {{- range $i, $c := .Values.sidecars }}
+    {{- range $p := $c.ports | default list }}
+      {{- if and (not $found) (or (eq (toString ($p.name | default "")) $ref) (eq (toString (int64 $p.containerPort)) $ref)) }}
+        {{- $found = dict "index" $i "name" $c.name "port" (int64 $p.containerPort) }}
+      {{- end }}
+    {{- end }}
+  {{- end }}
+{{- end }}
+{{- toJson $found }}
 {{- end }}

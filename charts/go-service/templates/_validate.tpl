@@ -6,7 +6,7 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 */}}
 {{- define "go-service.validate" -}}
 {{- $errs := list }}
-{{- range $area := list "strings" "names" "rollout" "shutdown" "ports" "resources" "volumes" "scheduling" "security" "disruption" "exposure" }}
+{{- range $area := list "strings" "names" "rollout" "shutdown" "ports" "resources" "volumes" "scheduling" "security" "disruption" "exposure" "containers" }}
 {{- $errs = concat $errs (include (printf "go-service.validate.%s" $area) $ | fromJsonArray) }}
 {{- end }}
 {{- if $errs }}
@@ -73,13 +73,22 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- if and (eq $s.preStop.mode "sleep") (not (semverCompare ">=1.30.0-0" $.Capabilities.KubeVersion.Version)) }}
 {{- $errs = append $errs (printf "shutdown.preStop.mode is sleep, but the native sleep action needs Kubernetes 1.30 and this cluster is %s: the API server would drop the hook. Use mode auto (exec here) or exec." $.Capabilities.KubeVersion.Version) }}
 {{- end }}
-{{- if $s.env }}
-{{- $contract := list "GO_SERVICE_PRESTOP_MODE" "GO_SERVICE_PRESTOP_DELAY" "GO_SERVICE_SHUTDOWN_DELAY" "GO_SERVICE_DRAIN_TIMEOUT" "GO_SERVICE_TERMINATION_GRACE_PERIOD" "GO_SERVICE_HTTP_PORT" "GO_SERVICE_READINESS_PATH" "GO_SERVICE_LIVENESS_PATH" "GO_SERVICE_PRESTOP_PATH" }}
+{{- $chartEnv := include "go-service.chartEnvNames" . | fromJsonArray }}
 {{- range $i, $e := $v.env }}
-{{- if and (kindIs "map" $e) (has $e.name $contract) }}
+{{- if and (kindIs "map" $e) (has $e.name $chartEnv) }}
+{{- if hasPrefix "GO_SERVICE_" $e.name }}
 {{- $errs = append $errs (printf "env[%d] sets %s, which the chart sets from shutdown.* (the shutdown contract): the app and the manifest would disagree. Remove it and set the shutdown value instead, or set shutdown.env to false to manage the variables yourself." $i $e.name) }}
+{{- else }}
+{{- $by := get (dict "GOMEMLIMIT" "goRuntime.gomemlimit" "GOMAXPROCS" "goRuntime.gomaxprocs") $e.name | default "otel.enabled" }}
+{{- $errs = append $errs (printf "env[%d] sets %s, which the chart sets itself (%s is true): one of the two would be ignored. Remove it, or set %s to false to set it yourself." $i $e.name $by $by) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- if and (eq $s.preStop.mode "command") (empty $s.preStop.command) }}
+{{- $errs = append $errs "shutdown.preStop.mode is command but shutdown.preStop.command is empty. Set the command (and declare how long it runs in shutdown.preStop.delaySeconds), or use mode auto." }}
+{{- end }}
+{{- if and (ne $s.preStop.mode "command") (not (empty $s.preStop.command)) }}
+{{- $errs = append $errs (printf "shutdown.preStop.command is set but shutdown.preStop.mode is %s, so it would never run. Set mode to command, or remove the command." $s.preStop.mode) }}
 {{- end }}
 {{- if and (eq $mode "httpGet") (ne (include "go-service.portExists" (dict "ref" $s.preStop.httpGet.port "ports" $v.containerPorts)) "true") }}
 {{- $errs = append $errs (printf "shutdown.preStop.httpGet.port (%v) is not one of containerPorts (%s). Use a name or number from containerPorts." $s.preStop.httpGet.port (keys $v.containerPorts | sortAlpha | join ", ")) }}
@@ -119,8 +128,8 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- if and $r.enabled $l.enabled (empty $r.custom) (empty $l.custom) (eq $r.path $l.path) (eq (toString $r.port) (toString $l.port)) }}
 {{- $errs = append $errs (printf "probes.liveness.path and probes.readiness.path are both %s on port %v: a draining pod fails readiness but must stay live, so one endpoint cannot answer both (the kubelet would restart every pod that drains, and the graceful package refuses it). Give probes.liveness.path its own endpoint, e.g. /healthz/live." $l.path $l.port) }}
 {{- end }}
-{{- if ne (include "go-service.portExists" (dict "ref" $v.service.targetPort "ports" $v.containerPorts)) "true" }}
-{{- $errs = append $errs (printf "service.targetPort (%v) is not one of containerPorts (%s)." $v.service.targetPort (keys $v.containerPorts | sortAlpha | join ", ")) }}
+{{- if and (ne (include "go-service.portExists" (dict "ref" $v.service.targetPort "ports" $v.containerPorts)) "true") (empty (include "go-service.requestPathSidecar" . | fromJson)) }}
+{{- $errs = append $errs (printf "service.targetPort (%v) is not one of containerPorts (%s) nor a port of a sidecar." $v.service.targetPort (keys $v.containerPorts | sortAlpha | join ", ")) }}
 {{- end }}
 {{- if and $v.serviceMonitor.enabled (not (hasKey $v.containerPorts $v.serviceMonitor.port)) }}
 {{- $errs = append $errs (printf "serviceMonitor.port (%s) is not a port name in containerPorts (%s)." $v.serviceMonitor.port (keys $v.containerPorts | sortAlpha | join ", ")) }}
@@ -186,6 +195,15 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- if $configMounted }}
 {{- $_ := set $paths (toString $v.config.mountPath) "config.mountPath" }}
 {{- end }}
+{{- range $list := list "sidecars" "initContainers" }}
+{{- range $i, $c := index $v $list | default list }}
+{{- range $j, $m := $c.volumeMounts | default list }}
+{{- if not (hasKey $volumes (toString $m.name)) }}
+{{- $errs = append $errs (printf "%s[%d].volumeMounts[%d].name (%s) is not a volume of the pod. Add it to extraVolumes, or mount one of: %s." $list $i $j $m.name (keys $volumes | sortAlpha | join ", " | default "(none)")) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- range $i, $m := $v.extraVolumeMounts | default list }}
 {{- $path := toString ($m.mountPath | default "") }}
 {{- if hasKey $paths $path }}
@@ -219,11 +237,12 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- $errs = append $errs "topologySpread.enabled is true but topologySpread.topologyKeys is empty. List at least one node label (e.g. kubernetes.io/hostname), or set topologySpread.enabled to false." }}
 {{- end }}
 {{- $keys := dict }}
-{{- range $i, $k := $v.topologySpread.topologyKeys | default list }}
-{{- if hasKey $keys (toString $k) }}
-{{- $errs = append $errs (printf "topologySpread.topologyKeys[%d] (%v) is listed twice: the API server rejects the repeated constraint. Remove it." $i $k) }}
+{{- range $i, $e := $v.topologySpread.topologyKeys | default list }}
+{{- $k := include "go-service.spreadKey" (dict "key" $e "defaults" $v.topologySpread) | fromJson }}
+{{- if hasKey $keys $k.key }}
+{{- $errs = append $errs (printf "topologySpread.topologyKeys[%d] (%v) is listed twice: the API server rejects the repeated constraint. Remove it." $i $k.key) }}
 {{- end }}
-{{- $_ := set $keys (toString $k) true }}
+{{- $_ := set $keys $k.key true }}
 {{- end }}
 {{- end }}
 {{- toJson $errs }}
@@ -345,6 +364,43 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
   {{- if and (hasKey $img "tag") (not (kindIs "string" $img.tag)) (not (kindIs "invalid" $img.tag)) }}
     {{- $errs = append $errs (printf "%s.tag is the number %v, not a string: YAML reads an unquoted tag as a number (1.10 becomes 1.1, 20240101 may become 2.0240101e+07). Quote the tag as you wrote it, e.g. tag: \"1.10\"." $path $img.tag) }}
   {{- end }}
+{{- end }}
+{{- toJson $errs }}
+{{- end }}
+
+{{/* Sidecars and init containers: names and ports that clash with the app or each other, and native
+     sidecars on a cluster without them. */}}
+{{- define "go-service.validate.containers" -}}
+{{- $errs := list }}
+{{- $v := .Values }}
+{{- if and (eq ($v.sidecarMode | default "auto") "native") (not (semverCompare ">=1.29.0-0" .Capabilities.KubeVersion.Version)) }}
+{{- $errs = append $errs (printf "sidecarMode is native, but native sidecars (init containers with restartPolicy Always) need Kubernetes 1.29 and this cluster is %s. Use sidecarMode auto (regular containers here) and give a sidecar in the request path a preStop hook of its own." .Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- $names := dict "app" "the app's container" }}
+{{- $ports := dict }}
+{{- range $name, $port := $v.containerPorts }}
+{{- $_ := set $ports (toString (int64 $port)) (printf "containerPorts.%s" $name) }}
+{{- end }}
+{{- range $list := list "sidecars" "initContainers" }}
+{{- range $i, $c := index $v $list | default list }}
+{{- $at := printf "%s[%d]" $list $i }}
+{{- if hasKey $names $c.name }}
+{{- $errs = append $errs (printf "%s.name (%s) is already %s: container names are unique in a pod. Rename it." $at $c.name (get $names $c.name)) }}
+{{- else }}
+{{- $_ := set $names $c.name $at }}
+{{- end }}
+{{- if and (eq $list "sidecars") (hasKey $c "restartPolicy") }}
+{{- $errs = append $errs (printf "%s.restartPolicy is set: sidecarMode decides how sidecars run (native sets restartPolicy Always). Remove it." $at) }}
+{{- end }}
+{{- range $j, $p := $c.ports | default list }}
+{{- $n := toString (int64 $p.containerPort) }}
+{{- if hasKey $ports $n }}
+{{- $errs = append $errs (printf "%s.ports[%d].containerPort (%s) is already %s: the containers of a pod share one network namespace, so only one can listen on it. Use another port." $at $j $n (get $ports $n)) }}
+{{- else }}
+{{- $_ := set $ports $n (printf "%s.ports[%d]" $at $j) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- toJson $errs }}
 {{- end }}

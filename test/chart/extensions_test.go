@@ -1,0 +1,133 @@
+package chart_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/go-service/go-service/test/render"
+)
+
+// A custom preStop command runs as given and counts in the budget with its declared duration
+// (delaySeconds); postStart is passed through; both on every version the chart supports.
+func TestLifecycleValues(t *testing.T) {
+	t.Parallel()
+	var cases []valueCase
+	for _, kube := range render.KubeVersions {
+		cases = append(cases, valueCase{name: "preStop command and postStart on " + kube, kube: kube, values: m{
+			"shutdown":  m{"preStop": m{"mode": "command", "command": []string{"/bin/drain", "--wait=8s"}, "delaySeconds": 8}},
+			"postStart": m{"exec": m{"command": []string{"/bin/warm"}}},
+		}, check: func(t *testing.T, r *render.Result) {
+			c := container(t, r)
+			require.NotNil(t, c.Lifecycle)
+			require.NotNil(t, c.Lifecycle.PreStop.Exec)
+			assert.Equal(t, []string{"/bin/drain", "--wait=8s"}, c.Lifecycle.PreStop.Exec.Command, "run as given, nothing appended")
+			assert.Equal(t, []string{"/bin/warm"}, c.Lifecycle.PostStart.Exec.Command)
+			assert.EqualValues(t, 8+15+5, *deployment(t, r).Spec.Template.Spec.TerminationGracePeriodSeconds, "the declared duration is in the budget")
+			assert.Equal(t, "command", envVar(t, c, "GO_SERVICE_PRESTOP_MODE").Value)
+			assert.Equal(t, "0s", envVar(t, c, "GO_SERVICE_SHUTDOWN_DELAY").Value, "the hook covers the delay")
+			assert.NotContains(t, r.Notes, "WARNINGS", "no sleep binary is needed")
+		}})
+	}
+	cases = append(cases, valueCase{name: "postStart alone keeps the preStop sleep", values: m{"postStart": m{"httpGet": m{"path": "/warm", "port": "http"}}}, check: func(t *testing.T, r *render.Result) {
+		c := container(t, r)
+		assert.Equal(t, "/warm", c.Lifecycle.PostStart.HTTPGet.Path)
+		require.NotNil(t, c.Lifecycle.PreStop.Sleep)
+		assert.EqualValues(t, 5, c.Lifecycle.PreStop.Sleep.Seconds)
+	}})
+	runValueCases(t, cases)
+}
+
+// GOMEMLIMIT is a share of the memory limit (90% by default), computed at render; without a limit it is
+// not set and NOTES warns.
+func TestGoRuntimeValues(t *testing.T) {
+	t.Parallel()
+	gomemlimit := func(t *testing.T, r *render.Result) string {
+		t.Helper()
+		e := envVar(t, container(t, r), "GOMEMLIMIT")
+		require.Nil(t, e.ValueFrom, "a value, not the downward API (which cannot scale it)")
+		return e.Value
+	}
+	runValueCases(t, []valueCase{
+		{name: "defaults: 90% of 256Mi", values: m{}, check: func(t *testing.T, r *render.Result) {
+			assert.Equal(t, "241591910", gomemlimit(t, r), "floor(0.9 x 268435456)")
+		}},
+		{name: "decimal limit and ratio", values: m{"resources": m{"limits": m{"memory": "1G"}}, "goRuntime": m{"gomemlimitRatio": 0.75}}, check: func(t *testing.T, r *render.Result) {
+			assert.Equal(t, "750000000", gomemlimit(t, r))
+		}},
+		{name: "ratio 1", values: m{"resources": m{"limits": m{"memory": "2Gi"}}, "goRuntime": m{"gomemlimitRatio": 1}}, check: func(t *testing.T, r *render.Result) {
+			assert.Equal(t, "2147483648", gomemlimit(t, r))
+		}},
+		{name: "no memory limit", values: m{"resources": m{"limits": nil}}, check: func(t *testing.T, r *render.Result) {
+			assert.False(t, hasEnv(container(t, r), "GOMEMLIMIT"))
+			assert.Contains(t, r.Notes, "goRuntime.gomemlimit is true but resources.limits.memory is not set")
+		}},
+		{name: "off", values: m{"goRuntime": m{"gomemlimit": false}, "resources": m{"limits": nil}}, check: func(t *testing.T, r *render.Result) {
+			assert.False(t, hasEnv(container(t, r), "GOMEMLIMIT"))
+			assert.NotContains(t, r.Notes, "WARNINGS")
+		}},
+	})
+}
+
+// The OpenTelemetry resource environment: the downward API variables before the attributes that
+// expand them, the service name from the chart (or alias), extra attributes last.
+func TestOtelValues(t *testing.T) {
+	t.Parallel()
+	runValueCases(t, []valueCase{
+		{name: "off by default", values: m{}, check: func(t *testing.T, r *render.Result) {
+			assert.False(t, hasEnv(container(t, r), "OTEL_SERVICE_NAME"))
+		}},
+		{name: "on", values: m{"otel": m{"enabled": true, "resourceAttributes": m{"deployment.environment.name": "prod"}}, "env": []any{m{"name": "A", "value": "b"}}}, check: func(t *testing.T, r *render.Result) {
+			c := container(t, r)
+			index := map[string]int{}
+			for i, e := range c.Env {
+				index[e.Name] = i
+			}
+			for name, path := range map[string]string{"K8S_POD_NAME": "metadata.name", "K8S_NAMESPACE_NAME": "metadata.namespace", "K8S_NODE_NAME": "spec.nodeName"} {
+				e := envVar(t, c, name)
+				require.NotNil(t, e.ValueFrom, name)
+				assert.Equal(t, path, e.ValueFrom.FieldRef.FieldPath)
+				assert.Less(t, index[name], index["OTEL_RESOURCE_ATTRIBUTES"], "%s is defined before it is expanded", name)
+			}
+			assert.Equal(t, "go-service", envVar(t, c, "OTEL_SERVICE_NAME").Value)
+			attrs := strings.Split(envVar(t, c, "OTEL_RESOURCE_ATTRIBUTES").Value, ",")
+			assert.Equal(t, []string{
+				"k8s.pod.name=$(K8S_POD_NAME)", "k8s.namespace.name=$(K8S_NAMESPACE_NAME)", "k8s.node.name=$(K8S_NODE_NAME)",
+				"k8s.deployment.name=test-go-service", "k8s.container.name=app", "service.version=0.1.0", "deployment.environment.name=prod",
+			}, attrs)
+			assert.Equal(t, len(c.Env)-1, index["A"], "the user's env comes last")
+		}},
+		{name: "service name", values: m{"otel": m{"enabled": true, "serviceName": "orders"}}, check: func(t *testing.T, r *render.Result) {
+			assert.Equal(t, "orders", envVar(t, container(t, r), "OTEL_SERVICE_NAME").Value)
+		}},
+	})
+}
+
+// Each topology key can set its own whenUnsatisfiable and maxSkew; a key that needs a label every node
+// may lack, enforced, is warned about.
+func TestSpreadPerKey(t *testing.T) {
+	t.Parallel()
+	runValueCases(t, []valueCase{
+		{name: "hostname enforced, zone preferred", values: m{"topologySpread": m{"maxSkew": 2, "topologyKeys": []any{
+			m{"key": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule", "maxSkew": 1},
+			"topology.kubernetes.io/zone",
+		}}}, check: func(t *testing.T, r *render.Result) {
+			tsc := deployment(t, r).Spec.Template.Spec.TopologySpreadConstraints
+			require.Len(t, tsc, 2)
+			assert.Equal(t, "kubernetes.io/hostname", tsc[0].TopologyKey)
+			assert.Equal(t, corev1.DoNotSchedule, tsc[0].WhenUnsatisfiable)
+			assert.EqualValues(t, 1, tsc[0].MaxSkew)
+			assert.Equal(t, "topology.kubernetes.io/zone", tsc[1].TopologyKey)
+			assert.Equal(t, corev1.ScheduleAnyway, tsc[1].WhenUnsatisfiable, "the block's default")
+			assert.EqualValues(t, 2, tsc[1].MaxSkew, "the block's default")
+			assert.NotContains(t, r.Notes, "WARNINGS", "every node has a hostname")
+		}},
+		{name: "zone enforced", values: m{"topologySpread": m{"topologyKeys": []any{m{"key": "topology.kubernetes.io/zone", "whenUnsatisfiable": "DoNotSchedule"}}}}, check: func(t *testing.T, r *render.Result) {
+			assert.Equal(t, corev1.DoNotSchedule, deployment(t, r).Spec.Template.Spec.TopologySpreadConstraints[0].WhenUnsatisfiable)
+			assert.Contains(t, r.Notes, "topologySpread: topology.kubernetes.io/zone with DoNotSchedule")
+		}},
+	})
+}
