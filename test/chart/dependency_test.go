@@ -2,6 +2,7 @@ package chart_test
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -63,6 +64,46 @@ func TestDependencyChart(t *testing.T) {
 		})
 	}
 
+	// global.* reaches every alias: the registry mirror, the pull secrets and the labels; an alias's own
+	// commonLabels win over the global ones, its own pull secrets are added.
+	t.Run("globals reach every alias", func(t *testing.T) {
+		t.Parallel()
+		r := mustRender(t, render.Options{Chart: umbrella, ReleaseName: "shop", Values: m{
+			"global": m{"imageRegistry": "mirror.internal:5000", "imagePullSecrets": []any{"mirror-pull", m{"name": "shared"}}, "commonLabels": m{"team": "shop", "cost-center": "42"}},
+			"api":    m{"imagePullSecrets": []any{"mirror-pull", "api-only"}, "commonLabels": m{"team": "edge"}},
+		}})
+		secrets := func(ps []corev1.LocalObjectReference) []string {
+			var out []string
+			for _, p := range ps {
+				out = append(out, p.Name)
+			}
+			return out
+		}
+		for alias, want := range map[string]struct {
+			image, team string
+			secrets     []string
+		}{
+			"api":    {"mirror.internal:5000/shop/api:1.4.0", "edge", []string{"mirror-pull", "shared", "api-only"}},
+			"worker": {"mirror.internal:5000/shop/worker:2.0.1", "shop", []string{"mirror-pull", "shared"}},
+		} {
+			d := render.Named[*appsv1.Deployment](t, r, "shop-"+alias)
+			assert.Equal(t, want.image, d.Spec.Template.Spec.Containers[0].Image, alias)
+			assert.Equal(t, want.secrets, secrets(d.Spec.Template.Spec.ImagePullSecrets), alias)
+			for what, labels := range map[string]map[string]string{"Deployment": d.Labels, "pod": d.Spec.Template.Labels, "Service": render.Named[*corev1.Service](t, r, "shop-"+alias).Labels} {
+				assert.Equal(t, want.team, labels["team"], "%s %s", alias, what)
+				assert.Equal(t, "42", labels["cost-center"], "%s %s", alias, what)
+			}
+		}
+		test := render.One[*corev1.Pod](t, r)
+		assert.True(t, strings.HasPrefix(test.Spec.Containers[0].Image, "mirror.internal:5000/"), "the helm test image too: %s", test.Spec.Containers[0].Image)
+		assert.Equal(t, []string{"mirror-pull", "shared", "api-only"}, secrets(test.Spec.ImagePullSecrets))
+	})
+	t.Run("a global label on the selector is refused", func(t *testing.T) {
+		t.Parallel()
+		_, err := render.Render(render.Options{Chart: umbrella, ReleaseName: "shop", Values: m{"global": m{"commonLabels": m{"app.kubernetes.io/name": "shop"}}}})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "global.commonLabels sets app.kubernetes.io/name, a label of the Deployment's selector")
+	})
 	t.Run("guardrail names the alias", func(t *testing.T) {
 		t.Parallel()
 		_, err := render.Render(render.Options{Chart: umbrella, ReleaseName: "shop",

@@ -131,3 +131,22 @@ func TestSpreadPerKey(t *testing.T) {
 		}},
 	})
 }
+
+// global.imageRegistry replaces the registry of a repository that names one (a first component with a
+// '.' or ':' or localhost) and goes before one that does not.
+func TestGlobalImageRegistry(t *testing.T) {
+	t.Parallel()
+	var cases []valueCase
+	for repo, want := range map[string]string{
+		"go-service":                       "mirror.internal/go-service:0.1.0",
+		"team/app":                         "mirror.internal/team/app:0.1.0",
+		"ghcr.io/team/app":                 "mirror.internal/team/app:0.1.0",
+		"localhost/app":                    "mirror.internal/app:0.1.0",
+		"registry.example.com:5000/ns/app": "mirror.internal/ns/app:0.1.0",
+	} {
+		cases = append(cases, valueCase{name: repo, values: m{"image": m{"repository": repo}, "global": m{"imageRegistry": "mirror.internal"}}, check: func(t *testing.T, r *render.Result) {
+			assert.Equal(t, want, container(t, r).Image)
+		}})
+	}
+	runValueCases(t, cases)
+}

@@ -36,7 +36,7 @@ helm.sh/chart: {{ include "go-service.chart" . | quote }}
 {{ include "go-service.selectorLabels" . }}
 app.kubernetes.io/version: {{ include "go-service.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
-{{- with .Values.commonLabels }}
+{{- with include "go-service.commonLabels" . | fromJson }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
@@ -51,7 +51,7 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 app.kubernetes.io/version: {{ include "go-service.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 app.kubernetes.io/component: test
-{{- with .Values.commonLabels }}
+{{- with include "go-service.commonLabels" . | fromJson }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
@@ -91,15 +91,51 @@ The image.
 {{/* repository:tag, repository@digest, or repository:tag@digest when both are set explicitly. */}}
 {{- define "go-service.image" -}}
 {{- $img := .Values.image }}
+{{- $repo := include "go-service.repository" (dict "repository" $img.repository "global" .Values.global) }}
 {{- if $img.digest }}
 {{- if $img.tag }}
-{{- printf "%s:%s@%s" $img.repository (toString $img.tag) $img.digest }}
+{{- printf "%s:%s@%s" $repo (toString $img.tag) $img.digest }}
 {{- else }}
-{{- printf "%s@%s" $img.repository $img.digest }}
+{{- printf "%s@%s" $repo $img.digest }}
 {{- end }}
 {{- else }}
-{{- printf "%s:%s" $img.repository (include "go-service.imageTag" .) }}
+{{- printf "%s:%s" $repo (include "go-service.imageTag" .) }}
 {{- end }}
+{{- end }}
+
+{{/* A repository with global.imageRegistry in place of its registry (or before it, when it names none). A
+     first component is a registry when it has a '.' or a ':' or is localhost, as for the container runtime. */}}
+{{- define "go-service.repository" -}}
+{{- $repo := .repository }}
+{{- with (.global | default dict).imageRegistry }}
+  {{- $parts := splitList "/" $repo }}
+  {{- $first := first $parts }}
+  {{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) }}
+    {{- $repo = rest $parts | join "/" }}
+  {{- end }}
+  {{- $repo = printf "%s/%s" . $repo }}
+{{- end }}
+{{- $repo }}
+{{- end }}
+
+{{/* The pull secrets: global.imagePullSecrets (names or {name: ...}), then imagePullSecrets, each once. */}}
+{{- define "go-service.imagePullSecrets" -}}
+{{- $names := list }}
+{{- range concat ((.Values.global | default dict).imagePullSecrets | default list) (.Values.imagePullSecrets | default list) }}
+  {{- $n := . }}
+  {{- if kindIs "map" . }}
+    {{- $n = .name }}
+  {{- end }}
+  {{- if not (has $n $names) }}
+    {{- $names = append $names $n }}
+  {{- end }}
+{{- end }}
+{{- toJson $names }}
+{{- end }}
+
+{{/* global.commonLabels with commonLabels over them, as JSON. */}}
+{{- define "go-service.commonLabels" -}}
+{{- toJson (merge (deepCopy (.Values.commonLabels | default dict)) ((.Values.global | default dict).commonLabels | default dict)) }}
 {{- end }}
 
 {{/*

@@ -341,13 +341,13 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
   {{- $errs = append $errs (printf "the resources would be named %q (from the release name %q and nameOverride), but the Service's name must be an RFC 1035 label: lowercase letters, digits and '-', starting with a letter. Set fullnameOverride (e.g. svc-%s)." $full .Release.Name (regexReplaceAll "[^-a-z0-9]" (lower $full) "")) }}
 {{- end }}
 {{- range $key := list "app.kubernetes.io/name" "app.kubernetes.io/instance" }}
-  {{- range $field := list "commonLabels" "podLabels" }}
-    {{- if hasKey (index $v $field) $key }}
+  {{- range $field := list "commonLabels" "podLabels" "global.commonLabels" }}
+    {{- if hasKey (ternary (($v.global | default dict).commonLabels | default dict) (index $v $field | default dict) (eq $field "global.commonLabels")) $key }}
       {{- $errs = append $errs (printf "%s sets %s, a label of the Deployment's selector: the selector would no longer match its pods (and it cannot change after install). Remove it from %s; use nameOverride or the release name instead." $field $key $field) }}
     {{- end }}
   {{- end }}
 {{- end }}
-{{- $keyed := dict "commonLabels" $v.commonLabels "podLabels" $v.podLabels "podAnnotations" $v.podAnnotations "deploymentAnnotations" $v.deploymentAnnotations "service.labels" $v.service.labels "service.annotations" $v.service.annotations "serviceAccount.annotations" $v.serviceAccount.annotations "ingress.annotations" $v.ingress.annotations "serviceMonitor.labels" $v.serviceMonitor.labels }}
+{{- $keyed := dict "commonLabels" $v.commonLabels "podLabels" $v.podLabels "podAnnotations" $v.podAnnotations "deploymentAnnotations" $v.deploymentAnnotations "service.labels" $v.service.labels "service.annotations" $v.service.annotations "serviceAccount.annotations" $v.serviceAccount.annotations "ingress.annotations" $v.ingress.annotations "serviceMonitor.labels" $v.serviceMonitor.labels "global.commonLabels" (($v.global | default dict).commonLabels | default dict) }}
 {{- range $field, $m := $keyed }}
   {{- range $key, $_ := $m }}
     {{- $parts := splitList "/" $key }}
