@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/go-service/go-service/test/render"
 )
@@ -149,4 +150,36 @@ func TestGlobalImageRegistry(t *testing.T) {
 		}})
 	}
 	runValueCases(t, cases)
+}
+
+// Values that may be templates (annotations, env values, config data, ingress hosts) are rendered with
+// tpl; extraObjects are any manifests, rendered with tpl too.
+func TestTemplatedValues(t *testing.T) {
+	t.Parallel()
+	values := m{
+		"podAnnotations": m{"owner": "{{ .Release.Name }}-team", "plain": "100%"},
+		"env":            []any{m{"name": "SELF", "value": `http://{{ include "go-service.fullname" . }}:{{ .Values.service.port }}`}},
+		"config":         m{"data": m{"URL": "https://{{ .Release.Name }}.example.com"}},
+		"ingress": m{"enabled": true, "hosts": []any{m{"host": "{{ .Release.Name }}.example.com", "paths": []any{m{"path": "/", "pathType": "Prefix"}}}},
+			"tls": []any{m{"hosts": []any{"{{ .Release.Name }}.example.com"}, "secretName": "tls"}}},
+		"extraObjects": []any{
+			m{"apiVersion": "v1", "kind": "Secret", "metadata": m{"name": "{{ .Release.Name }}-extra"}, "stringData": m{"a": "b"}},
+			"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cm\ndata:\n  replicas: \"{{ .Values.replicaCount }}\"\n",
+		},
+	}
+	r := mustRender(t, render.Options{ReleaseName: "shop", Values: values})
+	d := deployment(t, r)
+	assert.Equal(t, "shop-team", d.Spec.Template.Annotations["owner"])
+	assert.Equal(t, "100%", d.Spec.Template.Annotations["plain"], "a string without a template is used as is")
+	assert.Equal(t, "http://shop-go-service:80", envVar(t, container(t, r), "SELF").Value)
+	assert.Equal(t, "https://shop.example.com", render.Named[*corev1.ConfigMap](t, r, "shop-go-service").Data["URL"])
+	ing := render.One[*networkingv1.Ingress](t, r)
+	assert.Equal(t, "shop.example.com", ing.Spec.Rules[0].Host)
+	assert.Equal(t, []string{"shop.example.com"}, ing.Spec.TLS[0].Hosts)
+	assert.Equal(t, "b", render.Named[*corev1.Secret](t, r, "shop-extra").StringData["a"])
+	assert.Equal(t, "2", render.Named[*corev1.ConfigMap](t, r, "shop-cm").Data["replicas"])
+
+	// The config checksum is over the rendered data: another release renders other data.
+	other := mustRender(t, render.Options{ReleaseName: "cart", Values: values})
+	assert.NotEqual(t, d.Spec.Template.Annotations["checksum/config"], deployment(t, other).Spec.Template.Annotations["checksum/config"])
 }

@@ -385,7 +385,7 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- if (.Values.otel | default dict).enabled }}
 {{ include "go-service.otelEnv" . }}
 {{- end }}
-{{- with .Values.env }}
+{{- with include "go-service.tplEnv" . | fromJsonArray }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
@@ -509,7 +509,7 @@ hashed as the ConfigMap holds it (a string); toJson sorts the keys.
 {{- define "go-service.configChecksum" -}}
 {{- $data := dict }}
 {{- range $k, $v := .Values.config.data }}
-  {{- $_ := set $data $k (toString $v) }}
+  {{- $_ := set $data $k (include "go-service.tpl" (dict "value" (toString $v) "context" $)) }}
 {{- end }}
 {{- toJson $data | sha256sum }}
 {{- end }}
@@ -562,4 +562,40 @@ Sidecars and init containers.
   {{- end }}
 {{- end }}
 {{- toJson $found }}
+{{- end }}
+
+{{/*
+Templates in values (tpl): annotations, env values, config data and ingress hosts may use the release's
+values and names ({{ .Release.Name }}). A string without "{{" is used as is.
+*/}}
+
+{{/* .value rendered with tpl in .context when it is a string holding a template; anything else as is. */}}
+{{- define "go-service.tpl" -}}
+{{- if and (kindIs "string" .value) (contains "{{" .value) }}
+  {{- tpl .value .context }}
+{{- else }}
+  {{- .value }}
+{{- end }}
+{{- end }}
+
+{{/* A map with each string value rendered with tpl, as JSON (nothing for an empty map). */}}
+{{- define "go-service.tplMap" -}}
+{{- $out := dict }}
+{{- range $k, $v := .value | default dict }}
+  {{- $_ := set $out $k (include "go-service.tpl" (dict "value" $v "context" $.context)) }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/* The user's env with each value rendered with tpl, as JSON. */}}
+{{- define "go-service.tplEnv" -}}
+{{- $out := list }}
+{{- range .Values.env | default list }}
+  {{- $e := deepCopy . }}
+  {{- if hasKey $e "value" }}
+    {{- $_ := set $e "value" (include "go-service.tpl" (dict "value" $e.value "context" $)) }}
+  {{- end }}
+  {{- $out = append $out $e }}
+{{- end }}
+{{- toJson $out }}
 {{- end }}

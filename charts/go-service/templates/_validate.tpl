@@ -6,7 +6,7 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 */}}
 {{- define "go-service.validate" -}}
 {{- $errs := list }}
-{{- range $area := list "strings" "names" "rollout" "shutdown" "ports" "resources" "volumes" "scheduling" "security" "disruption" "exposure" "containers" }}
+{{- range $area := list "strings" "names" "rollout" "shutdown" "ports" "resources" "volumes" "scheduling" "security" "disruption" "exposure" "containers" "templates" }}
 {{- $errs = concat $errs (include (printf "go-service.validate.%s" $area) $ | fromJsonArray) }}
 {{- end }}
 {{- if $errs }}
@@ -401,6 +401,60 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- end }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- toJson $errs }}
+{{- end }}
+
+{{/* Templates in values: they may read the release's values and names, never the cluster (lookup), and
+     what they render must still be valid where it goes. extraObjects must render to objects. */}}
+{{- define "go-service.validate.templates" -}}
+{{- $errs := list }}
+{{- $v := .Values }}
+{{- $strings := list }}
+{{- $maps := dict "podAnnotations" $v.podAnnotations "deploymentAnnotations" $v.deploymentAnnotations "service.annotations" $v.service.annotations "ingress.annotations" $v.ingress.annotations "httpRoute.annotations" $v.httpRoute.annotations "serviceAccount.annotations" $v.serviceAccount.annotations "config.data" $v.config.data }}
+{{- range $field, $m := $maps }}
+  {{- range $k, $s := $m | default dict }}
+    {{- $strings = append $strings (list (printf "%s.%s" $field $k) $s) }}
+  {{- end }}
+{{- end }}
+{{- range $i, $e := $v.env | default list }}
+  {{- $strings = append $strings (list (printf "env[%d].value" $i) $e.value) }}
+{{- end }}
+{{- range $i, $h := $v.ingress.hosts | default list }}
+  {{- $strings = append $strings (list (printf "ingress.hosts[%d].host" $i) $h.host) }}
+{{- end }}
+{{- range $i, $t := $v.ingress.tls | default list }}
+  {{- range $j, $h := $t.hosts | default list }}
+    {{- $strings = append $strings (list (printf "ingress.tls[%d].hosts[%d]" $i $j) $h) }}
+  {{- end }}
+{{- end }}
+{{- range $i, $o := $v.extraObjects | default list }}
+  {{- $strings = append $strings (list (printf "extraObjects[%d]" $i) (ternary $o (toYaml $o) (kindIs "string" $o))) }}
+{{- end }}
+{{- $lookup := false }}
+{{- range $strings }}
+  {{- $s := index . 1 }}
+  {{- if and (kindIs "string" $s) (regexMatch "\\{\\{[^}]*\\blookup\\b" $s) }}
+    {{- $errs = append $errs (printf "%s calls lookup in a template: values may be templates (tpl) that read the release's values and names, but not the cluster. Remove the lookup." (index . 0)) }}
+    {{- $lookup = true }}
+  {{- end }}
+{{- end }}
+{{- if not $lookup }}
+  {{- $hostRe := "^(\\*\\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" }}
+  {{- range $i, $h := $v.ingress.hosts | default list }}
+    {{- if and (kindIs "string" $h.host) (contains "{{" $h.host) }}
+      {{- $r := include "go-service.tpl" (dict "value" $h.host "context" $) }}
+      {{- if or (gt (len $r) 253) (not (regexMatch $hostRe $r)) }}
+        {{- $errs = append $errs (printf "ingress.hosts[%d].host renders %q, which is not a host name (lowercase letters, digits, '-' and '.'). Fix the template or the values it reads." $i $r) }}
+      {{- end }}
+    {{- end }}
+  {{- end }}
+  {{- range $i, $o := $v.extraObjects | default list }}
+    {{- $r := tpl (ternary $o (toYaml $o) (kindIs "string" $o)) $ | fromYaml }}
+    {{- if or (hasKey $r "Error") (not $r.apiVersion) (not $r.kind) (not (and (kindIs "map" $r.metadata) $r.metadata.name)) }}
+      {{- $errs = append $errs (printf "extraObjects[%d] does not render to one Kubernetes object with apiVersion, kind and metadata.name%s. Give it those (one object per entry)." $i (ternary (printf " (%v)" (get $r "Error")) "" (hasKey $r "Error"))) }}
+    {{- end }}
+  {{- end }}
 {{- end }}
 {{- toJson $errs }}
 {{- end }}
