@@ -183,3 +183,46 @@ func TestTemplatedValues(t *testing.T) {
 	other := mustRender(t, render.Options{ReleaseName: "cart", Values: values})
 	assert.NotEqual(t, d.Spec.Template.Annotations["checksum/config"], deployment(t, other).Spec.Template.Annotations["checksum/config"])
 }
+
+// A chart-managed Secret (env, files, its own checksum) and Secrets from elsewhere (env in order, a
+// checksum of their data read at upgrade, a Reloader annotation on request).
+func TestSecretValues(t *testing.T) {
+	t.Parallel()
+	checksum := func(t *testing.T, r *render.Result, key string) string {
+		t.Helper()
+		return deployment(t, r).Spec.Template.Annotations[key]
+	}
+	runValueCases(t, []valueCase{
+		{name: "none", values: m{}, check: func(t *testing.T, r *render.Result) {
+			assert.Empty(t, render.All[*corev1.Secret](r))
+			assert.Empty(t, container(t, r).EnvFrom)
+			assert.NotContains(t, deployment(t, r).Spec.Template.Annotations, "checksum/secret")
+		}},
+		{name: "chart secret as env and files", values: m{"secret": m{"data": m{"TOKEN": "abc"}, "mountPath": "/secrets"}}, check: func(t *testing.T, r *render.Result) {
+			s := render.Named[*corev1.Secret](t, r, "test-go-service")
+			assert.Equal(t, "abc", s.StringData["TOKEN"])
+			c := container(t, r)
+			require.Len(t, c.EnvFrom, 1)
+			assert.Equal(t, "test-go-service", c.EnvFrom[0].SecretRef.Name)
+			assert.Contains(t, c.VolumeMounts, corev1.VolumeMount{Name: "secret", MountPath: "/secrets", ReadOnly: true})
+			assert.Len(t, checksum(t, r, "checksum/secret"), 64)
+			other := mustRender(t, render.Options{Values: m{"secret": m{"data": m{"TOKEN": "abd"}, "mountPath": "/secrets"}}})
+			assert.NotEqual(t, checksum(t, r, "checksum/secret"), checksum(t, other, "checksum/secret"), "new data rolls the pods")
+		}},
+		{name: "existing secrets", values: m{"existingSecrets": m{"names": []string{"db", "api-keys"}, "reloader": true}, "deploymentAnnotations": m{"a": "b"}}, check: func(t *testing.T, r *render.Result) {
+			c := container(t, r)
+			require.Len(t, c.EnvFrom, 2)
+			assert.Equal(t, "db", c.EnvFrom[0].SecretRef.Name)
+			assert.Equal(t, "api-keys", c.EnvFrom[1].SecretRef.Name)
+			d := deployment(t, r)
+			assert.Equal(t, "db,api-keys", d.Annotations["secret.reloader.stakater.com/reload"])
+			assert.Equal(t, "b", d.Annotations["a"])
+			assert.Len(t, checksum(t, r, "checksum/existing-secrets"), 64, "computed from what lookup finds (nothing without a cluster)")
+		}},
+		{name: "existing secrets without checksum or reloader", values: m{"existingSecrets": m{"names": []string{"db"}, "checksum": false}}, check: func(t *testing.T, r *render.Result) {
+			d := deployment(t, r)
+			assert.NotContains(t, d.Spec.Template.Annotations, "checksum/existing-secrets")
+			assert.NotContains(t, d.Annotations, "secret.reloader.stakater.com/reload")
+		}},
+	})
+}

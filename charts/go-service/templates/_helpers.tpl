@@ -599,3 +599,34 @@ values and names ({{ .Release.Name }}). A string without "{{" is used as is.
 {{- end }}
 {{- toJson $out }}
 {{- end }}
+
+{{/* The checksum of the chart's Secret data. */}}
+{{- define "go-service.secretChecksum" -}}
+{{- toJson .Values.secret.data | sha256sum }}
+{{- end }}
+
+{{/* The checksum of the existing Secrets' data, read from the cluster (nothing without cluster access). */}}
+{{- define "go-service.existingSecretsChecksum" -}}
+{{- $data := dict }}
+{{- range .Values.existingSecrets.names }}
+  {{- $s := lookup "v1" "Secret" $.Release.Namespace . }}
+  {{- $_ := set $data . (($s | default dict).data | default dict) }}
+{{- end }}
+{{- toJson $data | sha256sum }}
+{{- end }}
+
+{{/* The pod annotations: the checksums of what the pods read, then podAnnotations (tpl), as JSON. */}}
+{{- define "go-service.podAnnotations" -}}
+{{- $a := dict }}
+{{- if .Values.config.data }}
+  {{- $_ := set $a "checksum/config" (include "go-service.configChecksum" .) }}
+{{- end }}
+{{- if (.Values.secret | default dict).data }}
+  {{- $_ := set $a "checksum/secret" (include "go-service.secretChecksum" .) }}
+{{- end }}
+{{- $es := .Values.existingSecrets | default dict }}
+{{- if and $es.names $es.checksum }}
+  {{- $_ := set $a "checksum/existing-secrets" (include "go-service.existingSecretsChecksum" .) }}
+{{- end }}
+{{- toJson (merge $a (include "go-service.tplMap" (dict "value" .Values.podAnnotations "context" $) | fromJson)) }}
+{{- end }}

@@ -180,6 +180,11 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- if $configMounted }}
 {{- $_ := set $volumes "config" "config.mountPath" }}
 {{- end }}
+{{- $sec := $v.secret | default dict }}
+{{- $secretMounted := and $sec.data $sec.mountPath }}
+{{- if $secretMounted }}
+{{- $_ := set $volumes "secret" "secret.mountPath" }}
+{{- end }}
 {{- range $i, $vol := $v.extraVolumes | default list }}
 {{- $name := toString ($vol.name | default "") }}
 {{- if hasKey $volumes $name }}
@@ -194,6 +199,12 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- end }}
 {{- if $configMounted }}
 {{- $_ := set $paths (toString $v.config.mountPath) "config.mountPath" }}
+{{- end }}
+{{- if $secretMounted }}
+{{- if hasKey $paths (toString $sec.mountPath) }}
+{{- $errs = append $errs (printf "secret.mountPath (%s) is already mounted (%s): the API server rejects two mounts at one path. Use another path." $sec.mountPath (get $paths (toString $sec.mountPath))) }}
+{{- end }}
+{{- $_ := set $paths (toString $sec.mountPath) "secret.mountPath" }}
 {{- end }}
 {{- range $list := list "sidecars" "initContainers" }}
 {{- range $i, $c := index $v $list | default list }}
@@ -304,6 +315,20 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- $v := .Values }}
 {{- if and $v.httpRoute.enabled (empty $v.httpRoute.parentRefs) }}
 {{- $errs = append $errs "httpRoute.enabled is true but httpRoute.parentRefs is empty: the route would attach to no Gateway. Name the Gateway in httpRoute.parentRefs." }}
+{{- end }}
+{{- $sec := $v.secret | default dict }}
+{{- if and (not (empty $sec.data)) (not $sec.asEnv) (empty $sec.mountPath) }}
+{{- $errs = append $errs "secret.data is set but neither secret.asEnv nor secret.mountPath uses it. Set secret.asEnv to true or secret.mountPath to a directory." }}
+{{- end }}
+{{- $seen := dict }}
+{{- range $i, $n := ($v.existingSecrets | default dict).names }}
+{{- if hasKey $seen $n }}
+{{- $errs = append $errs (printf "existingSecrets.names[%d] (%s) is listed twice. Remove one." $i $n) }}
+{{- end }}
+{{- $_ := set $seen $n true }}
+{{- if and $sec.data (eq $n (include "go-service.fullname" $)) }}
+{{- $errs = append $errs (printf "existingSecrets.names[%d] (%s) is the Secret the chart creates from secret.data. Name another Secret, or leave secret.data empty." $i $n) }}
+{{- end }}
 {{- end }}
 {{- if and (not (empty $v.config.data)) (not $v.config.asEnv) (empty $v.config.mountPath) }}
 {{- $errs = append $errs "config.data is set but neither config.asEnv nor config.mountPath uses it. Set config.asEnv to true or config.mountPath to a directory." }}
