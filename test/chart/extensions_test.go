@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/go-service/go-service/test/render"
 )
@@ -223,6 +224,84 @@ func TestSecretValues(t *testing.T) {
 			d := deployment(t, r)
 			assert.NotContains(t, d.Spec.Template.Annotations, "checksum/existing-secrets")
 			assert.NotContains(t, d.Annotations, "secret.reloader.stakater.com/reload")
+		}},
+	})
+}
+
+// Exposure: HTTPRoute rules with matches, filters and timeouts (a rule without backendRefs goes to the
+// Service, an explicit empty list stays empty), a GRPCRoute, the Service's traffic policies, affinity and
+// extra ports, NetworkPolicy egress with DNS allowed.
+func TestExposureExtensions(t *testing.T) {
+	t.Parallel()
+	gw := []any{m{"name": "gw"}}
+	runValueCases(t, []valueCase{
+		{name: "httproute rules", values: m{"httpRoute": m{"enabled": true, "parentRefs": gw, "rules": []any{
+			m{"matches": []any{m{"path": m{"type": "PathPrefix", "value": "/api"}}}, "timeouts": m{"request": "10s"},
+				"filters": []any{m{"type": "RequestHeaderModifier", "requestHeaderModifier": m{"add": []any{m{"name": "X-Env", "value": "prod"}}}}}},
+			m{"matches": []any{m{"path": m{"type": "PathPrefix", "value": "/old"}}}, "backendRefs": []any{},
+				"filters": []any{m{"type": "RequestRedirect", "requestRedirect": m{"statusCode": 301}}}},
+		}}}, check: func(t *testing.T, r *render.Result) {
+			hr := render.One[*gatewayv1.HTTPRoute](t, r)
+			require.Len(t, hr.Spec.Rules, 2)
+			api := hr.Spec.Rules[0]
+			assert.Equal(t, "/api", *api.Matches[0].Path.Value)
+			assert.Equal(t, gatewayv1.Duration("10s"), *api.Timeouts.Request)
+			assert.Equal(t, gatewayv1.HTTPRouteFilterRequestHeaderModifier, api.Filters[0].Type)
+			require.Len(t, api.BackendRefs, 1, "the Service")
+			assert.Equal(t, gatewayv1.ObjectName("test-go-service"), api.BackendRefs[0].Name)
+			assert.EqualValues(t, 80, *api.BackendRefs[0].Port)
+			assert.Empty(t, hr.Spec.Rules[1].BackendRefs, "an explicit empty list stays empty")
+		}},
+		{name: "grpcroute", values: m{"grpcRoute": m{"enabled": true, "parentRefs": gw, "hostnames": []string{"grpc.example.com"}}}, check: func(t *testing.T, r *render.Result) {
+			gr := render.One[*gatewayv1.GRPCRoute](t, r)
+			assert.Equal(t, []gatewayv1.Hostname{"grpc.example.com"}, gr.Spec.Hostnames)
+			require.Len(t, gr.Spec.Rules, 1)
+			assert.Equal(t, gatewayv1.ObjectName("test-go-service"), gr.Spec.Rules[0].BackendRefs[0].Name)
+		}},
+		{name: "grpcroute rules", values: m{"grpcRoute": m{"enabled": true, "parentRefs": gw, "rules": []any{m{"matches": []any{m{"method": m{"service": "orders.v1.Orders", "method": "Get"}}}}}}}, check: func(t *testing.T, r *render.Result) {
+			rule := render.One[*gatewayv1.GRPCRoute](t, r).Spec.Rules[0]
+			assert.Equal(t, "orders.v1.Orders", *rule.Matches[0].Method.Service)
+			require.Len(t, rule.BackendRefs, 1)
+		}},
+		{name: "service policies", kube: "1.34.0", values: m{"service": m{"type": "LoadBalancer", "externalTrafficPolicy": "Local", "trafficDistribution": "PreferSameZone",
+			"sessionAffinity": "ClientIP", "sessionAffinityTimeoutSeconds": 600, "extraPorts": []any{m{"name": "admin", "port": 9999, "targetPort": 9999}}}}, check: func(t *testing.T, r *render.Result) {
+			svc := render.One[*corev1.Service](t, r)
+			assert.Equal(t, corev1.ServiceExternalTrafficPolicyLocal, svc.Spec.ExternalTrafficPolicy)
+			assert.Equal(t, "PreferSameZone", *svc.Spec.TrafficDistribution)
+			assert.Equal(t, corev1.ServiceAffinityClientIP, svc.Spec.SessionAffinity)
+			assert.EqualValues(t, 600, *svc.Spec.SessionAffinityConfig.ClientIP.TimeoutSeconds)
+			require.Len(t, svc.Spec.Ports, 2)
+			assert.Equal(t, "admin", svc.Spec.Ports[1].Name)
+		}},
+		{name: "internal traffic Local warns", values: m{"service": m{"internalTrafficPolicy": "Local"}}, check: func(t *testing.T, r *render.Result) {
+			assert.Equal(t, corev1.ServiceInternalTrafficPolicyLocal, *render.One[*corev1.Service](t, r).Spec.InternalTrafficPolicy)
+			assert.Contains(t, r.Notes, "service.internalTrafficPolicy is Local")
+		}},
+		{name: "defaults set no policy", values: m{}, check: func(t *testing.T, r *render.Result) {
+			svc := render.One[*corev1.Service](t, r)
+			assert.Empty(t, svc.Spec.ExternalTrafficPolicy)
+			assert.Nil(t, svc.Spec.TrafficDistribution)
+			assert.Empty(t, svc.Spec.SessionAffinity)
+		}},
+		{name: "egress restricted, DNS allowed", values: m{"networkPolicy": m{"enabled": true, "egress": []any{m{"ports": []any{m{"port": 5432, "protocol": "TCP"}}}}}}, check: func(t *testing.T, r *render.Result) {
+			np := render.One[*networkingv1.NetworkPolicy](t, r)
+			assert.Equal(t, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}, np.Spec.PolicyTypes)
+			require.Len(t, np.Spec.Egress, 2)
+			assert.EqualValues(t, 5432, np.Spec.Egress[0].Ports[0].Port.IntVal)
+			dns := np.Spec.Egress[1]
+			assert.EqualValues(t, 53, dns.Ports[0].Port.IntVal)
+			assert.Equal(t, corev1.ProtocolUDP, *dns.Ports[0].Protocol)
+			assert.Equal(t, corev1.ProtocolTCP, *dns.Ports[1].Protocol)
+			assert.Equal(t, "kube-dns", dns.To[0].PodSelector.MatchLabels["k8s-app"])
+		}},
+		{name: "egress denied entirely but DNS", values: m{"networkPolicy": m{"enabled": true, "egress": []any{}}}, check: func(t *testing.T, r *render.Result) {
+			np := render.One[*networkingv1.NetworkPolicy](t, r)
+			require.Len(t, np.Spec.Egress, 1, "DNS only")
+		}},
+		{name: "egress not restricted by default", values: m{"networkPolicy": m{"enabled": true}}, check: func(t *testing.T, r *render.Result) {
+			np := render.One[*networkingv1.NetworkPolicy](t, r)
+			assert.Equal(t, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}, np.Spec.PolicyTypes)
+			assert.Empty(t, np.Spec.Egress)
 		}},
 	})
 }

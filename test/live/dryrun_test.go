@@ -40,14 +40,16 @@ import (
 //     -record-renders.
 //
 // A render the API server rejects is a bug of the chart, whatever the values. The Gateway API's
-// HTTPRoute CRD (from the pinned sigs.k8s.io/gateway-api module) is installed for the test and removed
-// after it, so routes are validated too; kinds this cluster still does not serve (the Prometheus
+// HTTPRoute and GRPCRoute CRDs (from the pinned sigs.k8s.io/gateway-api module) are installed for the test
+// and removed after it, so routes are validated too (their CRD validations included); kinds this cluster still does not serve (the Prometheus
 // Operator's ServiceMonitor) are listed, not counted.
 func TestServerSideDryRun(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(t, "dryrun")
 	d := &dryRun{creator: newCreator(t, ns)}
-	installHTTPRouteCRD(t, d.dyn)
+	for _, crd := range []string{"httproutes", "grpcroutes"} {
+		installGatewayCRD(t, d.dyn, crd)
+	}
 	version, err := env.Client.Discovery().ServerVersion()
 	require.NoError(t, err)
 	kube := strings.TrimPrefix(strings.SplitN(version.GitVersion, "+", 2)[0], "v")
@@ -168,23 +170,23 @@ func (d *dryRun) createAll(ctx context.Context, t *testing.T, objs []runtime.Obj
 
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// installHTTPRouteCRD creates the Gateway API's standard HTTPRoute CRD from the module go.mod pins,
-// waits until it is established, and removes it when the test ends.
-func installHTTPRouteCRD(t *testing.T, dyn dynamic.Interface) {
+// installGatewayCRD creates one of the Gateway API's standard CRDs (httproutes, grpcroutes) from the
+// module go.mod pins, waits until it is established, and removes it when the test ends.
+func installGatewayCRD(t *testing.T, dyn dynamic.Interface, plural string) {
 	t.Helper()
 	ctx := context.Background()
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
 	require.NoError(t, err, "locate sigs.k8s.io/gateway-api in the module cache")
-	data, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard", "gateway.networking.k8s.io_httproutes.yaml"))
+	data, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard", "gateway.networking.k8s.io_"+plural+".yaml"))
 	require.NoError(t, err)
 	crd := &unstructured.Unstructured{}
 	require.NoError(t, yaml.Unmarshal(data, &crd.Object))
 	_, err = dyn.Resource(crdResource).Create(ctx, crd, metav1.CreateOptions{})
 	if !apierrors.IsAlreadyExists(err) {
-		require.NoError(t, err, "create the HTTPRoute CRD")
+		require.NoError(t, err, "create the %s CRD", plural)
 		t.Cleanup(func() {
 			err := dyn.Resource(crdResource).Delete(context.Background(), crd.GetName(), metav1.DeleteOptions{})
-			assert.NoError(t, err, "remove the HTTPRoute CRD")
+			assert.NoError(t, err, "remove the %s CRD", plural)
 		})
 	}
 	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -200,7 +202,7 @@ func installHTTPRouteCRD(t *testing.T, dyn dynamic.Interface) {
 		}
 		return false, nil
 	})
-	require.NoError(t, err, "the HTTPRoute CRD is established")
+	require.NoError(t, err, "the %s CRD is established", plural)
 }
 
 func keysOf(m map[string]bool) []string {

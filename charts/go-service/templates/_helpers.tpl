@@ -342,6 +342,13 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- with (include "go-service.capabilitiesAdded" $sc | fromJsonArray) }}
 {{- $w = append $w (printf "securityContext.capabilities.add grants %s: each is a privilege beyond the restricted profile (only NET_BIND_SERVICE is allowed there)." (join ", " .)) }}
 {{- end }}
+{{- if eq (toString .Values.service.internalTrafficPolicy) "Local" }}
+{{- $w = append $w "service.internalTrafficPolicy is Local: a client pod on a node without a ready pod of this service gets no answer (the traffic is dropped, not sent elsewhere), and during a drain or rollout a node can have none. Remove it unless a pod runs on every node that calls the service." }}
+{{- end }}
+{{- $np := .Values.networkPolicy | default dict }}
+{{- if and $np.enabled (not (kindIs "invalid" $np.egress)) (not ($np.dns | default dict).enabled) }}
+{{- $w = append $w "networkPolicy.egress restricts egress and networkPolicy.dns.enabled is false: name lookups fail unless an egress rule allows the cluster DNS. Enable networkPolicy.dns, or allow port 53 in networkPolicy.egress." }}
+{{- end }}
 {{- if and .Values.goRuntime.gomemlimit (not (include "go-service.gomemlimit" .)) }}
 {{- $w = append $w "goRuntime.gomemlimit is true but resources.limits.memory is not set, so GOMEMLIMIT is not set: the Go GC does not know the container's budget, and the kernel OOM-kills it instead. Set resources.limits.memory, or goRuntime.gomemlimit to false." }}
 {{- end }}
@@ -629,4 +636,17 @@ values and names ({{ .Release.Name }}). A string without "{{" is used as is.
   {{- $_ := set $a "checksum/existing-secrets" (include "go-service.existingSecretsChecksum" .) }}
 {{- end }}
 {{- toJson (merge $a (include "go-service.tplMap" (dict "value" .Values.podAnnotations "context" $) | fromJson)) }}
+{{- end }}
+
+{{/* Route rules (.rules) with the Service as the backend of every rule that names none (.backend), as JSON. */}}
+{{- define "go-service.routeRules" -}}
+{{- $out := list }}
+{{- range .rules }}
+  {{- $r := deepCopy . }}
+  {{- if not (hasKey $r "backendRefs") }}
+    {{- $_ := set $r "backendRefs" $.backend }}
+  {{- end }}
+  {{- $out = append $out $r }}
+{{- end }}
+{{- toJson $out }}
 {{- end }}

@@ -313,6 +313,44 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- define "go-service.validate.exposure" -}}
 {{- $errs := list }}
 {{- $v := .Values }}
+{{- if and ($v.grpcRoute | default dict).enabled (empty $v.grpcRoute.parentRefs) }}
+{{- $errs = append $errs "grpcRoute.enabled is true but grpcRoute.parentRefs is empty: the route would attach to no Gateway. Name the Gateway in grpcRoute.parentRefs." }}
+{{- end }}
+{{- $svc := $v.service }}
+{{- if and $svc.externalTrafficPolicy (not (has $svc.type (list "NodePort" "LoadBalancer"))) }}
+{{- $errs = append $errs (printf "service.externalTrafficPolicy is %s but service.type is %s: the API server accepts it only for NodePort and LoadBalancer. Remove it, or change the type." $svc.externalTrafficPolicy $svc.type) }}
+{{- end }}
+{{- if and (eq (toString $svc.trafficDistribution) "PreferClose") (not (semverCompare ">=1.31.0-0" $.Capabilities.KubeVersion.Version)) }}
+{{- $errs = append $errs (printf "service.trafficDistribution PreferClose needs Kubernetes 1.31 and this cluster is %s: the API server would drop it. Remove it." $.Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- if and (has (toString $svc.trafficDistribution) (list "PreferSameZone" "PreferSameNode")) (not (semverCompare ">=1.34.0-0" $.Capabilities.KubeVersion.Version)) }}
+{{- $errs = append $errs (printf "service.trafficDistribution %s needs Kubernetes 1.34 and this cluster is %s: the API server would drop it. Use PreferClose (1.31), or remove it." $svc.trafficDistribution $.Capabilities.KubeVersion.Version) }}
+{{- end }}
+{{- if and (not (kindIs "invalid" $svc.sessionAffinityTimeoutSeconds)) (ne $svc.sessionAffinity "ClientIP") }}
+{{- $errs = append $errs "service.sessionAffinityTimeoutSeconds is set but service.sessionAffinity is not ClientIP, so it does nothing. Set sessionAffinity to ClientIP, or remove the timeout." }}
+{{- end }}
+{{- $portNames := dict (include "go-service.servicePortName" $) "the main port" }}
+{{- $portNumbers := dict (toString (int64 $svc.port)) "service.port" }}
+{{- $viaSidecar := not (empty (include "go-service.requestPathSidecar" $ | fromJson)) }}
+{{- range $name, $port := $v.containerPorts }}
+{{- if and (ne $name (include "go-service.servicePortName" $)) (not (and $viaSidecar (eq $name "http"))) }}
+{{- $_ := set $portNames $name (printf "containerPorts.%s" $name) }}
+{{- $_ := set $portNumbers (toString (int64 $port)) (printf "containerPorts.%s" $name) }}
+{{- end }}
+{{- end }}
+{{- range $i, $p := $svc.extraPorts }}
+{{- if hasKey $portNames (toString ($p.name | default "")) }}
+{{- $errs = append $errs (printf "service.extraPorts[%d].name (%s) is already a port of the Service (%s). Rename it." $i $p.name (get $portNames (toString $p.name))) }}
+{{- end }}
+{{- if hasKey $portNumbers (toString (int64 $p.port)) }}
+{{- $errs = append $errs (printf "service.extraPorts[%d].port (%d) is already a port of the Service (%s). Use another port." $i (int64 $p.port) (get $portNumbers (toString (int64 $p.port)))) }}
+{{- end }}
+{{- if not $p.name }}
+{{- $errs = append $errs (printf "service.extraPorts[%d] has no name: a Service with several ports needs a name on each. Name it." $i) }}
+{{- end }}
+{{- $_ := set $portNames (toString ($p.name | default "")) (printf "service.extraPorts[%d]" $i) }}
+{{- $_ := set $portNumbers (toString (int64 $p.port)) (printf "service.extraPorts[%d]" $i) }}
+{{- end }}
 {{- if and $v.httpRoute.enabled (empty $v.httpRoute.parentRefs) }}
 {{- $errs = append $errs "httpRoute.enabled is true but httpRoute.parentRefs is empty: the route would attach to no Gateway. Name the Gateway in httpRoute.parentRefs." }}
 {{- end }}
