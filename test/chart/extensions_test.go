@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	vpav1 "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/apis/autoscaling.k8s.io/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/go-service/go-service/test/render"
@@ -302,6 +303,31 @@ func TestExposureExtensions(t *testing.T) {
 			np := render.One[*networkingv1.NetworkPolicy](t, r)
 			assert.Equal(t, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}, np.Spec.PolicyTypes)
 			assert.Empty(t, np.Spec.Egress)
+		}},
+	})
+}
+
+// A VerticalPodAutoscaler for the app container: recommendations only by default, requests only (the
+// limits, and GOMEMLIMIT computed from them, stay as set).
+func TestVPAValues(t *testing.T) {
+	t.Parallel()
+	runValueCases(t, []valueCase{
+		{name: "off by default", values: m{}, check: func(t *testing.T, r *render.Result) {
+			assert.Empty(t, render.All[*vpav1.VerticalPodAutoscaler](r))
+		}},
+		{name: "recommendations", values: m{"vpa": m{"enabled": true, "maxAllowed": m{"memory": "1Gi"}}}, check: func(t *testing.T, r *render.Result) {
+			vpa := render.One[*vpav1.VerticalPodAutoscaler](t, r)
+			assert.Equal(t, "test-go-service", vpa.Spec.TargetRef.Name)
+			assert.Equal(t, vpav1.UpdateModeOff, *vpa.Spec.UpdatePolicy.UpdateMode)
+			p := vpa.Spec.ResourcePolicy.ContainerPolicies[0]
+			assert.Equal(t, "app", p.ContainerName)
+			assert.Equal(t, vpav1.ContainerControlledValuesRequestsOnly, *p.ControlledValues)
+			assert.Equal(t, []corev1.ResourceName{"cpu", "memory"}, *p.ControlledResources)
+			assert.Equal(t, "1Gi", p.MaxAllowed.Memory().String())
+			assert.NotContains(t, r.Notes, "WARNINGS")
+		}},
+		{name: "resizing beside an HPA on another resource", values: m{"autoscaling": m{"enabled": true}, "vpa": m{"enabled": true, "updateMode": "Recreate", "controlledResources": []string{"memory"}}}, check: func(t *testing.T, r *render.Result) {
+			assert.Equal(t, vpav1.UpdateModeRecreate, *render.One[*vpav1.VerticalPodAutoscaler](t, r).Spec.UpdatePolicy.UpdateMode)
 		}},
 	})
 }

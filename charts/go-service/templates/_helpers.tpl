@@ -64,7 +64,7 @@ Deployment's live replicas (lookup), never fewer than autoscaling.minReplicas: a
 the scale the HPA chose. Without cluster access (helm template) it is minReplicas.
 */}}
 {{- define "go-service.hpaReplicas" -}}
-{{- $n := int64 .Values.autoscaling.minReplicas }}
+{{- $n := int64 (include "go-service.effectiveReplicas" .) }}
 {{- $live := lookup "apps/v1" "Deployment" .Release.Namespace (include "go-service.fullname" .) }}
 {{- if and $live (hasKey $live "spec") (hasKey $live.spec "replicas") }}
   {{- $n = max $n (int64 $live.spec.replicas) }}
@@ -152,9 +152,21 @@ Numbers. Values files give floats, --set gives ints: every number goes through t
 {{- if kindIs "string" . }}{{ eq (trimSuffix "%" .) "0" }}{{ else }}{{ eq (int64 .) 0 }}{{ end }}
 {{- end }}
 
+{{/* The autoscaler that owns the Deployment's scale: "hpa" or "". */}}
+{{- define "go-service.autoscaler" -}}
+{{- if .Values.autoscaling.enabled }}hpa{{ end }}
+{{- end }}
+
+{{/* The value that sets the minimum replica count: replicaCount, or the autoscaler's minimum. */}}
+{{- define "go-service.replicasValue" -}}
+{{- $a := include "go-service.autoscaler" . }}
+{{- if eq $a "hpa" }}autoscaling.minReplicas{{ else }}replicaCount{{ end }}
+{{- end }}
+
 {{/* The replica count the cluster keeps at least: replicaCount, or the HPA minimum. */}}
 {{- define "go-service.effectiveReplicas" -}}
-{{- if .Values.autoscaling.enabled }}{{ int64 .Values.autoscaling.minReplicas }}{{ else }}{{ int64 .Values.replicaCount }}{{ end }}
+{{- $a := include "go-service.autoscaler" . }}
+{{- if eq $a "hpa" }}{{ int64 .Values.autoscaling.minReplicas }}{{ else }}{{ int64 .Values.replicaCount }}{{ end }}
 {{- end }}
 
 {{/*
@@ -307,7 +319,7 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- $w := list }}
 {{- $replicas := int64 (include "go-service.effectiveReplicas" .) }}
 {{- if lt $replicas 2 }}
-{{- $w = append $w (printf "Only %d replica: a node drain, an eviction or a crash takes the service down. Set replicaCount (or autoscaling.minReplicas) to 2 or more." $replicas) }}
+{{- $w = append $w (printf "Only %d replica: a node drain, an eviction or a crash takes the service down. Set %s to 2 or more." $replicas (include "go-service.replicasValue" .)) }}
 {{- end }}
 {{- if eq .Values.strategy.type "Recreate" }}
 {{- $w = append $w "strategy.type is Recreate: every rollout stops all old pods before new ones start (downtime). Use RollingUpdate." }}
@@ -341,6 +353,10 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- end }}
 {{- with (include "go-service.capabilitiesAdded" $sc | fromJsonArray) }}
 {{- $w = append $w (printf "securityContext.capabilities.add grants %s: each is a privilege beyond the restricted profile (only NET_BIND_SERVICE is allowed there)." (join ", " .)) }}
+{{- end }}
+{{- $vpa := .Values.vpa | default dict }}
+{{- if and $vpa.enabled (ne $vpa.updateMode "Off") (eq $vpa.controlledValues "RequestsAndLimits") (has "memory" $vpa.controlledResources) (include "go-service.gomemlimit" .) }}
+{{- $w = append $w (printf "vpa.updateMode %s with controlledValues RequestsAndLimits changes the memory limit of new pods, but GOMEMLIMIT (goRuntime.gomemlimit) is computed from resources.limits.memory at render and does not follow. Set vpa.controlledValues to RequestsOnly, or leave memory out of vpa.controlledResources." $vpa.updateMode) }}
 {{- end }}
 {{- if eq (toString .Values.service.internalTrafficPolicy) "Local" }}
 {{- $w = append $w "service.internalTrafficPolicy is Local: a client pod on a node without a ready pod of this service gets no answer (the traffic is dropped, not sent elsewhere), and during a drain or rollout a node can have none. Remove it unless a pod runs on every node that calls the service." }}

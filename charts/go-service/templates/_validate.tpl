@@ -6,7 +6,7 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 */}}
 {{- define "go-service.validate" -}}
 {{- $errs := list }}
-{{- range $area := list "strings" "names" "rollout" "shutdown" "ports" "resources" "volumes" "scheduling" "security" "disruption" "exposure" "containers" "templates" }}
+{{- range $area := list "strings" "names" "rollout" "shutdown" "ports" "resources" "volumes" "scheduling" "security" "disruption" "exposure" "containers" "templates" "scaling" }}
 {{- $errs = concat $errs (include (printf "go-service.validate.%s" $area) $ | fromJsonArray) }}
 {{- end }}
 {{- if $errs }}
@@ -39,7 +39,7 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- $errs = append $errs "strategy.rollingUpdate.maxSurge and strategy.rollingUpdate.maxUnavailable are both 0: the rollout could never replace a pod. Set maxSurge to 1 or more (keep maxUnavailable 0 for zero downtime)." }}
 {{- end }}
 {{- $mu := $ru.maxUnavailable }}
-{{- if or (and (kindIs "string" $mu) (eq $mu "100%")) (and (not (kindIs "string" $mu)) (not $v.autoscaling.enabled) (gt $replicas 0) (ge (int64 $mu) $replicas)) }}
+{{- if or (and (kindIs "string" $mu) (eq $mu "100%")) (and (not (kindIs "string" $mu)) (not (include "go-service.autoscaler" $)) (gt $replicas 0) (ge (int64 $mu) $replicas)) }}
 {{- $errs = append $errs (printf "strategy.rollingUpdate.maxUnavailable (%v) lets a rollout stop every one of the %d replicas at once. Set it below replicaCount; 0 keeps full capacity." $mu $replicas) }}
 {{- end }}
 {{- end }}
@@ -289,7 +289,7 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- end }}
 {{- $pdb := $v.podDisruptionBudget }}
 {{- if and $pdb.enabled (ge $replicas 2) (not $pdb.allowNoDisruptions) }}
-{{- $what := ternary "autoscaling.minReplicas" "replicaCount" $hpa.enabled }}
+{{- $what := include "go-service.replicasValue" $ }}
 {{- if not (kindIs "invalid" $pdb.minAvailable) }}
 {{- $min := $pdb.minAvailable }}
 {{- $need := 0 }}
@@ -518,6 +518,27 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
       {{- $errs = append $errs (printf "extraObjects[%d] does not render to one Kubernetes object with apiVersion, kind and metadata.name%s. Give it those (one object per entry)." $i (ternary (printf " (%v)" (get $r "Error")) "" (hasKey $r "Error"))) }}
     {{- end }}
   {{- end }}
+{{- end }}
+{{- toJson $errs }}
+{{- end }}
+
+{{/* Scaling: a VPA that never fights the HPA over a resource. */}}
+{{- define "go-service.validate.scaling" -}}
+{{- $errs := list }}
+{{- $v := .Values }}
+{{- $vpa := $v.vpa | default dict }}
+{{- if and $vpa.enabled (ne $vpa.updateMode "Off") $v.autoscaling.enabled }}
+{{- $scaledOn := list }}
+{{- if not (kindIs "invalid" $v.autoscaling.targetCPUUtilizationPercentage) }}{{ $scaledOn = append $scaledOn "cpu" }}{{ end }}
+{{- if not (kindIs "invalid" $v.autoscaling.targetMemoryUtilizationPercentage) }}{{ $scaledOn = append $scaledOn "memory" }}{{ end }}
+{{- range $v.autoscaling.metrics | default list }}
+  {{- with (.resource | default .containerResource) }}{{ $scaledOn = append $scaledOn (toString .name) }}{{ end }}
+{{- end }}
+{{- range $r := $vpa.controlledResources | default list }}
+  {{- if has $r $scaledOn }}
+    {{- $errs = append $errs (printf "vpa.updateMode is %s and vpa.controlledResources has %s, which the HPA also scales on: the VPA raises the request, the utilization drops, the HPA removes pods, and the two fight. Use vpa.updateMode Off (recommendations only), or take %s out of vpa.controlledResources." $vpa.updateMode $r $r) }}
+  {{- end }}
+{{- end }}
 {{- end }}
 {{- toJson $errs }}
 {{- end }}
