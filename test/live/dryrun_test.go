@@ -40,16 +40,18 @@ import (
 //     -record-renders.
 //
 // A render the API server rejects is a bug of the chart, whatever the values. The Gateway API's
-// HTTPRoute and GRPCRoute CRDs (from the pinned sigs.k8s.io/gateway-api module) are installed for the test
-// and removed after it, so routes are validated too (their CRD validations included); kinds this cluster still does not serve (the Prometheus
+// HTTPRoute and GRPCRoute CRDs and the VerticalPodAutoscaler's (from the modules go.mod pins) are
+// installed for the test and removed after it, so those objects are validated too (their CRD
+// validations included); kinds this cluster still does not serve (the Prometheus
 // Operator's ServiceMonitor) are listed, not counted.
 func TestServerSideDryRun(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(t, "dryrun")
 	d := &dryRun{creator: newCreator(t, ns)}
 	for _, crd := range []string{"httproutes", "grpcroutes"} {
-		installGatewayCRD(t, d.dyn, crd)
+		installCRDs(t, d.dyn, "sigs.k8s.io/gateway-api", filepath.Join("config", "crd", "standard", "gateway.networking.k8s.io_"+crd+".yaml"))
 	}
+	installCRDs(t, d.dyn, "k8s.io/autoscaler/vertical-pod-autoscaler", filepath.Join("deploy", "vpa-v1-crd-gen.yaml"))
 	version, err := env.Client.Discovery().ServerVersion()
 	require.NoError(t, err)
 	kube := strings.TrimPrefix(strings.SplitN(version.GitVersion, "+", 2)[0], "v")
@@ -170,39 +172,45 @@ func (d *dryRun) createAll(ctx context.Context, t *testing.T, objs []runtime.Obj
 
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// installGatewayCRD creates one of the Gateway API's standard CRDs (httproutes, grpcroutes) from the
-// module go.mod pins, waits until it is established, and removes it when the test ends.
-func installGatewayCRD(t *testing.T, dyn dynamic.Interface, plural string) {
+// installCRDs creates the CRDs of a file in a module go.mod pins (the Gateway API's routes, the VPA),
+// waits until each is established, and removes them when the test ends.
+func installCRDs(t *testing.T, dyn dynamic.Interface, module, file string) {
 	t.Helper()
 	ctx := context.Background()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "sigs.k8s.io/gateway-api").Output()
-	require.NoError(t, err, "locate sigs.k8s.io/gateway-api in the module cache")
-	data, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), "config", "crd", "standard", "gateway.networking.k8s.io_"+plural+".yaml"))
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module).Output()
+	require.NoError(t, err, "locate %s in the module cache", module)
+	data, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), file))
 	require.NoError(t, err)
-	crd := &unstructured.Unstructured{}
-	require.NoError(t, yaml.Unmarshal(data, &crd.Object))
-	_, err = dyn.Resource(crdResource).Create(ctx, crd, metav1.CreateOptions{})
-	if !apierrors.IsAlreadyExists(err) {
-		require.NoError(t, err, "create the %s CRD", plural)
-		t.Cleanup(func() {
-			err := dyn.Resource(crdResource).Delete(context.Background(), crd.GetName(), metav1.DeleteOptions{})
-			assert.NoError(t, err, "remove the %s CRD", plural)
-		})
-	}
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		got, err := dyn.Resource(crdResource).Get(ctx, crd.GetName(), metav1.GetOptions{})
-		if err != nil {
-			return false, err
+	for _, doc := range strings.Split(string(data), "\n---") {
+		if strings.TrimSpace(strings.TrimPrefix(doc, "---")) == "" {
+			continue
 		}
-		conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
-		for _, c := range conds {
-			if c, ok := c.(map[string]any); ok && c["type"] == "Established" && c["status"] == "True" {
-				return true, nil
+		crd := &unstructured.Unstructured{}
+		require.NoError(t, yaml.Unmarshal([]byte(doc), &crd.Object), file)
+		name := crd.GetName()
+		_, err = dyn.Resource(crdResource).Create(ctx, crd, metav1.CreateOptions{})
+		if !apierrors.IsAlreadyExists(err) {
+			require.NoError(t, err, "create the CRD %s", name)
+			t.Cleanup(func() {
+				err := dyn.Resource(crdResource).Delete(context.Background(), name, metav1.DeleteOptions{})
+				assert.NoError(t, err, "remove the CRD %s", name)
+			})
+		}
+		err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			got, err := dyn.Resource(crdResource).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
 			}
-		}
-		return false, nil
-	})
-	require.NoError(t, err, "the %s CRD is established", plural)
+			conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+			for _, c := range conds {
+				if c, ok := c.(map[string]any); ok && c["type"] == "Established" && c["status"] == "True" {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		require.NoError(t, err, "the CRD %s is established", name)
+	}
 }
 
 func keysOf(m map[string]bool) []string {
