@@ -25,6 +25,7 @@ import (
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/release"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
@@ -299,12 +300,30 @@ func Decode(manifest string) ([]runtime.Object, error) {
 			continue
 		}
 		obj, gvk, err := strictCodec.Decode(doc, nil, nil)
+		if runtime.IsNotRegisteredError(err) && gvk != nil && UnstructuredKinds[*gvk] {
+			obj, err = decodeUnstructured(doc)
+		}
 		if err != nil {
 			return nil, &DecodeError{Kind: describe(gvk), Doc: firstLines(doc, 12), Err: err}
 		}
 		objs = append(objs, obj)
 	}
 	return objs, nil
+}
+
+// UnstructuredKinds are the custom resources the chart renders whose Go types are not in the module graph
+// (KEDA's API package comes with the whole of KEDA's dependencies): they decode into
+// *unstructured.Unstructured, and the live suite's server-side dry-run checks them against their CRD.
+var UnstructuredKinds = map[schema.GroupVersionKind]bool{
+	{Group: "keda.sh", Version: "v1alpha1", Kind: "ScaledObject"}: true,
+}
+
+func decodeUnstructured(doc []byte) (runtime.Object, error) {
+	u := &unstructured.Unstructured{}
+	if err := yaml.UnmarshalStrict(doc, &u.Object); err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 // DecodeKnown decodes like Decode, but skips the documents of kinds Scheme does not know (another
@@ -323,7 +342,9 @@ func DecodeKnown(manifest string) (objs []runtime.Object, skipped []string, err 
 			continue
 		}
 		obj, gvk, err := strictCodec.Decode(doc, nil, nil)
-		if runtime.IsNotRegisteredError(err) && gvk != nil {
+		if runtime.IsNotRegisteredError(err) && gvk != nil && UnstructuredKinds[*gvk] {
+			obj, err = decodeUnstructured(doc)
+		} else if runtime.IsNotRegisteredError(err) && gvk != nil {
 			skipped = append(skipped, gvk.String())
 			continue
 		}

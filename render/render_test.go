@@ -12,6 +12,7 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 func TestDecodeIsStrict(t *testing.T) {
@@ -114,4 +115,22 @@ func TestDecodeKnownSkipsUnknownKinds(t *testing.T) {
 	assert.Equal(t, []string{"example.com/v1, Kind=Widget"}, skipped)
 	_, _, err = DecodeKnown("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  replica: 2\n")
 	assert.Error(t, err, "a known kind still decodes strictly")
+}
+
+// A custom resource without Go types in the module graph (KEDA's ScaledObject) decodes unstructured; a
+// document that is not valid YAML, or repeats a key, still fails.
+func TestUnstructuredKinds(t *testing.T) {
+	t.Parallel()
+	objs, err := Decode("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: a}\nspec:\n  minReplicaCount: 2\n")
+	require.NoError(t, err)
+	require.Len(t, objs, 1)
+	u, ok := objs[0].(*unstructured.Unstructured)
+	require.True(t, ok, "%T", objs[0])
+	assert.Equal(t, "a", u.GetName())
+	_, err = Decode("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: a}\nspec:\n  minReplicaCount: 2\n  minReplicaCount: 3\n")
+	assert.Error(t, err, "a repeated key")
+	objs, skipped, err := DecodeKnown("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: a}\n")
+	require.NoError(t, err)
+	assert.Len(t, objs, 1)
+	assert.Empty(t, skipped)
 }

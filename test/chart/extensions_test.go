@@ -6,8 +6,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	vpav1 "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/apis/autoscaling.k8s.io/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
@@ -328,6 +332,33 @@ func TestVPAValues(t *testing.T) {
 		}},
 		{name: "resizing beside an HPA on another resource", values: m{"autoscaling": m{"enabled": true}, "vpa": m{"enabled": true, "updateMode": "Recreate", "controlledResources": []string{"memory"}}}, check: func(t *testing.T, r *render.Result) {
 			assert.Equal(t, vpav1.UpdateModeRecreate, *render.One[*vpav1.VerticalPodAutoscaler](t, r).Spec.UpdatePolicy.UpdateMode)
+		}},
+	})
+}
+
+// KEDA instead of the HPA: a ScaledObject on the Deployment with the chart's HPA behavior, and the
+// Deployment's replicas at least minReplicaCount (the live scale with a cluster). ScaledObject decodes
+// into unstructured (no KEDA Go types here); the live suite's dry-run checks it against KEDA's CRD.
+func TestKedaValues(t *testing.T) {
+	t.Parallel()
+	trigger := m{"type": "prometheus", "metadata": m{"serverAddress": "http://prometheus:9090", "query": "sum(rate(http_requests_total[1m]))", "threshold": "100"}}
+	runValueCases(t, []valueCase{
+		{name: "scaled object", values: m{"keda": m{"enabled": true, "minReplicaCount": 3, "maxReplicaCount": 12, "triggers": []any{trigger}}}, check: func(t *testing.T, r *render.Result) {
+			so := render.One[*unstructured.Unstructured](t, r)
+			assert.Equal(t, "ScaledObject", so.GetKind())
+			name, _, _ := unstructured.NestedString(so.Object, "spec", "scaleTargetRef", "name")
+			assert.Equal(t, "test-go-service", name)
+			minR, _, _ := unstructured.NestedFieldNoCopy(so.Object, "spec", "minReplicaCount")
+			assert.EqualValues(t, 3, minR)
+			triggers, _, _ := unstructured.NestedSlice(so.Object, "spec", "triggers")
+			require.Len(t, triggers, 1)
+			assert.Equal(t, "prometheus", triggers[0].(map[string]any)["type"])
+			window, _, _ := unstructured.NestedFieldNoCopy(so.Object, "spec", "advanced", "horizontalPodAutoscalerConfig", "behavior", "scaleDown", "stabilizationWindowSeconds")
+			assert.EqualValues(t, 300, window, "the chart's HPA behavior")
+			assert.EqualValues(t, 3, *deployment(t, r).Spec.Replicas)
+			assert.Empty(t, render.All[*autoscalingv2.HorizontalPodAutoscaler](r), "KEDA makes its own")
+			assert.Contains(t, r.Notes, "3-12 replicas (KEDA)")
+			assert.Equal(t, intstr.FromInt32(1), *render.One[*policyv1.PodDisruptionBudget](t, r).Spec.MaxUnavailable)
 		}},
 	})
 }

@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -40,8 +41,8 @@ import (
 //     -record-renders.
 //
 // A render the API server rejects is a bug of the chart, whatever the values. The Gateway API's
-// HTTPRoute and GRPCRoute CRDs and the VerticalPodAutoscaler's (from the modules go.mod pins) are
-// installed for the test and removed after it, so those objects are validated too (their CRD
+// HTTPRoute and GRPCRoute CRDs, the VerticalPodAutoscaler's and KEDA's ScaledObject (from pinned modules)
+// are installed for the test and removed after it, so those objects are validated too (their CRD
 // validations included); kinds this cluster still does not serve (the Prometheus
 // Operator's ServiceMonitor) are listed, not counted.
 func TestServerSideDryRun(t *testing.T) {
@@ -52,6 +53,7 @@ func TestServerSideDryRun(t *testing.T) {
 		installCRDs(t, d.dyn, "sigs.k8s.io/gateway-api", filepath.Join("config", "crd", "standard", "gateway.networking.k8s.io_"+crd+".yaml"))
 	}
 	installCRDs(t, d.dyn, "k8s.io/autoscaler/vertical-pod-autoscaler", filepath.Join("deploy", "vpa-v1-crd-gen.yaml"))
+	installCRDs(t, d.dyn, kedaModule, filepath.Join("config", "crd", "bases", "keda.sh_scaledobjects.yaml"))
 	version, err := env.Client.Discovery().ServerVersion()
 	require.NoError(t, err)
 	kube := strings.TrimPrefix(strings.SplitN(version.GitVersion, "+", 2)[0], "v")
@@ -170,6 +172,11 @@ func (d *dryRun) createAll(ctx context.Context, t *testing.T, objs []runtime.Obj
 	}
 }
 
+// kedaModule is the KEDA release whose ScaledObject CRD checks the chart's ScaledObject. KEDA's Go API
+// is not in go.mod (its module brings every scaler's dependencies), so the chart's render kit decodes
+// ScaledObject unstructured and this CRD is what validates it.
+const kedaModule = "github.com/kedacore/keda/v2@v2.21.0"
+
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
 // installCRDs creates the CRDs of a file in a module go.mod pins (the Gateway API's routes, the VPA),
@@ -177,8 +184,20 @@ var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Ver
 func installCRDs(t *testing.T, dyn dynamic.Interface, module, file string) {
 	t.Helper()
 	ctx := context.Background()
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module).Output()
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", module)
+	if strings.Contains(module, "@") {
+		// A module outside go.mod (KEDA's, only for its CRD): downloaded through the module proxy, outside
+		// this module so go.mod and go.sum stay as they are.
+		cmd = exec.Command("go", "mod", "download", "-json", module)
+		cmd.Dir = t.TempDir()
+	}
+	out, err := cmd.Output()
 	require.NoError(t, err, "locate %s in the module cache", module)
+	if strings.Contains(module, "@") {
+		var info struct{ Dir string }
+		require.NoError(t, json.Unmarshal(out, &info))
+		out = []byte(info.Dir)
+	}
 	data, err := os.ReadFile(filepath.Join(strings.TrimSpace(string(out)), file))
 	require.NoError(t, err)
 	for _, doc := range strings.Split(string(data), "\n---") {

@@ -152,21 +152,21 @@ Numbers. Values files give floats, --set gives ints: every number goes through t
 {{- if kindIs "string" . }}{{ eq (trimSuffix "%" .) "0" }}{{ else }}{{ eq (int64 .) 0 }}{{ end }}
 {{- end }}
 
-{{/* The autoscaler that owns the Deployment's scale: "hpa" or "". */}}
+{{/* The autoscaler that owns the Deployment's scale: "hpa", "keda" or "". */}}
 {{- define "go-service.autoscaler" -}}
-{{- if .Values.autoscaling.enabled }}hpa{{ end }}
+{{- if .Values.autoscaling.enabled }}hpa{{ else if (.Values.keda | default dict).enabled }}keda{{ end }}
 {{- end }}
 
 {{/* The value that sets the minimum replica count: replicaCount, or the autoscaler's minimum. */}}
 {{- define "go-service.replicasValue" -}}
 {{- $a := include "go-service.autoscaler" . }}
-{{- if eq $a "hpa" }}autoscaling.minReplicas{{ else }}replicaCount{{ end }}
+{{- if eq $a "hpa" }}autoscaling.minReplicas{{ else if eq $a "keda" }}keda.minReplicaCount{{ else }}replicaCount{{ end }}
 {{- end }}
 
 {{/* The replica count the cluster keeps at least: replicaCount, or the HPA minimum. */}}
 {{- define "go-service.effectiveReplicas" -}}
 {{- $a := include "go-service.autoscaler" . }}
-{{- if eq $a "hpa" }}{{ int64 .Values.autoscaling.minReplicas }}{{ else }}{{ int64 .Values.replicaCount }}{{ end }}
+{{- if eq $a "hpa" }}{{ int64 .Values.autoscaling.minReplicas }}{{ else if eq $a "keda" }}{{ int64 .Values.keda.minReplicaCount }}{{ else }}{{ int64 .Values.replicaCount }}{{ end }}
 {{- end }}
 
 {{/*

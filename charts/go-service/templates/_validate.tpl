@@ -522,21 +522,40 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- toJson $errs }}
 {{- end }}
 
-{{/* Scaling: a VPA that never fights the HPA over a resource. */}}
+{{/* Scaling: one horizontal autoscaler (HPA or KEDA), and a VPA that never fights it over a resource. */}}
 {{- define "go-service.validate.scaling" -}}
 {{- $errs := list }}
 {{- $v := .Values }}
+{{- $keda := $v.keda | default dict }}
 {{- $vpa := $v.vpa | default dict }}
-{{- if and $vpa.enabled (ne $vpa.updateMode "Off") $v.autoscaling.enabled }}
+{{- if and $keda.enabled $v.autoscaling.enabled }}
+{{- $errs = append $errs "keda.enabled and autoscaling.enabled are both true: KEDA creates its own HPA, and two HPAs on one Deployment fight over its scale. Turn one off." }}
+{{- end }}
+{{- if $keda.enabled }}
+{{- if empty $keda.triggers }}
+{{- $errs = append $errs "keda.enabled is true but keda.triggers is empty: KEDA needs at least one trigger to scale on. Add one (e.g. type: prometheus)." }}
+{{- end }}
+{{- if gt (int64 $keda.minReplicaCount) (int64 $keda.maxReplicaCount) }}
+{{- $errs = append $errs (printf "keda.minReplicaCount (%d) is greater than keda.maxReplicaCount (%d). Lower minReplicaCount or raise maxReplicaCount." (int64 $keda.minReplicaCount) (int64 $keda.maxReplicaCount)) }}
+{{- end }}
+{{- end }}
+{{- if and $vpa.enabled (ne $vpa.updateMode "Off") }}
 {{- $scaledOn := list }}
-{{- if not (kindIs "invalid" $v.autoscaling.targetCPUUtilizationPercentage) }}{{ $scaledOn = append $scaledOn "cpu" }}{{ end }}
-{{- if not (kindIs "invalid" $v.autoscaling.targetMemoryUtilizationPercentage) }}{{ $scaledOn = append $scaledOn "memory" }}{{ end }}
-{{- range $v.autoscaling.metrics | default list }}
-  {{- with (.resource | default .containerResource) }}{{ $scaledOn = append $scaledOn (toString .name) }}{{ end }}
+{{- if $v.autoscaling.enabled }}
+  {{- if not (kindIs "invalid" $v.autoscaling.targetCPUUtilizationPercentage) }}{{ $scaledOn = append $scaledOn "cpu" }}{{ end }}
+  {{- if not (kindIs "invalid" $v.autoscaling.targetMemoryUtilizationPercentage) }}{{ $scaledOn = append $scaledOn "memory" }}{{ end }}
+  {{- range $v.autoscaling.metrics | default list }}
+    {{- with (.resource | default .containerResource) }}{{ $scaledOn = append $scaledOn (toString .name) }}{{ end }}
+  {{- end }}
+{{- end }}
+{{- if $keda.enabled }}
+  {{- range $keda.triggers | default list }}
+    {{- if has (toString .type) (list "cpu" "memory") }}{{ $scaledOn = append $scaledOn (toString .type) }}{{ end }}
+  {{- end }}
 {{- end }}
 {{- range $r := $vpa.controlledResources | default list }}
   {{- if has $r $scaledOn }}
-    {{- $errs = append $errs (printf "vpa.updateMode is %s and vpa.controlledResources has %s, which the HPA also scales on: the VPA raises the request, the utilization drops, the HPA removes pods, and the two fight. Use vpa.updateMode Off (recommendations only), or take %s out of vpa.controlledResources." $vpa.updateMode $r $r) }}
+    {{- $errs = append $errs (printf "vpa.updateMode is %s and vpa.controlledResources has %s, which the %s also scales on: the VPA raises the request, the utilization drops, the autoscaler removes pods, and the two fight. Use vpa.updateMode Off (recommendations only), or take %s out of vpa.controlledResources." $vpa.updateMode $r (ternary "HPA" "KEDA ScaledObject" (eq (include "go-service.autoscaler" $) "hpa")) $r) }}
   {{- end }}
 {{- end }}
 {{- end }}
