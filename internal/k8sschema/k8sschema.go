@@ -91,7 +91,7 @@ func (c *converter) convert(n map[string]any) map[string]any {
 		case quantity:
 			out["$ref"] = c.opt.QuantityRef
 		case intOrString:
-			out["type"] = []any{"integer", "string"}
+			intOrStringSchema(out)
 		default:
 			c.refs[name] = true
 			out["$ref"] = "#/$defs/" + name
@@ -118,7 +118,7 @@ func (c *converter) convert(n map[string]any) map[string]any {
 		}
 	}
 	if n["format"] == "int-or-string" {
-		out["type"] = []any{"integer", "string"}
+		intOrStringSchema(out)
 	}
 	if props, ok := n["properties"].(map[string]any); ok {
 		p := map[string]any{}
@@ -182,4 +182,12 @@ func Overlay(defs map[string]any, enum map[string]map[string][]any) error {
 		}
 	}
 	return nil
+}
+
+// intOrStringSchema makes out an int-or-string: a string, or an integer within int32 (IntOrString's
+// IntVal; the bounds apply to numbers only).
+func intOrStringSchema(out map[string]any) {
+	out["type"] = []any{"integer", "string"}
+	out["minimum"] = int64(-1 << 31)
+	out["maximum"] = int64(1<<31 - 1)
 }

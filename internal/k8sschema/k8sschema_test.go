@@ -61,7 +61,7 @@ func TestGenerate(t *testing.T) {
 		{"int32 is bounded", encode(t, props["count"]), `{"maximum":2147483647,"minimum":-2147483648,"type":"integer"}`},
 		{"int64 is not", encode(t, props["big"]), `{"type":"integer"}`},
 		{"enums are kept", encode(t, props["mode"]), `{"description":"Mode.","enum":["A","B"],"type":"string"}`},
-		{"int-or-string takes either", encode(t, props["port"]), `{"type":["integer","string"]}`},
+		{"int-or-string takes either, an integer within int32", encode(t, props["port"]), `{"maximum":2147483647,"minimum":-2147483648,"type":["integer","string"]}`},
 		{"quantities use the chart's definition", encode(t, props["limits"]), `{"additionalProperties":{"$ref":"#/$defs/quantity"},"type":"object"}`},
 		{"maps stay maps", encode(t, props["labels"]), `{"additionalProperties":{"type":"string"},"type":"object"}`},
 		{"refs point into $defs", encode(t, props["child"]), `{"$ref":"#/$defs/io.k8s.api.core.v1.Child"}`},

@@ -514,8 +514,8 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
   {{- end }}
   {{- range $i, $o := $v.extraObjects | default list }}
     {{- $r := tpl (ternary $o (toYaml $o) (kindIs "string" $o)) $ | fromYaml }}
-    {{- if or (hasKey $r "Error") (not $r.apiVersion) (not $r.kind) (not (and (kindIs "map" $r.metadata) $r.metadata.name)) }}
-      {{- $errs = append $errs (printf "extraObjects[%d] does not render to one Kubernetes object with apiVersion, kind and metadata.name%s. Give it those (one object per entry)." $i (ternary (printf " (%v)" (get $r "Error")) "" (hasKey $r "Error"))) }}
+    {{- if or (hasKey $r "Error") (not (kindIs "string" $r.apiVersion)) (not (kindIs "string" $r.kind)) (not (and (kindIs "map" $r.metadata) (kindIs "string" $r.metadata.name) $r.metadata.name)) }}
+      {{- $errs = append $errs (printf "extraObjects[%d] does not render to one Kubernetes object with apiVersion, kind and metadata.name as strings%s. Give it those (one object per entry)." $i (ternary (printf " (%v)" (get $r "Error")) "" (hasKey $r "Error"))) }}
     {{- end }}
   {{- end }}
 {{- end }}
