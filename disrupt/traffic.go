@@ -187,7 +187,7 @@ func Start(tb testing.TB, target Target, o Options) *Traffic {
 	}
 	host := o.Host != HostNever
 	if host {
-		err := reachable(tr.url)
+		err := reachable(tr.url, 3*o.ProxyMinSync+3*time.Second)
 		switch {
 		case err != nil && (o.Host == HostAlways || o.NoInCluster):
 			tb.Fatalf("disrupt: the host clients cannot reach the Service %s/%s at %s: %v", tr.ns, target.Service, tr.url, err)
@@ -309,20 +309,23 @@ func newTraffic(tb testing.TB, target Target, o *Options) (*Traffic, error) {
 		url: fmt.Sprintf("http://%s/", net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(port)))), selector: d.Spec.Selector.MatchLabels}, nil
 }
 
-// reachable reports whether url answers at all from this machine within a few seconds.
-func reachable(url string) error {
+// reachable reports whether url answers at all from this machine within the given time. A Service
+// created a moment ago refuses connections until kube-proxy has synced its rules, which it may delay
+// by its minSyncPeriod after the previous sync: the caller allows a few of those.
+func reachable(url string, within time.Duration) error {
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	var last error
-	for range 3 {
+	deadline := time.Now().Add(within)
+	for {
 		resp, err := client.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			return nil
 		}
-		last = err
-		time.Sleep(500 * time.Millisecond)
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
-	return last
 }
 
 // ClearConntrack deletes this node's conntrack entries of connections to a Service IP, so that a run
