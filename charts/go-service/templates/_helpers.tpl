@@ -505,6 +505,21 @@ topologySpreadConstraints:
 {{- end }}
 {{- end }}
 
+{{/* The containerPorts the Service exposes beside its main port, by name, as a JSON list: every other
+     container port (metrics, admin...), but not the app's http port when a sidecar is in the request path
+     (traffic would bypass it). */}}
+{{- define "go-service.serviceContainerPorts" -}}
+{{- $main := include "go-service.servicePortName" . }}
+{{- $viaSidecar := not (empty (include "go-service.requestPathSidecar" . | fromJson)) }}
+{{- $out := list }}
+{{- range $name, $_ := .Values.containerPorts }}
+  {{- if and (ne $name $main) (not (and $viaSidecar (eq $name "http"))) }}
+    {{- $out = append $out $name }}
+  {{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
 {{/* The name of the Service port that carries the main traffic. */}}
 {{- define "go-service.servicePortName" -}}
 {{- if kindIs "string" .Values.service.targetPort }}{{ .Values.service.targetPort }}{{ else }}http{{ end }}

@@ -331,12 +331,9 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- end }}
 {{- $portNames := dict (include "go-service.servicePortName" $) "the main port" }}
 {{- $portNumbers := dict (toString (int64 $svc.port)) "service.port" }}
-{{- $viaSidecar := not (empty (include "go-service.requestPathSidecar" $ | fromJson)) }}
-{{- range $name, $port := $v.containerPorts }}
-{{- if and (ne $name (include "go-service.servicePortName" $)) (not (and $viaSidecar (eq $name "http"))) }}
+{{- range $name := include "go-service.serviceContainerPorts" $ | fromJsonArray }}
 {{- $_ := set $portNames $name (printf "containerPorts.%s" $name) }}
-{{- $_ := set $portNumbers (toString (int64 $port)) (printf "containerPorts.%s" $name) }}
-{{- end }}
+{{- $_ := set $portNumbers (toString (int64 (index $v.containerPorts $name))) (printf "containerPorts.%s" $name) }}
 {{- end }}
 {{- range $i, $p := $svc.extraPorts }}
 {{- if hasKey $portNames (toString ($p.name | default "")) }}
