@@ -10,8 +10,13 @@ KUBE_VERSION ?= 1.34.0
 export PATH := $(BIN):/usr/local/go/bin:$(PATH)
 
 # The tools are pinned by the `tool` directives in go.mod and built from the module cache.
-TOOLS := $(BIN)/helm $(BIN)/ct $(BIN)/helm-docs $(BIN)/testlog $(BIN)/registry
-TOOL_PKG_helm      := helm.sh/helm/v3/cmd/helm
+TOOLS := $(BIN)/helm $(BIN)/helm3 $(BIN)/ct $(BIN)/helm-docs $(BIN)/testlog $(BIN)/registry
+# helm is Helm 4 (the primary CLI); helm3 is Helm 3, still supported. Both are built with the version
+# details Helm's own release builds stamp in (Helm 3 takes its default Kubernetes version from them).
+TOOL_PKG_helm      := helm.sh/helm/v4/cmd/helm
+TOOL_PKG_helm3     := helm.sh/helm/v3/cmd/helm
+TOOL_LDFLAGS_helm   = $(shell $(GO) run ./internal/cmd/toolflags helm 2>/dev/null)
+TOOL_LDFLAGS_helm3  = $(shell $(GO) run ./internal/cmd/toolflags helm3 2>/dev/null)
 TOOL_PKG_ct        := github.com/helm/chart-testing/v3/ct
 TOOL_PKG_helm-docs := github.com/norwoodj/helm-docs/cmd/helm-docs
 TOOL_PKG_testlog   := ./internal/cmd/testlog
@@ -49,10 +54,10 @@ deps: tools ## Install the apt packages and build the pinned Go tools (idempoten
 	    { echo "deps: could not install $${missing[*]} with apt-get (root and Debian's repositories are needed); install them and run make again" >&2; exit 1; }; \
 	fi
 
-tools: $(TOOLS) ## Build helm, ct, helm-docs, testlog and the registry into bin/.
+tools: $(TOOLS) ## Build helm (Helm 4), helm3, ct, helm-docs, testlog and the registry into bin/.
 
 $(BIN)/%: go.mod go.sum
-	$(GO) build -o $@ $(TOOL_PKG_$*)
+	$(GO) build -ldflags '$(TOOL_LDFLAGS_$*)' -o $@ $(TOOL_PKG_$*)
 	@touch $@
 
 render: tools ## Render the chart with its defaults for KUBE_VERSION (default 1.34.0) and print the manifests.

@@ -16,11 +16,13 @@ import (
 	"github.com/go-service/go-service/test/render"
 )
 
-// mustRender renders a case the suite expects to succeed and, with -record-renders DIR, writes what it
-// rendered (manifest and hooks) to DIR for the live suite's server-side dry-run.
+// mustRender renders a case the suite expects to succeed, requires Helm 4's `helm template` to render
+// the same objects for the same values (kit users test what they deploy) and, with -record-renders DIR,
+// writes what it rendered (manifest and hooks) to DIR for the live suite's server-side dry-run.
 func mustRender(tb testing.TB, opts render.Options) *render.Result {
 	tb.Helper()
 	r := render.MustRender(tb, opts)
+	assertCLIParity(tb, opts, r, "helm")
 	record(tb, r)
 	return r
 }

@@ -12,11 +12,14 @@ import (
 	"testing"
 
 	"github.com/go-service/go-service/internal/repo"
+	"github.com/go-service/go-service/internal/toolflags"
 )
 
-// Packages maps each tool name to the main package the root go.mod pins with a `tool` directive.
+// Packages maps each tool name to the main package the root go.mod pins with a `tool` directive. helm is
+// Helm 4, the primary CLI; helm3 is Helm 3, still supported (its own lane of the live suite).
 var Packages = map[string]string{
-	"helm":      "helm.sh/helm/v3/cmd/helm",
+	"helm":      "helm.sh/helm/v4/cmd/helm",
+	"helm3":     "helm.sh/helm/v3/cmd/helm",
 	"ct":        "github.com/helm/chart-testing/v3/ct",
 	"helm-docs": "github.com/norwoodj/helm-docs/cmd/helm-docs",
 }
@@ -74,7 +77,11 @@ func Build(name string) (string, error) {
 		return "", err
 	}
 	out := filepath.Join(bin, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	flags, err := toolflags.LDFlags(name)
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("go", "build", "-ldflags", flags, "-o", out, pkg)
 	cmd.Dir = filepath.Dir(bin)
 	if m, ok := Modules[name]; ok {
 		cmd.Dir = filepath.Join(cmd.Dir, m)
