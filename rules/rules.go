@@ -179,13 +179,18 @@ var all = []rule{
 	{"spread", checkSpread},
 }
 
+// ReplicasAnnotation marks a Deployment whose chart leaves spec.replicas to the autoscaler and renders
+// the live scale in the one case where leaving it out would reset it (go-service's autoscaledReplicas):
+// turning autoscaling on for a running release.
+const ReplicasAnnotation = "go-service/replicas"
+
 func checkReplicas(w *workload) {
 	if w.hpa != nil {
 		switch {
-		case w.d.Spec.Replicas == nil:
-			w.add("replicas.hpa-null", w.name(), "spec.replicas", "Render the live replica count (or the HPA minimum) instead of omitting the field",
-				"the HPA owns the scale but replicas is unset: turning autoscaling on for a running release sets it to null, which the API server makes 1 (helm/helm#12650)")
-		case *w.d.Spec.Replicas < w.replicas():
+		case w.d.Spec.Replicas == nil && w.d.Annotations[ReplicasAnnotation] != "autoscaler":
+			w.add("replicas.hpa-null", w.name(), "spec.replicas", "Render the live replica count while the release still renders replicas (as go-service does, marking the Deployment "+ReplicasAnnotation+": autoscaler once it leaves them out)",
+				"the HPA owns the scale but replicas is left out of a chart that renders it with autoscaling off: turning autoscaling on for a running release patches it to null, which the API server makes 1 (helm/helm#12650)")
+		case w.d.Spec.Replicas != nil && *w.d.Spec.Replicas < w.replicas():
 			w.add("replicas.below-hpa-minimum", w.name(), "spec.replicas", "Render at least the HPA's minReplicas",
 				"replicas %d are below the HPA's minReplicas %d: an upgrade would scale below the minimum", *w.d.Spec.Replicas, w.replicas())
 		}

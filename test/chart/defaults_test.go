@@ -185,10 +185,13 @@ func TestZeroDowntimeRulesCatchNaiveSettings(t *testing.T) {
 	// The chart refuses sleep before 1.30; a manifest rendered for 1.30 and applied to 1.29 breaks the rule.
 	r = mustRender(t, render.Options{KubeVersion: "1.30.0", Values: map[string]any{"shutdown": map[string]any{"preStop": map[string]any{"mode": "sleep"}}}})
 	assert.Equal(t, []string{"shutdown.sleep-version"}, ruleNames(t, r, "1.29.0"))
-	// With an HPA, a Deployment without replicas (as many charts render it) or below the minimum.
+	// With an HPA: the chart leaves replicas out and marks it; without the mark (as many charts render
+	// it, with no live scale for the upgrade that turns autoscaling on), or below the minimum, it is broken.
 	r = mustRender(t, render.Options{Values: map[string]any{"autoscaling": map[string]any{"enabled": true, "minReplicas": 3, "maxReplicas": 6}}})
+	assert.Empty(t, ruleNames(t, r, render.DefaultKubeVersion))
 	d = render.One[*appsv1.Deployment](t, r)
-	d.Spec.Replicas = nil
+	require.Nil(t, d.Spec.Replicas)
+	delete(d.Annotations, rules.ReplicasAnnotation)
 	assert.Equal(t, []string{"replicas.hpa-null"}, ruleNames(t, r, render.DefaultKubeVersion))
 	two := int32(2)
 	d.Spec.Replicas = &two

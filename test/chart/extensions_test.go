@@ -15,6 +15,7 @@ import (
 	vpav1 "k8s.io/autoscaler/vertical-pod-autoscaler/pkg/apis/autoscaling.k8s.io/v1"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
+	"github.com/go-service/go-service/rules"
 	"github.com/go-service/go-service/test/render"
 )
 
@@ -355,7 +356,8 @@ func TestKedaValues(t *testing.T) {
 			assert.Equal(t, "prometheus", triggers[0].(map[string]any)["type"])
 			window, _, _ := unstructured.NestedFieldNoCopy(so.Object, "spec", "advanced", "horizontalPodAutoscalerConfig", "behavior", "scaleDown", "stabilizationWindowSeconds")
 			assert.EqualValues(t, 300, window, "the chart's HPA behavior")
-			assert.EqualValues(t, 3, *deployment(t, r).Spec.Replicas)
+			assert.Nil(t, deployment(t, r).Spec.Replicas, "the scale is KEDA's HPA's")
+			assert.Equal(t, "autoscaler", deployment(t, r).Annotations[rules.ReplicasAnnotation])
 			assert.Empty(t, render.All[*autoscalingv2.HorizontalPodAutoscaler](r), "KEDA makes its own")
 			assert.Contains(t, r.Notes, "3-12 replicas (KEDA)")
 			assert.Equal(t, intstr.FromInt32(1), *render.One[*policyv1.PodDisruptionBudget](t, r).Spec.MaxUnavailable)

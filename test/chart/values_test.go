@@ -18,6 +18,7 @@ import (
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	kit "github.com/go-service/go-service/render"
+	"github.com/go-service/go-service/rules"
 	"github.com/go-service/go-service/test/render"
 )
 
@@ -266,10 +267,11 @@ func TestAutoscalingValues(t *testing.T) {
 	t.Parallel()
 	runValueCases(t, []valueCase{
 		{name: "HPA owns the scale", values: m{"replicaCount": 4, "autoscaling": m{"enabled": true, "minReplicas": 3, "maxReplicas": 9, "targetMemoryUtilizationPercentage": 75}}, check: func(t *testing.T, r *render.Result) {
-			// Without a cluster to look the live scale up in, minReplicas (see TestAutoscalingOnKeepsScale
-			// in the live suite for the upgrade of a running release).
-			require.NotNil(t, deployment(t, r).Spec.Replicas, "replicas present: an upgrade must never set them to null (helm/helm#12650)")
-			assert.EqualValues(t, 3, *deployment(t, r).Spec.Replicas)
+			// Without a cluster to read (helm template, a first install), replicas are left to the HPA and
+			// the Deployment says so (TestReplicasFromLive has the decision for a running release, the live
+			// suite's TestScaleKeptByEveryDeployer and TestAutoscalingOnKeepsScale show it on a cluster).
+			assert.Nil(t, deployment(t, r).Spec.Replicas, "no deployer of this manifest touches the HPA's scale")
+			assert.Equal(t, "autoscaler", deployment(t, r).Annotations[rules.ReplicasAnnotation])
 			h := render.One[*autoscalingv2.HorizontalPodAutoscaler](t, r)
 			assert.EqualValues(t, 3, *h.Spec.MinReplicas)
 			assert.EqualValues(t, 9, h.Spec.MaxReplicas)

@@ -124,8 +124,12 @@ func BuildDependencies(tb testing.TB, umbrellaDir string) string {
 		tb.Fatal(err)
 	}
 	for _, e := range entries {
+		if e.IsDir() && e.Name() != "templates" {
+			continue // charts/ is built below
+		}
 		if e.IsDir() {
-			continue // charts/ and templates of the umbrella are not needed here
+			copyTemplates(tb, filepath.Join(umbrellaDir, e.Name()), filepath.Join(dst, e.Name()))
+			continue
 		}
 		data, err := os.ReadFile(filepath.Join(umbrellaDir, e.Name()))
 		if err != nil {
@@ -140,4 +144,25 @@ func BuildDependencies(tb testing.TB, umbrellaDir string) string {
 	}
 	publish.NewHelm(tb).Run(tb, "dependency", "build", dst)
 	return dst
+}
+
+// copyTemplates copies an umbrella chart's own templates (files, one level) to dst.
+func copyTemplates(tb testing.TB, src, dst string) {
+	tb.Helper()
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644)
+		}
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
 }

@@ -57,19 +57,48 @@ app.kubernetes.io/component: test
 {{- end }}
 
 {{/*
-spec.replicas with autoscaling on. Leaving replicas out is not enough: when a release turns autoscaling
-on, helm upgrade sees the field removed and sets it to null, which the API server turns into 1
-(helm/helm#12650), dropping a release of 4 pods to 1 until the HPA reacts. So the chart renders the
-Deployment's live replicas (lookup), never fewer than autoscaling.minReplicas: an upgrade never changes
-the scale the HPA chose. Without cluster access (helm template) it is minReplicas.
+spec.replicas with an autoscaler (HPA or KEDA): "" to leave the field to the autoscaler, or the live scale
+to render. Leaving it out is what keeps every deployer off the scale: a Helm 3 or Helm 4 upgrade or
+rollback, `helm template` applied by kubectl client-side or server-side (Argo CD) never touch a field the
+manifest does not have. It is rendered in the one case where leaving it out would reset it: the release
+rendered replicas before (autoscaling was off, or an older chart) and the deployer would drop it:
+  - Helm 3, and Helm 4 on a release applied client-side, patch a field the last manifest had and this one
+    lacks to null, which the API server makes 1 (helm/helm#12650); so once rendered it stays rendered;
+  - Helm 4 applies server-side: dropping a field only it owns removes it (again 1), dropping one another
+    manager (the HPA through the scale subresource, kubectl scale) changed since is safe.
+The live Deployment (lookup) says which case holds: the go-service/replicas annotation marks a Deployment
+whose replicas the chart left out; its managedFields say whether the chart is applied server-side (an Apply
+that owns the pod template) and whether anything else has set the scale since (an Update of replicas).
+Without a cluster to read (`helm template`, a first install) it is left out: a new release starts one pod
+and the autoscaler raises it to its minimum at its first sync.
 */}}
-{{- define "go-service.hpaReplicas" -}}
-{{- $n := int64 (include "go-service.effectiveReplicas" .) }}
+{{- define "go-service.autoscaledReplicas" -}}
 {{- $live := lookup "apps/v1" "Deployment" .Release.Namespace (include "go-service.fullname" .) }}
-{{- if and $live (hasKey $live "spec") (hasKey $live.spec "replicas") }}
-  {{- $n = max $n (int64 $live.spec.replicas) }}
+{{- include "go-service.replicasFromLive" (dict "live" $live "min" (include "go-service.effectiveReplicas" .)) }}
 {{- end }}
-{{- $n }}
+
+{{/* The decision of autoscaledReplicas for a live Deployment (.live, empty when there is none) and the
+     autoscaler's minimum (.min). */}}
+{{- define "go-service.replicasFromLive" -}}
+{{- $live := .live | default dict }}
+{{- $spec := get $live "spec" | default dict }}
+{{- if hasKey $spec "replicas" }}
+  {{- $left := eq (get (dig "metadata" "annotations" dict $live) "go-service/replicas") "autoscaler" }}
+  {{- $applied := false }}
+  {{- $scaled := false }}
+  {{- range (dig "metadata" "managedFields" list $live) }}
+    {{- $fields := dig "fieldsV1" "f:spec" dict . }}
+    {{- if and (eq (get . "operation") "Apply") (hasKey $fields "f:template") }}
+      {{- $applied = true }}
+    {{- end }}
+    {{- if and (ne (get . "operation") "Apply") (hasKey $fields "f:replicas") }}
+      {{- $scaled = true }}
+    {{- end }}
+  {{- end }}
+  {{- if not (or $left (and $applied $scaled)) }}
+    {{- max (int64 .min) (int64 $spec.replicas) }}
+  {{- end }}
+{{- end }}
 {{- end }}
 
 {{- define "go-service.serviceAccountName" -}}
