@@ -122,8 +122,13 @@ cluster-soak: ## CYCLES (default 10) of: 1-node up, 2-node up, a pod per node se
 test-live: tools ## The live smoke suite on KUBECONFIG's cluster, or on the local cluster (started if needed).
 	@GO_SERVICE_NODES=$(NODES) $(call gotest,smoke-$(NODES),-count=1 -v -timeout 30m ./test/smoke/...) -v
 
-e2e: tools ## The zero-downtime live suite (KUBECONFIG's cluster, or a 2-node local cluster); reports in results/live.
+# The Helm 3 lane: the core scenarios again, deployed with Helm 3 (bin/helm3 as helm on PATH).
+HELM3_LANE := ^(TestHelmLane|TestRollingUpdate|TestUpgradeFromPreviousChart|TestBadRelease)$$
+
+e2e: tools ## The zero-downtime live suite with Helm 4, then its Helm 3 lane (KUBECONFIG's cluster, or a 2-node local cluster); reports in results/live and results/live-helm3.
 	@GO_SERVICE_NODES=2 $(call gotest,e2e,-count=1 -v -timeout 60m ./test/live/...) -v
+	@GO_SERVICE_NODES=2 GO_SERVICE_HELM=helm3 GO_SERVICE_RESULTS=$(CURDIR)/results/live-helm3 \
+	  $(call gotest,e2e-helm3,-count=1 -v -timeout 20m -run '$(HELM3_LANE)' ./test/live/) -v
 
 demo: deps ## The main job: the usual setup and go-service side by side through a rolling update, a node drain and an eviction under load; a verdict table and results/demo/index.html. Leaves the cluster running.
 	@$(GO) test -count=1 -v -timeout 45m -run 'TestDemo$$' ./demo/ | grep --line-buffered -vE '^ *=== (RUN|PAUSE|CONT)'

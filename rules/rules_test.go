@@ -1,7 +1,9 @@
 package rules_test
 
 import (
+	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -66,8 +68,10 @@ func TestHelmCreateDefaults(t *testing.T) {
 	assert.Contains(t, got, "spread.nodes")
 }
 
-// Every rule fails on a broken input: one change to the chart's compliant output per rule.
+// Every rule fails on a broken input: one change to the chart's compliant output per rule, and the table
+// covers every rule rules.go can report.
 func TestEveryRuleFails(t *testing.T) {
+	shown := map[string]bool{}
 	for _, tc := range []struct {
 		rule   string
 		kube   string
@@ -87,6 +91,18 @@ func TestEveryRuleFails(t *testing.T) {
 			return o
 		}},
 		{"probes.readiness", kube, func(o []runtime.Object) []runtime.Object { container(o).ReadinessProbe = nil; return o }},
+		{"probes.liveness", kube, func(o []runtime.Object) []runtime.Object { container(o).LivenessProbe = nil; return o }},
+		{"probes.startup", kube, func(o []runtime.Object) []runtime.Object { container(o).StartupProbe = nil; return o }},
+		{"probes.shared-path", kube, func(o []runtime.Object) []runtime.Object {
+			c := container(o)
+			c.LivenessProbe.HTTPGet.Path = c.ReadinessProbe.HTTPGet.Path
+			return o
+		}},
+		{"probes.liveness-tolerance", kube, func(o []runtime.Object) []runtime.Object {
+			c := container(o)
+			c.LivenessProbe.PeriodSeconds, c.LivenessProbe.FailureThreshold = c.ReadinessProbe.PeriodSeconds, c.ReadinessProbe.FailureThreshold
+			return o
+		}},
 		{"probes.port", kube, func(o []runtime.Object) []runtime.Object {
 			container(o).ReadinessProbe.HTTPGet.Port = intstr.FromString("metrics")
 			return o
@@ -105,6 +121,10 @@ func TestEveryRuleFails(t *testing.T) {
 			pdb(o).Spec.MaxUnavailable = ptr(intstr.FromInt32(0))
 			return o
 		}},
+		{"disruption.empty", kube, func(o []runtime.Object) []runtime.Object {
+			pdb(o).Spec.MaxUnavailable, pdb(o).Spec.MinAvailable = nil, nil
+			return o
+		}},
 		{"disruption.unhealthy-policy", kube, func(o []runtime.Object) []runtime.Object {
 			pdb(o).Spec.UnhealthyPodEvictionPolicy = nil
 			return o
@@ -113,11 +133,39 @@ func TestEveryRuleFails(t *testing.T) {
 			deployment(o).Spec.Template.Spec.TopologySpreadConstraints = nil
 			return o
 		}},
+		{"replicas.hpa-null", kube, func(o []runtime.Object) []runtime.Object {
+			o = autoscaled(t, o)
+			delete(deployment(o).Annotations, rules.ReplicasAnnotation)
+			return o
+		}},
+		{"replicas.below-hpa-minimum", kube, func(o []runtime.Object) []runtime.Object {
+			o = autoscaled(t, o)
+			deployment(o).Spec.Replicas = ptr(int32(1))
+			return o
+		}},
 	} {
+		shown[tc.rule] = true
 		t.Run(tc.rule, func(t *testing.T) {
 			assert.Contains(t, names(t, tc.change(goService(t)), tc.kube), tc.rule)
 		})
 	}
+	src, err := os.ReadFile("rules.go")
+	require.NoError(t, err)
+	all := regexp.MustCompile(`w\.add\("([a-z.-]+)"`).FindAllStringSubmatch(string(src), -1)
+	require.NotEmpty(t, all)
+	for _, m := range all {
+		assert.True(t, shown[m[1]], "rule %s is shown failing in this table", m[1])
+	}
+}
+
+// autoscaled is the chart's output with autoscaling on (minimum 3): the Deployment leaves replicas to
+// the HPA and says so.
+func autoscaled(t *testing.T, _ []runtime.Object) []runtime.Object {
+	t.Helper()
+	r, err := render.Render(render.Options{Chart: "../charts/go-service", KubeVersion: kube,
+		Values: map[string]any{"autoscaling": map[string]any{"enabled": true, "minReplicas": 3}}})
+	require.NoError(t, err)
+	return r.Objects
 }
 
 func TestViolationNamesObjectFieldAndFix(t *testing.T) {

@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gruntwork-io/terratest/modules/helm"
+	"github.com/gruntwork-io/terratest/modules/k8s"
+	"github.com/gruntwork-io/terratest/modules/logger"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/go-service/go-service/disrupt"
 	"github.com/go-service/go-service/test/kube"
 	"github.com/go-service/go-service/test/tools"
 )
@@ -359,4 +363,54 @@ func TestGitOpsTurnsAutoscalingOn(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The suite deploys with the CLI its lane names: Helm 4 by default, Helm 3 in the Helm 3 lane
+// (GO_SERVICE_HELM=helm3): the `helm` terratest runs from PATH is that version.
+func TestHelmLane(t *testing.T) {
+	want := "v4."
+	if os.Getenv("GO_SERVICE_HELM") == "helm3" {
+		want = "v3."
+	}
+	p, err := exec.LookPath("helm")
+	require.NoError(t, err)
+	out, err := exec.Command(p, "version", "--short").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	t.Logf("helm on PATH: %s, %s", p, strings.TrimSpace(string(out)))
+	assert.True(t, strings.HasPrefix(strings.TrimSpace(string(out)), want), "helm on PATH is %s, want %s*", strings.TrimSpace(string(out)), want)
+}
+
+// 2. Migration under load: a release installed with Helm 3 is upgraded (every pod replaced), then rolled
+// back to its Helm 3 revision, with Helm 4, under the gated load: 0 failed, the scale kept.
+func TestMigrationHelm3ToHelm4(t *testing.T) {
+	appImage(t)
+	ns := env.Namespace(t, "migrate")
+	values := map[string]string{"replicaCount": "3"}
+	args := append([]string{"install", "svc", chartDir, "--namespace", ns, "--wait", "--timeout", "5m"}, setArgs(values)...)
+	_, err := run(t, nil, tools.Path(t, "helm3"), args...)
+	require.NoError(t, err)
+	env.WaitRolledOut(t, ns, "svc-go-service", 3*time.Minute)
+	r := &release{t: t, ns: ns, name: "svc", chart: chartDir, opts: &helm.Options{
+		Logger: logger.Discard, KubectlOptions: k8s.NewKubectlOptions("", env.Kubeconfig, ns), SetValues: map[string]string{},
+	}}
+	for k, v := range baseValues {
+		r.opts.SetValues[k] = v
+	}
+	for k, v := range values {
+		r.opts.SetValues[k] = v
+	}
+	tr := traffic(t, r)
+	tr.Rollout(t, "Helm 4 upgrade of the Helm 3 release", 3*time.Minute, func() {
+		r.upgrade(map[string]string{"podAnnotations.rollout": "helm4"})
+	})
+	tr.Settle()
+	tr.Rollout(t, "Helm 4 rollback to the Helm 3 revision", 3*time.Minute, func() { helm.Rollback(t, r.opts, r.name, "1") })
+	stop(t, tr, "Helm 3 release upgraded, then rolled back, with Helm 4", disrupt.ZeroFailures, rolloutFloor(2, 3, 1, 5))
+	assert.EqualValues(t, 3, *r.deployment().Spec.Replicas, "the scale is kept")
+	_, rolledBack := r.pods()[0].Annotations["rollout"]
+	assert.False(t, rolledBack, "the pods run the Helm 3 revision's template again")
+	hist, err := helm.RunHelmCommandAndGetOutputE(t, r.opts, "history", r.name)
+	require.NoError(t, err)
+	t.Logf("release history:\n%s", hist)
+	assert.Contains(t, hist, "Rollback to 1")
 }

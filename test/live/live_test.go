@@ -32,9 +32,13 @@ var (
 )
 
 // The live suite runs on a 2-node local cluster (KUBECONFIG: any cluster) with kube-proxy's default
-// 1 s minSyncPeriod; the slow-propagation scenarios replace it with a 5 s one at the end.
+// 1 s minSyncPeriod; the slow-propagation scenarios replace it with a 3 s one at the end.
 func TestMain(m *testing.M) {
 	if err := tools.PutOnPath("helm"); err != nil { // terratest runs helm from PATH
+		fmt.Fprintln(os.Stderr, "live suite:", err)
+		os.Exit(1)
+	}
+	if err := helmLane(); err != nil {
 		fmt.Fprintln(os.Stderr, "live suite:", err)
 		os.Exit(1)
 	}
@@ -58,6 +62,30 @@ func TestMain(m *testing.M) {
 		code = 1
 	}
 	os.Exit(code)
+}
+
+// helmLane puts the CLI GO_SERVICE_HELM names (helm3: Helm 3, for the Helm 3 lane of `make e2e`) first
+// on PATH as `helm`, so terratest's helm module and every scenario deploy with it. Unset, or helm, the
+// suite deploys with Helm 4.
+func helmLane() error {
+	cli := os.Getenv("GO_SERVICE_HELM")
+	if cli == "" || cli == "helm" {
+		return nil
+	}
+	bin, err := tools.Build(cli)
+	if err != nil {
+		return fmt.Errorf("GO_SERVICE_HELM=%s: %w", cli, err)
+	}
+	dir := filepath.Join(filepath.Dir(bin), cli+"-lane")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	link := filepath.Join(dir, "helm")
+	_ = os.Remove(link)
+	if err := os.Symlink(bin, link); err != nil {
+		return err
+	}
+	return os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 }
 
 func nodes() int {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func TestRollingUpdate(t *testing.T) {
 	ns := env.Namespace(t, "rollout")
 	r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
 	hook := r.pods()[0].Spec.Containers[0].Lifecycle.PreStop
-	if v, err := env.Client.Discovery().ServerVersion(); err == nil && v.Major == "1" && v.Minor >= "30" {
+	if v, err := env.Client.Discovery().ServerVersion(); err == nil && v.Major == "1" && minor(v.Minor) >= 30 {
 		require.NotNil(t, hook.Sleep, "preStop mode auto is the native sleep action on Kubernetes %s.%s", v.Major, v.Minor)
 	} else {
 		require.NotNil(t, hook.Exec, "preStop mode auto is exec before Kubernetes 1.30")
@@ -379,4 +380,14 @@ func TestUmbrellaChart(t *testing.T) {
 	worker, err = env.Client.AppsV1().Deployments(ns).Get(context.Background(), "shop-worker", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, workerGen, worker.Generation, "the other service is untouched")
+}
+
+// minor is a server version's minor as a number ("30", or "30+" as some providers report it; 0 when it
+// is not a number): compared as strings, "4" would sort after "30".
+func minor(s string) int {
+	n, err := strconv.Atoi(strings.TrimSuffix(s, "+"))
+	if err != nil {
+		return 0
+	}
+	return n
 }
