@@ -9,6 +9,7 @@
 package demo
 
 import (
+	"sort"
 	"context"
 	"fmt"
 	"os"
@@ -299,9 +300,58 @@ func (d *demo) stop(t *testing.T) {
 		}
 	}
 	require.NoError(t, reports.WriteIndex("make demo: every client's run"))
+	for _, p := range loadProblems(d.releases) {
+		t.Errorf("the demo's load: %s", p)
+	}
 	for _, run := range d.releases[1].Runs {
 		for _, v := range run.Violations {
 			t.Errorf("go-service's defaults, %s: %s", run.Client, v)
 		}
 	}
+}
+
+// inClusterClients are the clients every release's load runs from a pod; the host clients run too when
+// the Service answers from this machine (disrupt.HostAuto), and the page says which ran.
+var inClusterClients = []string{"in-cluster GET new-conn", "in-cluster POST keep-alive"}
+
+// loadProblems lists why a verdict would rest on no load: a release without runs, a client that runs
+// for one release and not the other, an in-cluster client that did not run, a run that sent nothing, a
+// run whose requests were not recorded one by one.
+func loadProblems(releases []*release) []string {
+	var out []string
+	if len(releases) == 0 {
+		return []string{"no release"}
+	}
+	clients := map[string]int{}
+	for _, r := range releases {
+		if len(r.Runs) == 0 {
+			out = append(out, r.Title+": no load ran")
+			continue
+		}
+		for _, run := range r.Runs {
+			clients[run.Client]++
+			switch {
+			case run.Load == nil || run.Load.Sent == 0:
+				out = append(out, fmt.Sprintf("%s, %s: sent nothing", r.Title, run.Client))
+			case len(run.Load.Requests) != run.Load.Sent:
+				out = append(out, fmt.Sprintf("%s, %s: %d requests recorded of %d sent", r.Title, run.Client, len(run.Load.Requests), run.Load.Sent))
+			}
+		}
+	}
+	for _, c := range inClusterClients {
+		if clients[c] == 0 {
+			out = append(out, c+": did not run")
+		}
+	}
+	names := make([]string, 0, len(clients))
+	for c := range clients {
+		names = append(names, c)
+	}
+	sort.Strings(names)
+	for _, c := range names {
+		if clients[c] != len(releases) {
+			out = append(out, fmt.Sprintf("%s: ran for %d of the %d releases", c, clients[c], len(releases)))
+		}
+	}
+	return out
 }

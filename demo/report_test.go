@@ -122,11 +122,14 @@ func (d *demo) readSettings(t *testing.T) {
 		}
 		set(5, fmt.Sprintf("%d s", *dep.Spec.Template.Spec.TerminationGracePeriodSeconds))
 		set(6, pdb)
-		if r.Key == "usual" {
-			set(7, "closes its listener (http.Server.Shutdown)")
-		} else {
-			set(7, "fails readiness, keeps serving, drains (package graceful)")
+		// What the app does on SIGTERM, as the answering apps said it (their mode), not as this demo set it.
+		modes := appModes(r.Runs)
+		require.NotEmpty(t, modes, "%s: the answers name the app's mode (mode=...)", r.Title)
+		var said []string
+		for _, m := range modes {
+			said = append(said, sigtermBehaviour(m))
 		}
+		set(7, strings.Join(said, "; "))
 		violations, err := rules.Check(objs, rules.Options{KubeVersion: d.kubeVersion(t), InAppDelayEnv: rules.DefaultInAppDelayEnv})
 		require.NoError(t, err)
 		for _, v := range violations {
@@ -196,6 +199,13 @@ func (d *demo) page(f *os.File) error {
 		}
 	}
 	sort.Strings(clients)
+	// Where each client ran, as the runs say (not as the options asked): the page promises nothing else.
+	var ran []string
+	hostRan := false
+	for _, c := range clients {
+		ran = append(ran, fmt.Sprintf("%s at %d/s", c, byClient[c][0].Load.Rate))
+		hostRan = hostRan || strings.HasPrefix(c, "host ")
+	}
 	var rows []clientRow
 	for _, c := range clients {
 		rows = append(rows, clientRow{Client: c, Runs: byClient[c], Scale: disrupt.ScaleFor(timelineWidth, byClient[c]...)})
@@ -216,7 +226,7 @@ func (d *demo) page(f *os.File) error {
 	}
 	return pageTemplate.Execute(f, map[string]any{
 		"Releases": rels, "Rows": rows, "Settings": d.settings, "Style": disrupt.Style, "Legend": disrupt.Legend,
-		"Replicas": replicas, "When": d.start.UTC().Format("2006-01-02 15:04 UTC"), "Load": loadOptions,
+		"Replicas": replicas, "When": d.start.UTC().Format("2006-01-02 15:04 UTC"), "Clients": ran, "HostRan": hostRan,
 	})
 }
 
@@ -230,8 +240,9 @@ var pageTemplate = template.Must(template.New("demo").Funcs(disrupt.Funcs).Funcs
 .lost{color:#d93025}.kept{color:#1e7d46}.big{font-size:20px}</style></head><body>
 <h1>The same service, two setups, three disruptions</h1>
 <p>One Go service, {{.Replicas}} replicas, installed twice side by side in one namespace of a two-node cluster,
-under the same load: a GET on a new connection per request ({{.Load.Rate}}/s from the host, {{.Load.InClusterRate}}/s from a pod)
-and POSTs on a keep-alive pool that no client retries ({{.Load.KeepAliveRate}}/s from each). Both went through a rolling
+under the same load, from these clients, each run for both releases: {{join .Clients ", "}}. A GET opens a new
+connection per request; POSTs go over a keep-alive pool that no client retries.{{if not .HostRan}} No client ran from the
+host: the Services' cluster IPs did not answer from this machine.{{end}} Both went through a rolling
 update, a node drain and the eviction of one pod, at the same time. Measured {{.When}}.</p>
 <table><tr><th></th>{{range .Releases}}<th>{{.Title}}</th>{{end}}</tr>
 <tr><td>What it is</td>{{range .Releases}}<td>{{.Summary}}</td>{{end}}</tr>
@@ -255,3 +266,39 @@ update, a node drain and the eviction of one pod, at the same time. Measured {{.
 {{end}}
 </body></html>
 `))
+
+// appModes are the modes the answering apps reported (the "mode=" field of their first line), sorted.
+func appModes(runs []*disrupt.Run) []string {
+	seen := map[string]bool{}
+	for _, run := range runs {
+		if run.Load == nil {
+			continue
+		}
+		for b := range run.Load.Backends {
+			for _, f := range strings.Fields(b) {
+				if m, ok := strings.CutPrefix(f, "mode="); ok {
+					seen[m] = true
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for m := range seen {
+		out = append(out, m)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// sigtermBehaviour says what the reference service does on SIGTERM in a mode (cmd/go-service).
+func sigtermBehaviour(mode string) string {
+	switch mode {
+	case "graceful":
+		return "fails readiness, keeps serving, drains (package graceful)"
+	case "plain":
+		return "closes its listener (http.Server.Shutdown)"
+	case "naive":
+		return "stops listening at once"
+	}
+	return "mode " + mode
+}

@@ -72,13 +72,19 @@ func serve() int {
 	}
 	host, _ := os.Hostname()
 	version := os.Getenv("GO_SERVICE_VERSION")
+	mode := os.Getenv("GO_SERVICE_MODE")
+	// Every answer names the pod, the version and what the app does on SIGTERM (its mode), so a report can
+	// say which pod answered and how the app that answered shuts down.
+	modeName := mode
+	if modeName == "" {
+		modeName = "graceful"
+	}
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if d, err := time.ParseDuration(r.URL.Query().Get("sleep")); err == nil && d > 0 && d <= time.Minute {
 			time.Sleep(d)
 		}
-		fmt.Fprintf(w, "pod=%s version=%s\n", host, version)
+		fmt.Fprintf(w, "pod=%s version=%s mode=%s\n", host, version, modeName)
 	})
-	mode := os.Getenv("GO_SERVICE_MODE")
 	log.Info("starting", "mode", mode, "pod", host, "version", version)
 	switch mode {
 	case "", "graceful":

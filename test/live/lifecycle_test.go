@@ -81,6 +81,7 @@ func TestAutoscalingOnKeepsScale(t *testing.T) {
 		least := tl.MinReady(r.fullname(), since)
 		t.Logf("chart 0.1.0: fewest ready endpoints after autoscaling was turned on: %d", least)
 		require.NoError(t, err, "the old chart's release dropped below minReplicas and the HPA restored it (fewest: %d)", least)
+		require.GreaterOrEqual(t, least, 0, "the watch saw the Service's ready endpoints (-1: no count was seen)")
 		assert.Less(t, least, minReplicas, "the check sees the drop")
 	})
 }
