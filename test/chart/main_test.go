@@ -17,12 +17,15 @@ var (
 	// recordRenders names a directory where every render the suite expects to succeed is written, one
 	// file per test: the live suite applies them with server-side dry-run (TestServerSideDryRun).
 	recordRenders = flag.String("record-renders", "", "write every render expected to succeed to this directory")
+	// cliParity compares every render the suite expects to succeed with Helm 4's `helm template` (on by
+	// default; the live suite's recording run, which needs only the renders, turns it off).
+	cliParity = flag.Bool("cli-parity", true, "compare every render with Helm 4's helm template")
 )
 
 func TestMain(m *testing.M) {
 	flag.Parse()
 	// terratest's helm module runs `helm` from PATH: put the pinned build first.
-	if err := tools.PutOnPath("helm"); err != nil {
+	if err := tools.PutOnPath("helm", "helm3"); err != nil {
 		fmt.Fprintln(os.Stderr, "render suite:", err)
 		os.Exit(1)
 	}
