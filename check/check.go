@@ -29,6 +29,7 @@ const (
 	BadInput  = 2 // usage error, unreadable input, a chart that does not render, no cluster
 	usageText = `usage:
   go-service check [flags] [FILE]            manifests from FILE, or stdin when FILE is - or absent
+  go-service check -f FILE [-f FILE]...       the same, FILE named as kubectl takes it
   go-service check --chart DIR [-f values.yaml]... [flags]
                                               a chart rendered in process (as helm template would)
   go-service check --live -n NAMESPACE DEPLOYMENT [--kubeconfig FILE]
@@ -65,7 +66,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	chart := fs.String("chart", "", "render this chart directory or archive in process instead of reading manifests")
 	var valuesFiles multiFlag
-	fs.Var(&valuesFiles, "f", "a values file for --chart (repeatable, merged in order like helm -f)")
+	fs.Var(&valuesFiles, "f", "with --chart, a values file (repeatable, merged in order like helm -f); otherwise a manifest file, as kubectl -f")
 	kube := fs.String("kube-version", render.DefaultKubeVersion, "the Kubernetes version to check for (--live uses the cluster's)")
 	release := fs.String("release", "release", "the release name for --chart")
 	namespace := fs.String("n", "", "the namespace: of the release for --chart (default \"default\"), of the Deployment for --live")
@@ -77,6 +78,26 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if *format != "text" && *format != "json" {
 		fmt.Fprintf(stderr, "go-service check: --format %q: want text or json\n", *format)
+		return BadInput
+	}
+	// A flag that does nothing in the chosen mode is a mistake the user should hear about, not one to
+	// ignore: each mode lists the flags it reads.
+	mode, allowed := "manifests", map[string]bool{"f": true, "kube-version": true, "format": true}
+	switch {
+	case *live:
+		mode, allowed = "--live", map[string]bool{"live": true, "n": true, "kubeconfig": true, "format": true}
+	case *chart != "":
+		mode, allowed = "--chart", map[string]bool{"chart": true, "f": true, "kube-version": true, "release": true, "n": true, "format": true}
+	}
+	var stray []string
+	fs.Visit(func(f *flag.Flag) {
+		if !allowed[f.Name] {
+			stray = append(stray, "-"+f.Name)
+		}
+	})
+	if len(stray) > 0 {
+		fmt.Fprintf(stderr, "go-service check: %s does not apply to %s\n", strings.Join(stray, ", "), modeName(mode))
+		fs.Usage()
 		return BadInput
 	}
 
@@ -107,24 +128,28 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			objs, rep.Source, rep.KubeVersion = res.Objects, *chart, *kube
 		}
 	default:
-		if fs.NArg() > 1 {
+		// Manifests: the files -f names (as kubectl takes them) or one FILE argument, else stdin.
+		files := append([]string(nil), valuesFiles...)
+		if fs.NArg() > 1 || fs.NArg() == 1 && len(files) > 0 {
+			fmt.Fprintln(stderr, "go-service check: give the manifests as one FILE argument or with -f, not both")
 			fs.Usage()
 			return BadInput
 		}
-		in, name := stdin, "stdin"
 		if fs.NArg() == 1 && fs.Arg(0) != "-" {
-			f, ferr := os.Open(fs.Arg(0))
-			if ferr != nil {
-				fmt.Fprintln(stderr, "go-service check:", ferr)
-				return BadInput
-			}
-			defer f.Close()
-			in, name = f, fs.Arg(0)
+			files = []string{fs.Arg(0)}
 		}
 		var data []byte
-		if data, err = io.ReadAll(in); err == nil {
+		var name string
+		data, name, err = readManifests(stdin, files)
+		if err == nil && strings.TrimSpace(stripComments(string(data))) == "" {
+			err = fmt.Errorf("%s is empty: no manifest to check", name)
+		}
+		if err == nil {
 			objs, rep.Skipped, err = render.DecodeKnown(string(data))
 			rep.Source, rep.KubeVersion = name, *kube
+		}
+		if err == nil && countDeployments(objs) == 0 {
+			err = fmt.Errorf("%s has no Deployment, so nothing to check (kinds read: %s)", name, kindsOf(objs, rep.Skipped))
 		}
 	}
 	if err != nil {
@@ -188,6 +213,68 @@ func countDeployments(objs []runtime.Object) int {
 		}
 	}
 	return n
+}
+
+// modeName names a mode in an error message.
+func modeName(mode string) string {
+	if mode == "manifests" {
+		return "checking manifests (a FILE, -f FILE or stdin)"
+	}
+	return mode
+}
+
+// readManifests reads the named files in order (stdin when there are none, or for "-") and returns their
+// documents joined, and a name for the source.
+func readManifests(stdin io.Reader, files []string) ([]byte, string, error) {
+	if len(files) == 0 {
+		data, err := io.ReadAll(stdin)
+		return data, "stdin", err
+	}
+	var docs []string
+	for _, f := range files {
+		var data []byte
+		var err error
+		if f == "-" {
+			data, err = io.ReadAll(stdin)
+		} else {
+			data, err = os.ReadFile(f)
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		docs = append(docs, string(data))
+	}
+	name := strings.Join(files, ", ")
+	if files[0] == "-" && len(files) == 1 {
+		name = "stdin"
+	}
+	return []byte(strings.Join(docs, "\n---\n")), name, nil
+}
+
+// stripComments drops the YAML comment lines and document separators: what is left is content.
+func stripComments(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if tl := strings.TrimSpace(l); tl == "" || strings.HasPrefix(tl, "#") || tl == "---" {
+			continue
+		}
+		b.WriteString(l + "\n")
+	}
+	return b.String()
+}
+
+// kindsOf lists the kinds of the decoded and the skipped documents ("none" for none).
+func kindsOf(objs []runtime.Object, skipped []string) string {
+	var kinds []string
+	for _, o := range objs {
+		kinds = append(kinds, o.GetObjectKind().GroupVersionKind().Kind)
+	}
+	kinds = append(kinds, skipped...)
+	if len(kinds) == 0 {
+		return "none"
+	}
+	sort.Strings(kinds)
+	return strings.Join(kinds, ", ")
 }
 
 type multiFlag []string

@@ -117,3 +117,55 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+// Wrong invocations, as users type them: each is refused with a message that names the mistake (and the
+// usage where a flag does not apply), never run as something else.
+func TestWrongInvocations(t *testing.T) {
+	dir := t.TempDir()
+	manifests := filepath.Join(dir, "rendered.yaml")
+	r, err := render.Render(render.Options{Chart: chartDir})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(manifests, []byte(r.Manifest), 0o644))
+	empty := filepath.Join(dir, "empty.yaml")
+	require.NoError(t, os.WriteFile(empty, []byte("# nothing yet\n---\n"), 0o644))
+	service := filepath.Join(dir, "service.yaml")
+	require.NoError(t, os.WriteFile(service, []byte("apiVersion: v1\nkind: Service\nmetadata: {name: api}\nspec: {ports: [{port: 80}]}\n"), 0o644))
+	for _, tc := range []struct {
+		name  string
+		stdin string
+		args  []string
+		want  []string
+	}{
+		{"empty stdin", "", nil, []string{"stdin is empty: no manifest to check"}},
+		{"an empty file", "", []string{empty}, []string{empty + " is empty"}},
+		{"no Deployment", "", []string{service}, []string{"has no Deployment, so nothing to check (kinds read: Service)"}},
+		{"a FILE and -f", "", []string{"-f", manifests, manifests}, []string{"one FILE argument or with -f, not both"}},
+		{"two FILE arguments", "", []string{manifests, manifests}, []string{"one FILE argument or with -f, not both"}},
+		{"--release without --chart", "", []string{"--release", "shop", manifests}, []string{"-release does not apply to checking manifests", "usage:"}},
+		{"-n without --chart or --live", "", []string{"-n", "shop", manifests}, []string{"-n does not apply to checking manifests", "usage:"}},
+		{"--kubeconfig without --live", "", []string{"--kubeconfig", "/tmp/kc", manifests}, []string{"-kubeconfig does not apply"}},
+		{"--kube-version with --live", "", []string{"--live", "-n", "shop", "--kube-version", "1.30.0", "api"}, []string{"-kube-version does not apply to --live", "usage:"}},
+		{"-f with --live", "", []string{"--live", "-n", "shop", "-f", manifests, "api"}, []string{"-f does not apply to --live"}},
+		{"--kubeconfig with --chart", "", []string{"--chart", chartDir, "--kubeconfig", "/tmp/kc"}, []string{"-kubeconfig does not apply to --chart"}},
+		{"--chart and --live", "", []string{"--live", "--chart", chartDir, "-n", "shop", "api"}, []string{"-chart does not apply to --live"}},
+		{"--chart with a FILE", "", []string{"--chart", chartDir, manifests}, []string{"--chart takes no FILE argument"}},
+		{"an unknown flag", "", []string{"--values", manifests}, []string{"flag provided but not defined: -values", "usage:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(t, tc.stdin, tc.args...)
+			assert.Equal(t, check.BadInput, code, "stdout: %s", out)
+			for _, w := range tc.want {
+				assert.Contains(t, errOut, w)
+			}
+		})
+	}
+}
+
+// kubectl users type -f for a manifest file: it is read as the manifests, not ignored for stdin.
+func TestManifestFileWithF(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "rendered.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(helmCreate(t)), 0o644))
+	code, out, errOut := run(t, "", "-f", file)
+	assert.Equal(t, check.Violated, code, errOut)
+	assert.Contains(t, out, file+": 7 zero-downtime rule(s) broken (1 Deployment(s)")
+}
