@@ -1,6 +1,7 @@
 package chart_test
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 
@@ -111,6 +112,20 @@ func TestOtelValues(t *testing.T) {
 		{name: "service name", values: m{"otel": m{"enabled": true, "serviceName": "orders"}}, check: func(t *testing.T, r *render.Result) {
 			assert.Equal(t, "orders", envVar(t, container(t, r), "OTEL_SERVICE_NAME").Value)
 		}},
+		// Values are percent-encoded as the OpenTelemetry specification says: a comma, an equals sign, a
+		// space, a '%' or a '$(' in a value neither splits the list nor reaches the kubelet's expansion.
+		{name: "attribute values percent-encoded", values: m{"otel": m{"enabled": true, "resourceAttributes": m{
+			"team": "payments,billing", "owner": "a=b c", "note": "100% $(HOME) ü"}}}, check: func(t *testing.T, r *render.Result) {
+			attrs := strings.Split(envVar(t, container(t, r), "OTEL_RESOURCE_ATTRIBUTES").Value, ",")
+			assert.Equal(t, []string{"note=100%25%20%24%28HOME%29%20%C3%BC", "owner=a%3Db%20c", "team=payments%2Cbilling"}, attrs[len(attrs)-3:])
+			for _, a := range attrs[len(attrs)-3:] {
+				k, v, _ := strings.Cut(a, "=")
+				decoded, err := url.PathUnescape(v) // as the Go SDK reads them
+				require.NoError(t, err)
+				want := map[string]string{"team": "payments,billing", "owner": "a=b c", "note": "100% $(HOME) ü"}[k]
+				assert.Equal(t, want, decoded, k)
+			}
+		}},
 	})
 }
 
@@ -153,6 +168,16 @@ func TestGlobalImageRegistry(t *testing.T) {
 		"registry.example.com:5000/ns/app": "mirror.internal/ns/app:0.1.0",
 	} {
 		cases = append(cases, valueCase{name: repo, values: m{"image": m{"repository": repo}, "global": m{"imageRegistry": "mirror.internal"}}, check: func(t *testing.T, r *render.Result) {
+			assert.Equal(t, want, container(t, r).Image)
+		}})
+	}
+	// A mirror addressed with a path, as Harbor's proxy caches are: the path stays before the repository.
+	for repo, want := range map[string]string{
+		"docker.io/library/nginx": "harbor.example.com/dockerhub-proxy/library/nginx:0.1.0",
+		"team/app":                "harbor.example.com/dockerhub-proxy/team/app:0.1.0",
+		"ghcr.io/team/app":        "harbor.example.com/dockerhub-proxy/team/app:0.1.0",
+	} {
+		cases = append(cases, valueCase{name: "mirror path " + repo, values: m{"image": m{"repository": repo}, "global": m{"imageRegistry": "harbor.example.com/dockerhub-proxy"}}, check: func(t *testing.T, r *render.Result) {
 			assert.Equal(t, want, container(t, r).Image)
 		}})
 	}

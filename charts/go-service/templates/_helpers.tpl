@@ -457,7 +457,10 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- $o := .Values.otel }}
 {{- $attrs := list "k8s.pod.name=$(K8S_POD_NAME)" "k8s.namespace.name=$(K8S_NAMESPACE_NAME)" "k8s.node.name=$(K8S_NODE_NAME)" (printf "k8s.deployment.name=%s" (include "go-service.fullname" .)) "k8s.container.name=app" (printf "service.version=%s" (include "go-service.imageTag" .)) }}
 {{- range $k, $v := $o.resourceAttributes }}
-  {{- $attrs = append $attrs (printf "%s=%s" $k $v) }}
+  {{- /* Values are percent-encoded as the OpenTelemetry environment specification says: a ',' or '=' in
+         a value neither splits the list nor its pair, and no '$(' reaches the kubelet's expansion. Every
+         byte outside A-Z a-z 0-9 - . _ ~ is encoded (urlquery writes a space as '+', which is %20 here). */}}
+  {{- $attrs = append $attrs (printf "%s=%s" $k (urlquery (toString $v) | replace "+" "%20")) }}
 {{- end -}}
 - name: K8S_POD_NAME
   valueFrom:
