@@ -160,7 +160,7 @@ func TestBackendsCheckedOnlyWhenNamed(t *testing.T) {
 		violations []string
 		notes      int
 	}{
-		{"named, only the old pod answered", "pod=api-a-1 version=1", []string{"reality (host GET new-conn): no new pod (api-b-1) answered during the disruption; answered: api-a-1=1500"}, 0},
+		{"named, only the old pod answered", "pod=api-a-1 version=1", []string{"rollout: reality (host GET new-conn): no new pod (api-b-1) answered during the disruption; answered: api-a-1=1200"}, 0},
 		{"named, both answered", "", nil, 0},
 		{"not named", "hello, world", nil, 1},
 	} {
@@ -180,6 +180,78 @@ func TestBackendsCheckedOnlyWhenNamed(t *testing.T) {
 			Evaluate([]*Run{r}, ZeroFailures, gate.Policy{})
 			assert.Equal(t, tc.violations, r.Violations)
 			assert.Len(t, r.Notes, tc.notes)
+		})
+	}
+}
+
+// Each change is held to its own window: old and new pods must answer between its start and SettleAfter
+// past its end, so the traffic of an earlier change cannot stand in for a later one. A keep-alive client
+// is not held to it for an eviction, and its notes say why.
+func TestBackendsPerChange(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return start.Add(time.Duration(s * float64(time.Second))) }
+	pods := func(names ...string) gate.Pods {
+		out := gate.Pods{}
+		for _, n := range names {
+			out["uid-"+n] = gate.Pod{Name: n, Hash: n[:5]}
+		}
+		return out
+	}
+	// Rollout 1 (5 s to 8 s) replaces api-a-1 by api-b-1; rollout 2 (10 s to 13 s) api-b-1 by api-c-1.
+	first := Replaced{What: "rollout 1", From: at(5), To: at(8), Replacement: gate.Replacement{Before: pods("api-a-1"), After: pods("api-b-1")}}
+	second := Replaced{What: "rollout 2", From: at(10), To: at(13), Replacement: gate.Replacement{Before: pods("api-b-1"), After: pods("api-c-1")}}
+	answers := func(r *Run, who func(sec float64) int) {
+		r.Load.BackendNames = []string{"pod=api-a-1", "pod=api-b-1", "pod=api-c-1"}
+		for i := range r.Load.Requests {
+			r.Load.Requests[i].Backend = who(float64(r.Load.Requests[i].SentMicros) / 1e6)
+		}
+	}
+	for _, tc := range []struct {
+		name       string
+		who        func(sec float64) int
+		keepAlive  bool
+		replaced   []Replaced
+		violations int
+		notes      int
+	}{
+		{"each rollout's pods answered in its window", func(s float64) int {
+			switch {
+			case s < 6:
+				return 0
+			case s < 11:
+				return 1
+			}
+			return 2
+		}, false, []Replaced{first, second}, 0, 0},
+		{"rollout 2's new pod answered only after its window", func(s float64) int {
+			switch {
+			case s < 6:
+				return 0
+			case s < 16:
+				return 1
+			}
+			return 2
+		}, false, []Replaced{first, second}, 1, 0},
+		{"rollout 2's old pod answered only before its window", func(s float64) int {
+			switch {
+			case s < 6:
+				return 0
+			case s < 9:
+				return 1
+			}
+			return 2
+		}, false, []Replaced{first, second}, 1, 0},
+		{"a keep-alive client and an eviction: not checked, and said", func(s float64) int { return 0 }, true,
+			[]Replaced{{What: "eviction", From: at(5), To: at(8), Evicted: []string{"api-a-1"}, Replacement: gate.Replacement{Before: pods("api-a-1"), After: pods("api-b-1")}}}, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(0)
+			r.Load.KeepAlive = tc.keepAlive
+			r.Replaced = tc.replaced
+			answers(r, tc.who)
+			errs := checkBackendsPerChange(r, gate.Check{Client: r.Client, Result: r.Load, Window: gate.Window{From: at(5), To: at(13)}}, gate.Policy{})
+			assert.Len(t, errs, tc.violations, "%v", errs)
+			assert.Len(t, r.Notes, tc.notes, "%v", r.Notes)
 		})
 	}
 }

@@ -127,16 +127,10 @@ func Evaluate(runs []*Run, e Expect, p gate.Policy) []error {
 		}
 		r.Notes = nil
 		if r.Load != nil && len(r.Replaced) > 0 {
-			seen := podNames(r.Load.Window(w.From, r.Load.End).Backends)
-			if len(seen) == 0 {
+			if len(podNames(r.Load.Window(w.From, r.Load.End).Backends)) == 0 {
 				r.Notes = append(r.Notes, "the responses do not name their pod (a first line `pod=NAME`), so which pods answered was not checked; the rollout itself was (pods and ReplicaSets)")
-			}
-			for _, rp := range r.Replaced {
-				// A keep-alive pool holds a few connections: a rollout moves them all to new pods, but
-				// the pods an eviction removes and adds may never have been on one of them.
-				if len(seen) > 0 && (len(rp.Evicted) == 0 || !r.Load.KeepAlive) {
-					errs = append(errs, gate.CheckBackends(c, rp.Replacement.Before, rp.Replacement.After, seen)...)
-				}
+			} else {
+				errs = append(errs, checkBackendsPerChange(r, c, p)...)
 			}
 		}
 		r.Violations = nil
@@ -172,6 +166,32 @@ func (rp *Reports) Gate(tb testing.TB, runs []*Run, e Expect, p gate.Policy) {
 			tb.Errorf("%s: %s", r.Scenario, v)
 		}
 	}
+}
+
+// checkBackendsPerChange checks, for each change the run recorded, that its old and its new pods
+// answered inside that change's own window (from its start to SettleAfter past its end), so traffic
+// before a later change cannot stand in for it. A keep-alive client is not held to it for an eviction or
+// a drain (its pool's few connections may never have been on the evicted pods): the run's notes say so.
+func checkBackendsPerChange(r *Run, c gate.Check, p gate.Policy) []error {
+	p = p.WithDefaults()
+	var out []error
+	for _, rp := range r.Replaced {
+		if len(rp.Evicted) > 0 && r.Load.KeepAlive {
+			r.Notes = append(r.Notes, fmt.Sprintf("%s: which pods answered this keep-alive client was not checked: its pool's connections may never have been on the evicted pods (%s)", rp.What, strings.Join(rp.Evicted, ", ")))
+			continue
+		}
+		from, to := rp.From, rp.To
+		if from.IsZero() { // a change recorded without its window: the run's
+			from, to = c.Window.From, c.Window.To
+		}
+		seen := podNames(r.Load.Window(from, to.Add(p.SettleAfter)).Backends)
+		cc := c
+		cc.Window = gate.Window{From: from, To: to}
+		for _, err := range gate.CheckBackends(cc, rp.Replacement.Before, rp.Replacement.After, seen) {
+			out = append(out, fmt.Errorf("%s: %w", rp.What, err))
+		}
+	}
+	return out
 }
 
 // podNames turns the backends' answers ("pod=NAME version=V") into pod names.

@@ -8,6 +8,8 @@
 // and, when this machine can reach the Service's cluster IP (a node of the cluster), from the host too.
 //
 // It drops into a terratest test: a Target takes terratest's *helm.Options and *k8s.KubectlOptions.
+// terratest runs the `helm` on PATH, whatever its version: Helm 4 (this project's live suite), or Helm 3
+// (its Helm 3 lane puts Helm 3 first on PATH as `helm`).
 //
 //	tr := disrupt.Start(t, disrupt.Target{Helm: opts, Release: "shop", Deployment: "shop-api", Service: "shop-api"},
 //		disrupt.Options{LoadImage: "ghcr.io/acme/go-service:0.3.0"})
@@ -169,6 +171,9 @@ type Traffic struct {
 type Replaced struct {
 	What        string
 	Replacement gate.Replacement
+	// From and To are when the change started and when it was done (its marks): the window in which its
+	// old and new pods must have answered.
+	From, To time.Time `json:",omitempty"`
 	// Evicted names the pods a drain or an eviction removed (the template did not change); empty for a
 	// rollout, which must replace every pod.
 	Evicted []string `json:",omitempty"`
@@ -460,16 +465,18 @@ func (tr *Traffic) Rollout(tb testing.TB, what string, timeout time.Duration, ap
 func (tr *Traffic) change(tb testing.TB, what string, timeout time.Duration, apply func(), evicted []string) {
 	tb.Helper()
 	before := tr.Snapshot(tb)
+	from := time.Now()
 	tr.Mark(what)
 	apply()
 	tr.waitGone(tb, what, evicted, timeout)
 	WaitRolledOut(tb, tr.client, tr.ns, tr.target.Deployment, timeout)
+	to := time.Now()
 	tr.Mark(what + " done")
 	rep := gate.Replacement{Before: before, After: tr.Snapshot(tb)}
 	if len(evicted) == 0 {
 		rep.OldReplicaSets = tr.ReplicaSets(tb)
 	}
-	tr.Replaced(Replaced{What: what, Evicted: evicted, Replacement: rep})
+	tr.Replaced(Replaced{What: what, Evicted: evicted, Replacement: rep, From: from, To: to})
 }
 
 // Upgrade is a Rollout that runs `helm upgrade` of the target's release (terratest's helm.Upgrade) with

@@ -10,6 +10,7 @@ package gate
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -52,7 +53,22 @@ type Policy struct {
 	SettleAfter time.Duration
 	// SlowAfter is the latency above which a successful request fails the latency gate (default 1s).
 	SlowAfter time.Duration
+	// MinEvidence and MinEvidenceShare are a negative control's least evidence: failures of the expected
+	// kinds inside the disruption, at least MinEvidence (default 10) and MinEvidenceShare (default 0.01)
+	// of the requests sent inside it.
+	MinEvidence      int
+	MinEvidenceShare float64
+	// MinInsideShare is the share of a negative control's failures that must fall inside the disruption
+	// (default 0.9).
+	MinInsideShare float64
+	// MinPerSecond is the share of the rate every whole second from the disruption's start to SettleAfter
+	// past its end must have sent (default 0.8): a client that stalls through the disruption and catches
+	// up afterwards has not covered it.
+	MinPerSecond float64
 }
+
+// WithDefaults returns the policy with every unset field at its default.
+func (p Policy) WithDefaults() Policy { return p.withDefaults() }
 
 func (p Policy) withDefaults() Policy {
 	if p.MinCoverage == 0 {
@@ -67,6 +83,18 @@ func (p Policy) withDefaults() Policy {
 	if p.SlowAfter == 0 {
 		p.SlowAfter = time.Second
 	}
+	if p.MinPerSecond == 0 {
+		p.MinPerSecond = 0.8
+	}
+	if p.MinEvidence == 0 {
+		p.MinEvidence = 10
+	}
+	if p.MinEvidenceShare == 0 {
+		p.MinEvidenceShare = 0.01
+	}
+	if p.MinInsideShare == 0 {
+		p.MinInsideShare = 0.9
+	}
 	return p
 }
 
@@ -80,8 +108,10 @@ type Check struct {
 	Window Window
 }
 
-// CheckCoverage: the client sent at least MinCoverage of rate x duration, started SteadyBefore before
-// the disruption and ran SettleAfter past its end.
+// CheckCoverage: the client recorded every request it sent (every figure is computed from the records,
+// never from a client's own totals), sent at least MinCoverage of rate x duration, at least MinPerSecond
+// of its rate in every second of the disruption and its settle time, started SteadyBefore before the
+// disruption and ran SettleAfter past its end.
 func CheckCoverage(c Check, p Policy) []error {
 	p = p.withDefaults()
 	r := c.Result
@@ -93,10 +123,18 @@ func CheckCoverage(c Check, p Policy) []error {
 		add("no result: the client never ran")
 		return out
 	}
+	sent := len(r.Requests)
+	if sent != r.Sent {
+		add("the client reports %d requests sent but recorded %d: only recorded requests count", r.Sent, sent)
+	}
 	ran := r.End.Sub(r.Start)
 	want := p.MinCoverage * float64(r.Rate) * ran.Seconds()
-	if float64(r.Sent) < want || r.Sent == 0 {
-		add("sent %d requests in %s at %d/s, fewer than %.0f%% of %.0f", r.Sent, ran.Round(time.Millisecond), r.Rate, p.MinCoverage*100, float64(r.Rate)*ran.Seconds())
+	if float64(sent) < want || sent == 0 {
+		add("recorded %d requests in %s at %d/s, fewer than %.0f%% of %.0f", sent, ran.Round(time.Millisecond), r.Rate, p.MinCoverage*100, float64(r.Rate)*ran.Seconds())
+	}
+	if low := lowSeconds(r, c.Window.From, c.Window.To.Add(p.SettleAfter), p.MinPerSecond); len(low) > 0 {
+		add("sent fewer than %.0f%% of %d/s in %d second(s) of the disruption (a stall, even if made up later, leaves them uncovered): %s",
+			p.MinPerSecond*100, r.Rate, len(low), strings.Join(low, ", "))
 	}
 	if c.Window.To.Before(c.Window.From) {
 		add("the disruption ends (%s) before it starts (%s)", stamp(c.Window.To), stamp(c.Window.From))
@@ -110,10 +148,38 @@ func CheckCoverage(c Check, p Policy) []error {
 	return out
 }
 
-// CheckNoFailures: no request failed.
+// lowSeconds lists the whole seconds of [from, to) in which r sent fewer than share x its rate, as
+// "+Ns: M sent" (N seconds after from), counted from its records.
+func lowSeconds(r *load.Result, from, to time.Time, share float64) []string {
+	n := int(to.Sub(from) / time.Second)
+	if n <= 0 {
+		return nil
+	}
+	counts := make([]int, n)
+	for _, q := range r.Requests {
+		if at := r.SentAt(q); !at.Before(from) {
+			if i := int(at.Sub(from) / time.Second); i < n {
+				counts[i]++
+			}
+		}
+	}
+	var out []string
+	for i, c := range counts {
+		if float64(c) < share*float64(r.Rate) {
+			out = append(out, fmt.Sprintf("+%ds: %d sent", i, c))
+		}
+	}
+	return out
+}
+
+// CheckNoFailures: no recorded request failed.
 func CheckNoFailures(c Check) []error {
 	r := c.Result
-	if r == nil || r.Failed == 0 {
+	if r == nil {
+		return nil
+	}
+	all := r.Window(r.Start, r.End.Add(time.Hour)) // every recorded request, those still in flight at End too
+	if all.Failed == 0 {
 		return nil
 	}
 	first := ""
@@ -121,8 +187,7 @@ func CheckNoFailures(c Check) []error {
 		s := r.Samples[0]
 		first = fmt.Sprintf("; first at %s (%s after the disruption started): %s %s", stamp(s.At), s.At.Sub(c.Window.From).Round(time.Millisecond), s.Kind, s.Error)
 	}
-	all := r.Window(r.Start, r.End.Add(time.Nanosecond))
-	return []error{&Violation{Gate: Failures, Client: c.Client, Detail: fmt.Sprintf("%d of %d requests failed (%s)%s", r.Failed, r.Sent, kinds(all.ByKind), first)}}
+	return []error{&Violation{Gate: Failures, Client: c.Client, Detail: fmt.Sprintf("%d of %d requests failed (%s)%s", all.Failed, all.Sent, kinds(all.ByKind), first)}}
 }
 
 // CheckLatency: no successful request took longer than SlowAfter.
@@ -155,13 +220,20 @@ func CheckSensitivity(c Check, p Policy, expected ...string) []error {
 		return []error{&Violation{Gate: Sensitivity, Client: c.Client, Detail: "no result"}}
 	}
 	in := r.Window(c.Window.From, c.Window.To.Add(p.SettleAfter+r.Timeout))
+	all := r.Window(r.Start, r.End.Add(time.Hour)) // every recorded request
 	var out []error
 	evidence := 0
 	for _, k := range expected {
 		evidence += in.ByKind[k]
 	}
-	if evidence == 0 {
-		out = append(out, &Violation{Gate: Sensitivity, Client: c.Client, Detail: fmt.Sprintf("no request failed as %s inside the disruption (failures inside: %d, %s): the test could not see a drop", strings.Join(expected, ", "), in.Failed, kinds(in.ByKind))})
+	need := max(p.MinEvidence, int(math.Ceil(p.MinEvidenceShare*float64(in.Sent))))
+	if evidence < need {
+		out = append(out, &Violation{Gate: Sensitivity, Client: c.Client, Detail: fmt.Sprintf("%d request(s) failed as %s inside the disruption, fewer than the %d required (%d, or %.0f%% of the %d sent inside; failures inside: %d, %s): the test could not tell a drop from noise",
+			evidence, strings.Join(expected, ", "), need, p.MinEvidence, p.MinEvidenceShare*100, in.Sent, in.Failed, kinds(in.ByKind))})
+	}
+	if all.Failed > 0 && float64(in.Failed) < p.MinInsideShare*float64(all.Failed) {
+		out = append(out, &Violation{Gate: Sensitivity, Client: c.Client, Detail: fmt.Sprintf("%d of %d failures fell outside the disruption (extended by the settle time and the client's timeout); at most %.0f%% may: the failures are not the disruption's",
+			all.Failed-in.Failed, all.Failed, (1-p.MinInsideShare)*100)})
 	}
 	return out
 }

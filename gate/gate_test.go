@@ -59,6 +59,15 @@ func TestCoverage(t *testing.T) {
 	sparse.Sent = 1000
 	empty := run(nil)
 	empty.Requests, empty.Sent = nil, 0
+	// A client frozen from 7 s to 12 s inside the disruption that sends the backlog in a burst at 12 s:
+	// as many requests as the rate asks over the run, none in five seconds of the disruption.
+	stalled := run(func(i int, q *load.Request) {
+		if at := time.Duration(q.SentMicros) * time.Microsecond; at >= 7*time.Second && at < 12*time.Second {
+			q.SentMicros = int64(12*time.Second/time.Microsecond) + int64(i%500)*100
+		}
+	})
+	totalsOnly := run(nil)
+	totalsOnly.Requests = nil // the client says it sent 2000 and kept no record of any
 	tests := []struct {
 		name   string
 		res    *load.Result
@@ -66,11 +75,13 @@ func TestCoverage(t *testing.T) {
 		want   int // violations
 	}{
 		{"a client that covered the disruption", run(nil), window, 0},
-		{"a client that sent nothing", empty, window, 1},
-		{"a client that sent half of rate x duration", sparse, window, 1},
+		{"a client that sent nothing", empty, window, 2},
+		{"a client that sent half of rate x duration", sparse, window, 2},
+		{"a client that stalled 5 s inside the disruption and caught up", stalled, window, 1},
+		{"a client that reports totals and no records", totalsOnly, window, 3},
 		{"no steady load before the disruption", run(nil), gate.Window{From: t0.Add(time.Second), To: window.To}, 1},
-		{"load stopped before the disruption settled", run(nil), gate.Window{From: window.From, To: t0.Add(19 * time.Second)}, 1},
-		{"a disruption that started before the load", run(nil), gate.Window{From: t0.Add(-time.Second), To: t0.Add(25 * time.Second)}, 2},
+		{"load stopped before the disruption settled", run(nil), gate.Window{From: window.From, To: t0.Add(19 * time.Second)}, 2},
+		{"a disruption that started before the load", run(nil), gate.Window{From: t0.Add(-time.Second), To: t0.Add(25 * time.Second)}, 3},
 		{"no result at all", nil, window, 1},
 	}
 	for _, tt := range tests {
@@ -118,12 +129,17 @@ func TestSensitivity(t *testing.T) {
 		res  *load.Result
 		want int
 	}{
-		{"refused inside the window", drops([]int{800}, load.KindRefused), 0},
-		{"inside, within the settle time after the last mark", drops([]int{1600}, load.KindReset), 0},
+		// The window (5 s to 15 s, plus a 2 s settle time) holds requests 500 to 1699: 1200 sent inside,
+		// so a control needs max(10, 1% of 1200) = 12 failures of the expected kinds there.
+		{"12 refused inside the window", drops(span(800, 12), load.KindRefused), 0},
+		{"12 inside, within the settle time after the last mark", drops(span(1600, 12), load.KindReset), 0},
+		{"a control with one failure", drops([]int{800}, load.KindRefused), 1},
+		{"11 inside: fewer than 1% of the requests inside", drops(span(800, 11), load.KindRefused), 1},
 		{"no failure at all", run(nil), 1},
-		{"a drop outside the window only", drops([]int{100}, load.KindRefused), 1},
-		{"a drop inside and one outside", drops([]int{100, 800}, load.KindRefused), 0},
-		{"only a kind not expected", drops([]int{800}, load.Kind5xx), 1},
+		{"a drop outside the window only", drops(span(100, 12), load.KindRefused), 2},
+		{"12 inside and 1 outside (92% inside)", drops(append(span(800, 12), 100), load.KindRefused), 0},
+		{"12 inside and 5 outside: the failures are not the disruption's", drops(append(span(800, 12), span(100, 5)...), load.KindRefused), 1},
+		{"only a kind not expected", drops(span(800, 12), load.Kind5xx), 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -193,4 +209,13 @@ func TestEvicted(t *testing.T) {
 			assert.Equal(t, tc.want, got)
 		})
 	}
+}
+
+// span is n consecutive request indexes from i.
+func span(i, n int) []int {
+	out := make([]int, n)
+	for k := range out {
+		out[k] = i + k
+	}
+	return out
 }

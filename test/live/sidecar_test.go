@@ -44,14 +44,21 @@ func TestNativeSidecar(t *testing.T) {
 
 // 1d. The negative control: the same proxy as a regular container (sidecarMode regular, which the chart
 // warns about) gets SIGTERM as soon as a pod starts terminating and stops listening while its endpoint
-// still takes new connections: the rollouts must drop them, or the test above could not see a drop.
+// still takes new connections: the rollouts must drop them (refused, reset, EOF, or timed out on a pod
+// already gone), or the test above could not see a drop.
 func TestRegularSidecarNegativeControl(t *testing.T) {
 	ns := env.Namespace(t, "sidecar-regular")
-	r := install(t, ns, proxySidecarValues(t, "regular"), true)
+	// minReadySeconds 0, as in the other negative controls: a new pod's endpoint and an old pod's removal
+	// come close together, so kube-proxy's rate-limited sync (minSyncPeriod) holds the terminating
+	// endpoint while its proxy has stopped listening. With the chart's 5 s the gap was some 35 ms per pod
+	// (14 refused of 11,897 host requests in a CI run): a drop, but too small for the control gate's 1%.
+	values := proxySidecarValues(t, "regular")
+	values["minReadySeconds"] = "0"
+	r := install(t, ns, values, true)
 	spec := r.pods()[0].Spec
 	require.Empty(t, spec.InitContainers)
 	require.Len(t, spec.Containers, 2, "the proxy is a regular container")
 	tr := traffic(t, r)
 	rollouts(t, r, tr, 2, "regular sidecar rollout")
-	stop(t, tr, "negative control: regular sidecar proxy, rolling update x2", disrupt.FailuresOf(load.KindRefused, load.KindReset, load.KindEOF).On("new-conn"), 0)
+	stop(t, tr, "negative control: regular sidecar proxy, rolling update x2", disrupt.FailuresOf(load.KindRefused, load.KindReset, load.KindEOF, load.KindTimeout).On("new-conn"), 0)
 }

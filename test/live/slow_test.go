@@ -50,6 +50,7 @@ func TestSlowPropagation(t *testing.T) {
 			"env[0].name": "GO_SERVICE_MODE", "env[0].value": "plain"}, true)
 		tr := traffic(t, r)
 		rollouts(t, r, tr, 2, "rollout")
-		stop(t, tr, "3s lag: preStop 1s (shorter than the lag), plain app", disrupt.FailuresOf(load.KindRefused, load.KindReset, load.KindEOF).On("new-conn"), 0)
+		// Refused while the pod still exists, timed out once it is gone and its IP still in the rules.
+		stop(t, tr, "3s lag: preStop 1s (shorter than the lag), plain app", disrupt.FailuresOf(load.KindRefused, load.KindReset, load.KindEOF, load.KindTimeout).On("new-conn"), 0)
 	})
 }
