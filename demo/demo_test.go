@@ -9,11 +9,11 @@
 package demo
 
 import (
-	"sort"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"testing"
 	"time"
 
