@@ -67,7 +67,7 @@ func setArgs(values map[string]string) []string {
 	}
 	var args []string
 	for k, v := range all {
-		args = append(args, "--set", k+"="+v)
+		args = append(args, "--set="+k+"="+v)
 	}
 	sort.Strings(args)
 	return args
