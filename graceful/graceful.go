@@ -138,6 +138,7 @@ type Server struct {
 
 	connsMu sync.Mutex
 	conns   map[net.Conn]connState // open connections, from the server's ConnState hook
+	drainAt time.Time              // when draining started (zero before), under connsMu
 }
 
 type connState struct {
@@ -181,13 +182,19 @@ func (s *Server) track(c net.Conn, st http.ConnState) {
 	s.conns[c] = connState{state: st, since: time.Now()}
 }
 
-// quiet reports whether every idle connection has been idle for d. (A connection serving a request
-// is Shutdown's to wait for; its response closes it.)
+// quiet reports whether every idle connection has been idle for d, and no connection is still serving a
+// request it took before draining started. A request taken since is Shutdown's to wait for: its response
+// says Connection: close. One taken before may answer without it and leave its connection open for the
+// client to reuse, so that connection must go idle, and stay idle for d, before Shutdown may close it.
+// (Its ConnState hook can even run after the client has read the response.)
 func (s *Server) quiet(d time.Duration) bool {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
 	for _, c := range s.conns {
-		if c.state != http.StateActive && time.Since(c.since) < d {
+		switch {
+		case c.state == http.StateActive && !s.drainAt.IsZero() && c.since.Before(s.drainAt):
+			return false
+		case c.state != http.StateActive && time.Since(c.since) < d:
 			return false
 		}
 	}
@@ -231,6 +238,9 @@ func (s *Server) StartDraining(reason string) {
 	if s.startOnce.Swap(true) {
 		return
 	}
+	s.connsMu.Lock()
+	s.drainAt = time.Now()
+	s.connsMu.Unlock()
 	s.draining.Store(true)
 	close(s.drainStarted)
 	s.log.Info("draining: readiness fails, responses close their connections", "reason", reason)

@@ -274,3 +274,21 @@ func TestIdleKeepAliveIsClosedByItsNextResponse(t *testing.T) {
 		t.Fatal("Serve did not return")
 	}
 }
+
+// The drain's quiet check: a connection still serving a request it took before draining started is not
+// quiet (its response may keep it open, and its ConnState hook can run after the client has read that
+// response), while one that took its request since is Shutdown's to wait for (its response closes it).
+func TestQuietWaitsForRequestsTakenBeforeDraining(t *testing.T) {
+	s := New(testConfig(), http.NotFoundHandler(), nil)
+	before, since := &net.TCPConn{}, &net.TCPConn{}
+	s.track(before, http.StateActive)
+	time.Sleep(time.Millisecond)
+	s.StartDraining("test")
+	assert.False(t, s.quiet(time.Millisecond), "a request taken before draining started is still being served")
+	s.track(before, http.StateIdle)
+	assert.False(t, s.quiet(time.Hour), "its connection just went idle")
+	time.Sleep(2 * time.Millisecond)
+	assert.True(t, s.quiet(time.Millisecond), "and has been idle long enough")
+	s.track(since, http.StateActive)
+	assert.True(t, s.quiet(time.Millisecond), "a request taken since draining started closes its own connection")
+}
