@@ -44,8 +44,8 @@ func TestDependencyChart(t *testing.T) {
 			assert.Equal(t, intstr.FromInt32(1), *render.Named[*policyv1.PodDisruptionBudget](t, r, "shop-api").Spec.MaxUnavailable)
 
 			// worker: HPA-owned scale, its own port, a longer shutdown budget, its own PDB.
-			require.NotNil(t, worker.Spec.Replicas)
-			assert.EqualValues(t, 2, *worker.Spec.Replicas, "the HPA's minReplicas until it scales")
+			assert.Nil(t, worker.Spec.Replicas, "the scale is the HPA's")
+			assert.Equal(t, "autoscaler", worker.Annotations["go-service/replicas"])
 			assert.Equal(t, "worker", worker.Spec.Selector.MatchLabels["app.kubernetes.io/name"])
 			wc := worker.Spec.Template.Spec.Containers[0]
 			assert.Equal(t, "registry.example.com/shop/worker:2.0.1", wc.Image)

@@ -2,6 +2,7 @@ package chart_test
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -77,6 +78,12 @@ func TestNoInjection(t *testing.T) {
 							assert.True(t, carries(t, res, out), "%q is carried as its rendering %q", payload, out)
 							continue
 						}
+						if encoded(leaf) {
+							// An OpenTelemetry attribute value: carried percent-encoded, as the specification says.
+							out := strings.ReplaceAll(url.QueryEscape(payload), "+", "%20")
+							assert.True(t, carries(t, res, out), "%q is carried as its percent-encoding %q", payload, out)
+							continue
+						}
 						assert.True(t, carries(t, res, payload), "%q is carried verbatim as a value", payload)
 					}
 				}
@@ -93,6 +100,11 @@ func TestNoInjection(t *testing.T) {
 var templatedLeaves = regexp.MustCompile(`^(podAnnotations|deploymentAnnotations|(service|ingress|httpRoute|serviceAccount)\.annotations|config\.data)\..+$|^env\.\d+\.value$|^ingress\.hosts\.\d+\.host$|^ingress\.tls\.\d+\.hosts\.\d+$|^extraObjects\.`)
 
 func templated(leaf []string) bool { return templatedLeaves.MatchString(strings.Join(leaf, ".")) }
+
+// encoded reports whether the chart carries the value percent-encoded (OpenTelemetry attribute values).
+func encoded(leaf []string) bool {
+	return strings.HasPrefix(strings.Join(leaf, "."), "otel.resourceAttributes.")
+}
 
 // stringLeaves lists the paths of every string in a values tree (map keys and list indices).
 func stringLeaves(v any, path []string) [][]string {
