@@ -11,9 +11,10 @@ package demo
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"testing"
 	"time"
 
@@ -343,12 +344,7 @@ func loadProblems(releases []*release) []string {
 			out = append(out, c+": did not run")
 		}
 	}
-	names := make([]string, 0, len(clients))
-	for c := range clients {
-		names = append(names, c)
-	}
-	sort.Strings(names)
-	for _, c := range names {
+	for _, c := range slices.Sorted(maps.Keys(clients)) {
 		if clients[c] != len(releases) {
 			out = append(out, fmt.Sprintf("%s: ran for %d of the %d releases", c, clients[c], len(releases)))
 		}

@@ -68,9 +68,7 @@ type Policy struct {
 }
 
 // WithDefaults returns the policy with every unset field at its default.
-func (p Policy) WithDefaults() Policy { return p.withDefaults() }
-
-func (p Policy) withDefaults() Policy {
+func (p Policy) WithDefaults() Policy {
 	if p.MinCoverage == 0 {
 		p.MinCoverage = 0.95
 	}
@@ -113,7 +111,7 @@ type Check struct {
 // of its rate in every second of the disruption and its settle time, started SteadyBefore before the
 // disruption and ran SettleAfter past its end.
 func CheckCoverage(c Check, p Policy) []error {
-	p = p.withDefaults()
+	p = p.WithDefaults()
 	r := c.Result
 	var out []error
 	add := func(format string, a ...any) {
@@ -192,7 +190,7 @@ func CheckNoFailures(c Check) []error {
 
 // CheckLatency: no successful request took longer than SlowAfter.
 func CheckLatency(c Check, p Policy) []error {
-	p = p.withDefaults()
+	p = p.WithDefaults()
 	if c.Result == nil {
 		return nil
 	}
@@ -214,7 +212,7 @@ func CheckLatency(c Check, p Policy) []error {
 // client's timeout past the last mark: a request sent then can still meet what the disruption left
 // behind (a connection to a pod that is gone, rules not yet synced).
 func CheckSensitivity(c Check, p Policy, expected ...string) []error {
-	p = p.withDefaults()
+	p = p.WithDefaults()
 	r := c.Result
 	if r == nil {
 		return []error{&Violation{Gate: Sensitivity, Client: c.Client, Detail: "no result"}}

@@ -99,24 +99,9 @@ func templateApply(serverSide bool) func(t *testing.T, d *deployment, values map
 		if serverSide {
 			apply = append(apply, "--server-side", "--field-manager", "argocd-controller", "--force-conflicts")
 		}
-		_, err = run(t, manifest, kubectl(t), apply...)
+		_, err = run(t, manifest, kubectlOnPath(t), apply...)
 		return err
 	}
-}
-
-// kubectl is the cluster's kubectl (the local cluster's component binary in its kubectl role, or the one
-// on PATH for KUBECONFIG's cluster).
-func kubectl(t *testing.T) string {
-	t.Helper()
-	kubectlOnPath(t)
-	if env.Local == nil {
-		p, err := exec.LookPath("kubectl")
-		require.NoError(t, err)
-		return p
-	}
-	bin, err := tools.BinDir()
-	require.NoError(t, err)
-	return filepath.Join(bin, "kubectl")
 }
 
 // The deployers of the scale check: Helm 4 (upgrade, and rollback), Helm 3, and the GitOps render applied
@@ -338,7 +323,7 @@ func TestGitOpsTurnsAutoscalingOn(t *testing.T) {
 						manifest = respectIgnoredReplicas(t, manifest, *d.Spec.Replicas)
 					}
 				}
-				_, err = run(t, manifest, kubectl(t), "apply", "--namespace", ns, "-f", "-")
+				_, err = run(t, manifest, kubectlOnPath(t), "apply", "--namespace", ns, "-f", "-")
 				require.NoError(t, err)
 			}
 			sync(map[string]string{"replicaCount": "4"})

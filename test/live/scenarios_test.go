@@ -308,20 +308,22 @@ func TestNodeDrain(t *testing.T) {
 	}
 }
 
-// kubectlOnPath makes a kubectl available to tools that run one (ct): on the local cluster, the
-// component binary in its kubectl role, at the cluster's own version.
-func kubectlOnPath(t *testing.T) {
+// kubectlOnPath makes a kubectl available to tools that run one (ct) and returns its path: on the
+// local cluster, the component binary in its kubectl role, at the cluster's own version; on KUBECONFIG's
+// cluster, the one on PATH.
+func kubectlOnPath(t *testing.T) string {
 	t.Helper()
 	if env.Local == nil {
-		_, err := exec.LookPath("kubectl")
-		require.NoError(t, err, "ct needs kubectl on PATH for the cluster named by KUBECONFIG")
-		return
+		p, err := exec.LookPath("kubectl")
+		require.NoError(t, err, "kubectl on PATH is needed for the cluster named by KUBECONFIG")
+		return p
 	}
 	bin, err := tools.BinDir()
 	require.NoError(t, err)
 	link := filepath.Join(bin, "kubectl")
 	_ = os.Remove(link)
 	require.NoError(t, os.Symlink(env.Local.Binary, link))
+	return link
 }
 
 // 8b. ct install passes for every ci values file this cluster can run: chart-testing installs each in a
