@@ -8,9 +8,11 @@
 //     it sends on it, and a POST is never retried);
 //  2. keeps serving in-flight and new requests for ShutdownDelay (GO_SERVICE_SHUTDOWN_DELAY: the
 //     endpoint-propagation delay when no preStop hook covers it, 0 when one does);
-//  3. waits until no connection has been opened or used for KeepAliveQuiet (at most 4 x KeepAliveQuiet):
-//     a connection still in use is closed by its own next response, and new connections still arriving
-//     mean some proxy has not yet removed the endpoint;
+//  3. waits until no connection is serving a request and none has been opened, used or closed for
+//     KeepAliveQuiet (at most 4 x KeepAliveQuiet): a connection still in use is closed by its own next
+//     response, a client whose connection was just closed that way reaches for another of its pool (an
+//     idle one, which must still be open), and new connections still arriving mean some proxy has not
+//     yet removed the endpoint;
 //  4. closes its listener and the idle connections, and waits for in-flight requests with
 //     http.Server.Shutdown, at most DrainTimeout (GO_SERVICE_DRAIN_TIMEOUT);
 //  5. returns nil after a clean drain (exit 0), an error if the drain timed out.
@@ -138,7 +140,7 @@ type Server struct {
 
 	connsMu sync.Mutex
 	conns   map[net.Conn]connState // open connections, from the server's ConnState hook
-	drainAt time.Time              // when draining started (zero before), under connsMu
+	lastUse time.Time              // the last change of any connection's state, under connsMu
 }
 
 type connState struct {
@@ -175,30 +177,30 @@ func New(cfg Config, app http.Handler, logger *slog.Logger) *Server {
 func (s *Server) track(c net.Conn, st http.ConnState) {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
+	s.lastUse = time.Now()
 	if st == http.StateClosed || st == http.StateHijacked {
 		delete(s.conns, c)
 		return
 	}
-	s.conns[c] = connState{state: st, since: time.Now()}
+	s.conns[c] = connState{state: st, since: s.lastUse}
 }
 
-// quiet reports whether every idle connection has been idle for d, and no connection is still serving a
-// request it took before draining started. A request taken since is Shutdown's to wait for: its response
-// says Connection: close. One taken before may answer without it and leave its connection open for the
-// client to reuse, so that connection must go idle, and stay idle for d, before Shutdown may close it.
-// (Its ConnState hook can even run after the client has read the response.)
+// quiet reports whether no connection is serving a request and none has been opened, used or closed for
+// d: only then may Shutdown close the idle ones. While a connection serves, its client may be about to
+// reuse another: a response taken before draining started may leave its connection open (and its
+// ConnState hook can even run after the client has read it), and one taken since closes its connection,
+// so that the client's next request goes out on another pooled connection, often one idle for long (a
+// pool hands out its most recently used connection first). Closing that one at that moment loses the
+// request sent on it (EOF), and a POST is never retried.
 func (s *Server) quiet(d time.Duration) bool {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
 	for _, c := range s.conns {
-		switch {
-		case c.state == http.StateActive && !s.drainAt.IsZero() && c.since.Before(s.drainAt):
-			return false
-		case c.state != http.StateActive && time.Since(c.since) < d:
+		if c.state == http.StateActive {
 			return false
 		}
 	}
-	return true
+	return time.Since(s.lastUse) >= d
 }
 
 // active counts the connections serving a request.
@@ -238,9 +240,6 @@ func (s *Server) StartDraining(reason string) {
 	if s.startOnce.Swap(true) {
 		return
 	}
-	s.connsMu.Lock()
-	s.drainAt = time.Now()
-	s.connsMu.Unlock()
 	s.draining.Store(true)
 	close(s.drainStarted)
 	s.log.Info("draining: readiness fails, responses close their connections", "reason", reason)

@@ -1,6 +1,7 @@
 package graceful
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -275,14 +276,15 @@ func TestIdleKeepAliveIsClosedByItsNextResponse(t *testing.T) {
 	}
 }
 
-// The drain's quiet check: a connection still serving a request it took before draining started is not
-// quiet (its response may keep it open, and its ConnState hook can run after the client has read that
-// response), while one that took its request since is Shutdown's to wait for (its response closes it).
-func TestQuietWaitsForRequestsTakenBeforeDraining(t *testing.T) {
+// The drain's quiet check: not while any connection serves a request (taken before draining started,
+// its response may keep its connection open; taken since, its response closes it and its client reaches
+// for another pooled connection), nor until none has been opened, used or closed for the quiet time.
+func TestQuietWaitsForEveryConnectionToSettle(t *testing.T) {
 	s := New(testConfig(), http.NotFoundHandler(), nil)
-	before, since := &net.TCPConn{}, &net.TCPConn{}
+	before, since, stale := &net.TCPConn{}, &net.TCPConn{}, &net.TCPConn{}
+	s.track(stale, http.StateIdle)
 	s.track(before, http.StateActive)
-	time.Sleep(time.Millisecond)
+	time.Sleep(2 * time.Millisecond)
 	s.StartDraining("test")
 	assert.False(t, s.quiet(time.Millisecond), "a request taken before draining started is still being served")
 	s.track(before, http.StateIdle)
@@ -290,5 +292,63 @@ func TestQuietWaitsForRequestsTakenBeforeDraining(t *testing.T) {
 	time.Sleep(2 * time.Millisecond)
 	assert.True(t, s.quiet(time.Millisecond), "and has been idle long enough")
 	s.track(since, http.StateActive)
-	assert.True(t, s.quiet(time.Millisecond), "a request taken since draining started closes its own connection")
+	time.Sleep(2 * time.Millisecond)
+	assert.False(t, s.quiet(time.Millisecond), "a request taken since draining started is being served")
+	s.track(since, http.StateClosed)
+	assert.False(t, s.quiet(time.Hour), "its connection just closed: its client is about to use another")
+	time.Sleep(2 * time.Millisecond)
+	assert.True(t, s.quiet(time.Millisecond), "and nothing has happened since")
+}
+
+// A client's stale pooled connection outlives the drain of its busy one: the client sends on a
+// connection idle for longer than KeepAliveQuiet as soon as the response to a request taken after
+// draining started has closed its other connection (what a pool does when its recent connection goes),
+// and that request is served. A live rollout under CPU load lost exactly such a POST (EOF) while the
+// quiet check ignored requests taken since draining started.
+func TestStaleConnectionOutlivesTheLastResponse(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.ShutdownDelay = 300 * time.Millisecond
+	cfg.KeepAliveQuiet = 500 * time.Millisecond
+	base, cancel, done, s := start(t, cfg)
+	addr := strings.TrimPrefix(base, "http://")
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { c.Close() })
+		return c, bufio.NewReader(c)
+	}
+	post := func(c net.Conn, r *bufio.Reader, query string) (*http.Response, error) {
+		if _, err := io.WriteString(c, "POST /"+query+" HTTP/1.1\r\nHost: go-service\r\nContent-Length: 1\r\n\r\nx"); err != nil {
+			return nil, err
+		}
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			return nil, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp, nil
+	}
+	stale, staleR := dial()
+	busy, busyR := dial()
+	resp, err := post(stale, staleR, "")
+	require.NoError(t, err)
+	require.False(t, resp.Close, "keep-alive before draining")
+	time.Sleep(cfg.KeepAliveQuiet + 100*time.Millisecond) // the stale connection idles past the quiet time
+
+	cancel()
+	require.Eventually(t, s.Draining, time.Second, time.Millisecond)
+	resp, err = post(busy, busyR, "?d=700ms") // taken in the shutdown delay, still served when it ends
+	require.NoError(t, err)
+	require.True(t, resp.Close, "the busy connection's response closes it")
+	resp, err = post(stale, staleR, "")
+	require.NoError(t, err, "the POST on the stale connection right after is served")
+	assert.True(t, resp.Close, "and its response closes it")
+	select {
+	case err := <-done:
+		require.NoError(t, err, "then the drain completes")
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
 }
