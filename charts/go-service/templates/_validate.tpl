@@ -536,6 +536,30 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- $errs = append $errs (printf "keda.minReplicaCount (%d) is greater than keda.maxReplicaCount (%d). Lower minReplicaCount or raise maxReplicaCount." (int64 $keda.minReplicaCount) (int64 $keda.maxReplicaCount)) }}
 {{- end }}
 {{- end }}
+{{- $requests := ($v.resources | default dict).requests | default dict }}
+{{- $utilization := list }}
+{{- if $v.autoscaling.enabled }}
+  {{- if not (kindIs "invalid" $v.autoscaling.targetCPUUtilizationPercentage) }}{{ $utilization = append $utilization (list "cpu" "autoscaling.targetCPUUtilizationPercentage") }}{{ end }}
+  {{- if not (kindIs "invalid" $v.autoscaling.targetMemoryUtilizationPercentage) }}{{ $utilization = append $utilization (list "memory" "autoscaling.targetMemoryUtilizationPercentage") }}{{ end }}
+  {{- range $i, $m := $v.autoscaling.metrics | default list }}
+    {{- $res := $m.resource | default dict }}
+    {{- if and (eq (toString $m.type) "Resource") (eq (toString (($res.target | default dict).type)) "Utilization") }}
+      {{- $utilization = append $utilization (list (toString $res.name) (printf "autoscaling.metrics[%d]" $i)) }}
+    {{- end }}
+  {{- end }}
+{{- end }}
+{{- if $keda.enabled }}
+  {{- range $i, $tr := $keda.triggers | default list }}
+    {{- if and (has (toString $tr.type) (list "cpu" "memory")) (eq (toString ($tr.metricType | default "Utilization")) "Utilization") }}
+      {{- $utilization = append $utilization (list (toString $tr.type) (printf "keda.triggers[%d]" $i)) }}
+    {{- end }}
+  {{- end }}
+{{- end }}
+{{- range $u := $utilization }}
+  {{- if not (hasKey $requests (index $u 0)) }}
+    {{- $errs = append $errs (printf "%s scales on %s utilization, a share of resources.requests.%s, which is not set: the autoscaler cannot compute it (FailedGetResourceMetric: missing request for %s) and never scales. Set resources.requests.%s, or scale on an AverageValue target instead (in autoscaling.metrics, or a KEDA trigger's metricType)." (index $u 1) (index $u 0) (index $u 0) (index $u 0) (index $u 0)) }}
+  {{- end }}
+{{- end }}
 {{- if and $vpa.enabled (ne $vpa.updateMode "Off") }}
 {{- $scaledOn := list }}
 {{- if $v.autoscaling.enabled }}
