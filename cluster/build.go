@@ -129,7 +129,7 @@ func buildPause(ctx context.Context, o *Options) (string, error) {
 }
 
 // Build builds, or finds in the cache, everything Up needs: the component binary, the pause image and
-// the CoreDNS image, side by side as Up does. It needs no root.
+// the CoreDNS and metrics-server images, side by side as Up does. It needs no root.
 func Build(ctx context.Context, o Options) error {
 	if err := o.defaults(); err != nil {
 		return err
@@ -139,7 +139,7 @@ func Build(ctx context.Context, o Options) error {
 	for _, w := range []struct {
 		ch   chan built
 		what string
-	}{{b.hkBuild, "components"}, {b.pauseBuild, "pause image"}, {b.dnsBuild, "CoreDNS image"}} {
+	}{{b.hkBuild, "components"}, {b.pauseBuild, "pause image"}, {b.dnsBuild, "CoreDNS image"}, {b.metricsBuild, "metrics-server image"}} {
 		path, err := awaitBuild(ctx, w.ch, w.what)
 		if err != nil {
 			return err

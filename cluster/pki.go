@@ -28,7 +28,7 @@ func newKey() (*ecdsa.PrivateKey, error) { return ecdsa.GenerateKey(elliptic.P25
 
 func serial() (*big.Int, error) { return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126)) }
 
-func newCA() (*ca, error) {
+func newCA(cn string) (*ca, error) {
 	key, err := newKey()
 	if err != nil {
 		return nil, err
@@ -39,7 +39,7 @@ func newCA() (*ca, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          sn,
-		Subject:               pkix.Name{CommonName: "go-service-local-ca"},
+		Subject:               pkix.Name{CommonName: cn},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().AddDate(10, 0, 0),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageCRLSign,
@@ -106,6 +106,21 @@ func (c *ca) issue(p paths, s certSpec) error {
 	return writeKey(p.pki(s.file+".key"), key)
 }
 
+// FrontProxyClient is the name the API server's aggregation proxy presents to extension API servers.
+const FrontProxyClient = "front-proxy-client"
+
+// writeCA generates a CA and writes <file>.crt and <file>.key.
+func writeCA(p paths, file, cn string) (*ca, error) {
+	c, err := newCA(cn)
+	if err != nil {
+		return nil, err
+	}
+	if err := writePEM(p.pki(file+".crt"), "CERTIFICATE", c.cert.Raw); err != nil {
+		return nil, err
+	}
+	return c, writeKey(p.pki(file+".key"), c.key)
+}
+
 func writePEM(path, typ string, der []byte) error {
 	return writeFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600)
 }
@@ -121,15 +136,18 @@ func writeKey(path string, key *ecdsa.PrivateKey) error {
 // writePKI generates the CA, every component's certificate, the service-account key pair and the
 // kubeconfigs. It is regenerated on every fresh start (a new cluster gets new credentials).
 func writePKI(p paths, hostIP string, nodes []Node) error {
-	c, err := newCA()
+	c, err := writeCA(p, "ca", "go-service-local-ca")
 	if err != nil {
 		return err
 	}
-	if err := writePEM(p.pki("ca.crt"), "CERTIFICATE", c.cert.Raw); err != nil {
+	// The aggregation layer's own CA: the API server proxies to extension API servers (metrics-server)
+	// with the front-proxy-client certificate, and they trust the user headers of requests signed by it.
+	fp, err := writeCA(p, "front-proxy-ca", "go-service-front-proxy-ca")
+	if err != nil {
 		return err
 	}
-	if err := writeKey(p.pki("ca.key"), c.key); err != nil {
-		return err
+	if err := fp.issue(p, certSpec{file: "front-proxy-client", cn: FrontProxyClient}); err != nil {
+		return fmt.Errorf("certificate front-proxy-client: %w", err)
 	}
 	specs := []certSpec{
 		{file: "apiserver", cn: "kube-apiserver", server: true,

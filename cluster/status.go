@@ -67,6 +67,9 @@ func healthy(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil || dns.Status.ReadyReplicas < 1 {
 		return nil, fmt.Errorf("cluster DNS (coredns) is not ready: %v", err)
 	}
+	if err := metricsServed(ctx, client, len(st.Nodes)); err != nil {
+		return nil, fmt.Errorf("resource metrics: %w", err)
+	}
 	return c, nil
 }
 

@@ -140,8 +140,8 @@ type bringUp struct {
 	nodes  []Node
 	state  *state
 
-	hkBuild, pauseBuild, dnsBuild chan built
-	hk, pause                     string
+	hkBuild, pauseBuild, dnsBuild, metricsBuild chan built
+	hk, pause                                   string
 }
 
 func newBringUp(o Options) *bringUp {
@@ -170,6 +170,7 @@ func (b *bringUp) steps() []step {
 		{"kubelet and kube-proxy", b.startNodeAgents},
 		{"nodes ready", b.waitNodesReady},
 		{"cluster DNS", b.startDNS},
+		{"resource metrics", b.startMetrics},
 	}
 }
 
@@ -186,10 +187,11 @@ func (b *bringUp) run(ctx context.Context, steps []step) error {
 }
 
 func (b *bringUp) startBuilds(ctx context.Context) {
-	b.hkBuild, b.pauseBuild, b.dnsBuild = make(chan built, 1), make(chan built, 1), make(chan built, 1)
+	b.hkBuild, b.pauseBuild, b.dnsBuild, b.metricsBuild = make(chan built, 1), make(chan built, 1), make(chan built, 1), make(chan built, 1)
 	go func() { path, err := buildComponents(ctx, &b.o); b.hkBuild <- built{path, err} }()
 	go func() { path, err := buildPause(ctx, &b.o); b.pauseBuild <- built{path, err} }()
 	go func() { path, err := buildCoreDNS(ctx, &b.o); b.dnsBuild <- built{path, err} }()
+	go func() { path, err := buildMetricsServer(ctx, &b.o); b.metricsBuild <- built{path, err} }()
 }
 
 // awaitBuild waits for a build started by startBuilds.
@@ -327,6 +329,13 @@ func (b *bringUp) startAPIServer(ctx context.Context) error {
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction", "--allow-privileged=true",
 		"--profiling=false", "--v=1",
+		// The aggregation layer, for metrics-server (the HPA's resource metrics). The API server runs on
+		// the host, which routes to every pod CIDR, so it proxies to the endpoints' pod IPs.
+		"--requestheader-client-ca-file=" + p.pki("front-proxy-ca.crt"), "--requestheader-allowed-names=" + FrontProxyClient,
+		"--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + p.pki("front-proxy-client.crt"), "--proxy-client-key-file=" + p.pki("front-proxy-client.key"),
+		"--enable-aggregator-routing=true",
 	})
 	if err != nil {
 		return err

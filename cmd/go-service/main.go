@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -82,6 +83,11 @@ func serve() int {
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if d, err := time.ParseDuration(r.URL.Query().Get("sleep")); err == nil && d > 0 && d <= time.Minute {
 			time.Sleep(d)
+		}
+		// cpu=<duration> (at most 1s) keeps a core busy that long: load that raises the pods' CPU usage,
+		// for an autoscaler to act on.
+		if d, err := time.ParseDuration(r.URL.Query().Get("cpu")); err == nil && d > 0 && d <= time.Second {
+			spin(d)
 		}
 		fmt.Fprintf(w, "pod=%s version=%s mode=%s\n", host, version, modeName)
 	})
@@ -280,4 +286,15 @@ func (c *clientFlags) Set(v string) error {
 	}
 	*c = append(*c, spec)
 	return nil
+}
+
+// spin keeps the calling goroutine on a CPU for d.
+func spin(d time.Duration) {
+	var x uint64
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		for i := range uint64(1000) {
+			x ^= i * 2654435761
+		}
+	}
+	runtime.KeepAlive(x) // the work is not optimised away
 }
