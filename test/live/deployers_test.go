@@ -118,8 +118,12 @@ var deployers = []deployer{
 }
 
 // autoscaled are the values of the scale check: an HPA of 2 to 6 replicas; the change is a Deployment
-// annotation, so the Deployment is applied again by every deployer without rolling its pods.
-var autoscaled = map[string]string{"autoscaling.enabled": "true", "autoscaling.minReplicas": "2", "autoscaling.maxReplicas": "6"}
+// annotation, so the Deployment is applied again by every deployer without rolling its pods. The HPA acts
+// (metrics-server serves the pods' CPU) but never scales down (scaleDown.selectPolicy Disabled): the idle
+// pods would otherwise take a scale the test moved back to 2, and a lower scale would not tell the
+// deployer's doing from the HPA's. TestAutoscalerUnderRollout is the HPA scaling both ways.
+var autoscaled = map[string]string{"autoscaling.enabled": "true", "autoscaling.minReplicas": "2", "autoscaling.maxReplicas": "6",
+	"autoscaling.behavior.scaleDown.selectPolicy": "Disabled"}
 
 // scaleOutcome is what one deployer did to a scale set as the HPA sets it.
 type scaleOutcome struct {

@@ -147,8 +147,11 @@ func waitReplicas(t *testing.T, r *release, n int32) {
 	ctx := context.Background()
 	err := kube.Poll(ctx, 3*time.Minute, 250*time.Millisecond, func() (bool, error) {
 		d := r.deployment()
-		if d.Spec.Replicas == nil || *d.Spec.Replicas != n {
-			return false, fmt.Errorf("spec.replicas %v", d.Spec.Replicas)
+		if d.Spec.Replicas == nil {
+			return false, fmt.Errorf("no spec.replicas, want %d", n)
+		}
+		if *d.Spec.Replicas != n {
+			return false, fmt.Errorf("spec.replicas %d, want %d", *d.Spec.Replicas, n)
 		}
 		return env.RolledOut(ctx, r.ns, r.fullname())
 	})
