@@ -449,17 +449,23 @@ func (b *bringUp) waitNodesReady(ctx context.Context) error {
 	return nil
 }
 
-// startDNS imports the CoreDNS image into every node and deploys it.
-func (b *bringUp) startDNS(ctx context.Context) error {
-	tar, err := awaitBuild(ctx, b.dnsBuild, "CoreDNS image")
+// importBuilt waits for an image's build (started by startBuilds), imports it into every node, and returns
+// an admin client to deploy it with.
+func (b *bringUp) importBuilt(ctx context.Context, build chan built, what string) (*kubernetes.Clientset, error) {
+	tar, err := awaitBuild(ctx, build, what)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c := &Cluster{Nodes: b.nodes}
 	if err := c.LoadImage(ctx, tar); err != nil {
-		return err
+		return nil, err
 	}
-	client, err := Client(b.p.admin())
+	return Client(b.p.admin())
+}
+
+// startDNS imports the CoreDNS image into every node and deploys it.
+func (b *bringUp) startDNS(ctx context.Context) error {
+	client, err := b.importBuilt(ctx, b.dnsBuild, "CoreDNS image")
 	if err != nil {
 		return err
 	}

@@ -202,15 +202,13 @@ func serviceURL(t *testing.T, r *release) string {
 	return fmt.Sprintf("http://%s/", net.JoinHostPort(svc.Spec.ClusterIP, strconv.Itoa(int(svc.Spec.Ports[0].Port))))
 }
 
-// waitHPAActive waits until the HPA reads the pods' CPU from the metrics API (ScalingActive, with a
-// current CPU utilisation) and has scaled the Deployment to want, rolled out.
-func waitHPAActive(t *testing.T, r *release, want int32) *autoscalingv2.HorizontalPodAutoscaler {
+// waitHPAActive waits until the HPA acts on the pods' CPU read from metrics-server (hpaActive) with the
+// Deployment at want replicas, and the rollout is complete.
+func waitHPAActive(t *testing.T, r *release, want int32) {
 	t.Helper()
 	ctx := context.Background()
-	var h *autoscalingv2.HorizontalPodAutoscaler
 	err := kube.Poll(ctx, 3*time.Minute, 500*time.Millisecond, func() (bool, error) {
-		var err error
-		h, err = env.Client.AutoscalingV2().HorizontalPodAutoscalers(r.ns).Get(ctx, r.fullname(), metav1.GetOptions{})
+		h, err := env.Client.AutoscalingV2().HorizontalPodAutoscalers(r.ns).Get(ctx, r.fullname(), metav1.GetOptions{})
 		if err != nil {
 			return false, err
 		}
@@ -223,7 +221,6 @@ func waitHPAActive(t *testing.T, r *release, want int32) *autoscalingv2.Horizont
 		return env.RolledOut(ctx, r.ns, r.fullname())
 	})
 	require.NoError(t, err, env.Describe(r.ns))
-	return h
 }
 
 // hpaActive is nil when the HPA computes a scale from a resource metric it reads (ScalingActive True,

@@ -60,7 +60,7 @@ func TestAutoscalingOnKeepsScale(t *testing.T) {
 		since := time.Now()
 		tr.Mark("autoscaling on")
 		r.upgrade(on)
-		waitHPAInControl(t, r, 4)
+		waitHPAActive(t, r, 4)
 		tr.Mark("the HPA holds 4 replicas")
 		stop(t, tr, "autoscaling turned on (4 replicas)", disrupt.ZeroFailures, 0)
 		least := tr.Timeline().MinReady(r.fullname(), since)
@@ -86,27 +86,6 @@ func TestAutoscalingOnKeepsScale(t *testing.T) {
 		require.GreaterOrEqual(t, least, 0, "the watch saw the Service's ready endpoints (-1: no count was seen)")
 		assert.Less(t, least, minReplicas, "the check sees the drop")
 	})
-}
-
-// waitHPAInControl waits until the HPA acts on the pods' CPU read from metrics-server (hpaActive) with the
-// Deployment at want replicas, and the rollout is complete.
-func waitHPAInControl(t *testing.T, r *release, want int32) {
-	t.Helper()
-	ctx := context.Background()
-	err := kube.Poll(ctx, 2*time.Minute, 250*time.Millisecond, func() (bool, error) {
-		h, err := env.Client.AutoscalingV2().HorizontalPodAutoscalers(r.ns).Get(ctx, r.fullname(), metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		if err := hpaActive(h); err != nil {
-			return false, err
-		}
-		if h.Status.CurrentReplicas != want {
-			return false, fmt.Errorf("HPA: %d current replicas, want %d", h.Status.CurrentReplicas, want)
-		}
-		return env.RolledOut(ctx, r.ns, r.fullname())
-	})
-	require.NoError(t, err, env.Describe(r.ns))
 }
 
 // 11. helm test while load runs: the test pod is never an endpoint of the Service and never counts for
