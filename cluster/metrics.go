@@ -35,8 +35,9 @@ const (
 	MetricResolution = 10 * time.Second
 )
 
-// buildMetricsServer returns the metrics-server image tarball, built (cold: about 2 minutes alone, 9 beside the components on an empty Go cache) unless the
-// cache has it for the same cluster/metrics-server go.mod and go.sum and Go version.
+// buildMetricsServer returns the metrics-server image tarball, built (cold: about 2 minutes alone, 9
+// beside the components on an empty Go cache) unless the cache has it for the same
+// cluster/metrics-server go.mod and go.sum and Go version.
 func buildMetricsServer(ctx context.Context, o *Options) (string, error) {
 	root, err := repo.Root()
 	if err != nil {
