@@ -204,8 +204,20 @@ func CheckLatency(c Check, p Policy) []error {
 			worst = q
 		}
 	}
-	return []error{&Violation{Gate: Latency, Client: c.Client, Detail: fmt.Sprintf("%d request(s) slower than %s; the slowest took %s, sent at %s", len(slow), p.SlowAfter, worst.Latency().Round(time.Millisecond), stamp(c.Result.SentAt(worst)))}}
+	detail := fmt.Sprintf("%d request(s) slower than %s; the slowest took %s, sent at %s", len(slow), p.SlowAfter, worst.Latency().Round(time.Millisecond), stamp(c.Result.SentAt(worst)))
+	if worst.Backend >= 0 && worst.Backend < len(c.Result.BackendNames) {
+		detail += ", answered by " + c.Result.BackendNames[worst.Backend]
+	}
+	// TCP's initial retransmission timeout is 1 s: a new connection answered within 100 ms after it most
+	// likely had its first SYN (or SYN-ACK) lost on the way, wherever the answering pod stood.
+	if !c.Result.KeepAlive && worst.Latency() >= synRetransmit && worst.Latency() < synRetransmit+100*time.Millisecond {
+		detail += " (just over TCP's 1 s initial retransmission timeout: likely the connection's first SYN or SYN-ACK was lost)"
+	}
+	return []error{&Violation{Gate: Latency, Client: c.Client, Detail: detail}}
 }
+
+// synRetransmit is TCP's initial retransmission timeout (RFC 6298), Linux's too.
+const synRetransmit = time.Second
 
 // CheckSensitivity is a negative control's gate: requests of an expected kind failed inside the
 // disruption window; failures elsewhere are no evidence. The window runs to SettleAfter plus the

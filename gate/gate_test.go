@@ -111,6 +111,22 @@ func TestNoFailuresAndLatency(t *testing.T) {
 	vs := violations(t, gate.CheckLatency(gate.Check{Client: "c", Result: slow, Window: window}, gate.Policy{}), gate.Latency)
 	require.Len(t, vs, 1)
 	assert.Contains(t, vs[0].Detail, "1.5s")
+	assert.Contains(t, vs[0].Detail, "answered by pod=old-1 version=", "the slow request's pod is named")
+	assert.NotContains(t, vs[0].Detail, "SYN", "1.5 s is not a SYN retransmission")
+
+	syn := run(func(i int, q *load.Request) {
+		if i == 1200 {
+			q.LatencyMicros = 1035000
+		}
+	})
+	vs = violations(t, gate.CheckLatency(gate.Check{Client: "c", Result: syn, Window: window}, gate.Policy{}), gate.Latency)
+	require.Len(t, vs, 1)
+	assert.Contains(t, vs[0].Detail, "answered by pod=new-1 version=")
+	assert.Contains(t, vs[0].Detail, "first SYN or SYN-ACK was lost", "a new connection just over 1 s")
+	syn.KeepAlive = true
+	vs = violations(t, gate.CheckLatency(gate.Check{Client: "c", Result: syn, Window: window}, gate.Policy{}), gate.Latency)
+	require.Len(t, vs, 1)
+	assert.NotContains(t, vs[0].Detail, "SYN", "a pooled connection sends no SYN")
 	assert.Empty(t, gate.CheckLatency(gate.Check{Result: run(nil), Window: window}, gate.Policy{}))
 }
 
