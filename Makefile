@@ -38,7 +38,7 @@ RECORD := $(CURDIR)/results/tests.jsonl
 gotest = $(GO) test -json $(2) 2>&1 | $(BIN)/testlog $(if $(V),-v) -record $(RECORD) -suite $(1)
 
 .PHONY: all help deps tools render test test-render test-lint lint schema package release docs golden bench fuzz clean \
-	cluster-up cluster-down cluster-status cluster-build cluster-soak test-live test-teardown test-unit e2e examples demo test-demo
+	cluster-up cluster-down cluster-status cluster-build cluster-soak test-live test-teardown test-unit e2e e2e-repeat examples demo test-demo
 
 all: test
 
@@ -129,6 +129,18 @@ e2e: tools ## The zero-downtime live suite with Helm 4, then its Helm 3 lane (KU
 	@GO_SERVICE_NODES=2 $(call gotest,e2e,-count=1 -v -timeout 60m ./test/live/...) -v
 	@GO_SERVICE_NODES=2 GO_SERVICE_HELM=helm3 GO_SERVICE_RESULTS=$(CURDIR)/results/live-helm3 \
 	  $(call gotest,e2e-helm3,-count=1 -v -timeout 20m -run '$(HELM3_LANE)' ./test/live/) -v
+
+N   ?= 3
+RUN ?=
+e2e-repeat: tools ## The live suite N times in a row (RUN= a test pattern, default all), each run's reports in results/live-repeat/<i>; a line per run, and exit 1 if any failed.
+	@fails=0; for i in $$(seq 1 $(N)); do \
+	  start=$$(date +%s); \
+	  if GO_SERVICE_NODES=2 GO_SERVICE_RESULTS=$(CURDIR)/results/live-repeat/$$i \
+	    $(call gotest,e2e-repeat-$$i,-count=1 -v -timeout 60m $(if $(RUN),-run '$(RUN)') ./test/live/) -v; \
+	  then verdict=passed; else verdict=FAILED; fails=$$((fails+1)); fi; \
+	  echo "e2e-repeat: run $$i of $(N) $$verdict in $$(( $$(date +%s) - start ))s (results/live-repeat/$$i)"; \
+	done; \
+	echo "e2e-repeat: $$fails of $(N) run(s) failed$(if $(RUN), (RUN=$(RUN)))"; [ $$fails -eq 0 ]
 
 demo: deps ## The main job: the usual setup and go-service side by side through a rolling update, a node drain and an eviction under load; a verdict table and results/demo/index.html. Leaves the cluster running.
 	@$(GO) test -count=1 -v -timeout 45m -run 'TestDemo$$' ./demo/ | grep --line-buffered -vE '^ *=== (RUN|PAUSE|CONT)'
