@@ -139,13 +139,8 @@ type Server struct {
 	err          error // a configuration error, returned by Serve
 
 	connsMu sync.Mutex
-	conns   map[net.Conn]connState // open connections, from the server's ConnState hook
-	lastUse time.Time              // the last change of any connection's state, under connsMu
-}
-
-type connState struct {
-	state http.ConnState
-	since time.Time
+	conns   map[net.Conn]http.ConnState // open connections' states, from the server's ConnState hook
+	lastUse time.Time                   // the last change of any connection's state, under connsMu
 }
 
 // New returns a server for app. A nil logger discards logs. A Config that fails Validate makes Serve
@@ -154,7 +149,7 @@ func New(cfg Config, app http.Handler, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: logger, drainStarted: make(chan struct{}), conns: map[net.Conn]connState{}}
+	s := &Server{cfg: cfg, log: logger, drainStarted: make(chan struct{}), conns: map[net.Conn]http.ConnState{}}
 	if s.err = cfg.Validate(); s.err != nil {
 		s.srv = &http.Server{Addr: cfg.Addr}
 		return s
@@ -182,7 +177,7 @@ func (s *Server) track(c net.Conn, st http.ConnState) {
 		delete(s.conns, c)
 		return
 	}
-	s.conns[c] = connState{state: st, since: s.lastUse}
+	s.conns[c] = st
 }
 
 // quiet reports whether no connection is serving a request and none has been opened, used or closed for
@@ -195,8 +190,8 @@ func (s *Server) track(c net.Conn, st http.ConnState) {
 func (s *Server) quiet(d time.Duration) bool {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
-	for _, c := range s.conns {
-		if c.state == http.StateActive {
+	for _, st := range s.conns {
+		if st == http.StateActive {
 			return false
 		}
 	}
@@ -208,8 +203,8 @@ func (s *Server) active() int {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
 	n := 0
-	for _, c := range s.conns {
-		if c.state == http.StateActive {
+	for _, st := range s.conns {
+		if st == http.StateActive {
 			n++
 		}
 	}
