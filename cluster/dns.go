@@ -77,30 +77,24 @@ const corefile = `.:53 {
 func deployDNS(ctx context.Context, client kubernetes.Interface) error {
 	ns := metav1.NamespaceSystem
 	labels := map[string]string{"k8s-app": "kube-dns"}
-	create := func(err error) error {
-		if apierrors.IsAlreadyExists(err) {
-			return nil
-		}
-		return err
-	}
-	if err := create2(client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "coredns"}}, metav1.CreateOptions{})); create(err) != nil {
+	if err := created(client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "coredns"}}, metav1.CreateOptions{})); err != nil {
 		return err
 	}
 	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "system:coredns"}, Rules: []rbacv1.PolicyRule{
 		{APIGroups: []string{""}, Resources: []string{"endpoints", "services", "pods", "namespaces"}, Verbs: []string{"list", "watch"}},
 		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"list", "watch"}},
 	}}
-	if err := create2(client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{})); create(err) != nil {
+	if err := created(client.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{})); err != nil {
 		return err
 	}
 	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "system:coredns"},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:coredns"},
 		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "coredns", Namespace: ns}}}
-	if err := create2(client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{})); create(err) != nil {
+	if err := created(client.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{})); err != nil {
 		return err
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "coredns"}, Data: map[string]string{"Corefile": corefile}}
-	if err := create2(client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})); create(err) != nil {
+	if err := created(client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{})); err != nil {
 		return err
 	}
 	one := int32(1)
@@ -130,14 +124,14 @@ func deployDNS(ctx context.Context, client kubernetes.Interface) error {
 			},
 		},
 	}
-	if err := create2(client.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{})); create(err) != nil {
+	if err := created(client.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{})); err != nil {
 		return err
 	}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "kube-dns", Labels: labels}, Spec: corev1.ServiceSpec{
 		ClusterIP: DNSServiceIP, Selector: labels,
 		Ports: []corev1.ServicePort{{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP}, {Name: "dns-tcp", Port: 53, Protocol: corev1.ProtocolTCP}},
 	}}
-	if err := create2(client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})); create(err) != nil {
+	if err := created(client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})); err != nil {
 		return err
 	}
 	return Poll(ctx, 90*time.Second, 250*time.Millisecond, func() (bool, error) {
@@ -149,5 +143,11 @@ func deployDNS(ctx context.Context, client kubernetes.Interface) error {
 	})
 }
 
-// create2 drops the created object and keeps the error.
-func create2[T any](_ T, err error) error { return err }
+// created drops what a Create call returned and keeps its error, nil when the object already exists (a
+// start after a partial one).
+func created[T any](_ T, err error) error {
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}

@@ -12,7 +12,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -138,18 +137,13 @@ func deployMetricsServer(ctx context.Context, client kubernetes.Interface) error
 	ns := metav1.NamespaceSystem
 	name := "metrics-server"
 	labels := map[string]string{"k8s-app": name}
-	exists := func(err error) error {
-		if apierrors.IsAlreadyExists(err) {
-			return nil
-		}
-		return err
-	}
+	sa := []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: ns}}
 	steps := []func() error{
 		func() error {
-			return create2(client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{}))
+			return created(client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{}))
 		},
 		func() error {
-			return create2(client.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
+			return created(client.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
 				ObjectMeta: metav1.ObjectMeta{Name: "system:aggregated-metrics-reader", Labels: map[string]string{
 					"rbac.authorization.k8s.io/aggregate-to-admin": "true", "rbac.authorization.k8s.io/aggregate-to-edit": "true",
 					"rbac.authorization.k8s.io/aggregate-to-view": "true"}},
@@ -157,7 +151,7 @@ func deployMetricsServer(ctx context.Context, client kubernetes.Interface) error
 			}, metav1.CreateOptions{}))
 		},
 		func() error {
-			return create2(client.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
+			return created(client.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{
 				ObjectMeta: metav1.ObjectMeta{Name: "system:metrics-server", Labels: labels},
 				Rules: []rbacv1.PolicyRule{
 					{APIGroups: []string{""}, Resources: []string{"nodes/metrics"}, Verbs: []string{"get"}},
@@ -166,47 +160,46 @@ func deployMetricsServer(ctx context.Context, client kubernetes.Interface) error
 			}, metav1.CreateOptions{}))
 		},
 		func() error {
-			return create2(client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+			return created(client.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
 				ObjectMeta: metav1.ObjectMeta{Name: "metrics-server-auth-reader", Labels: labels},
 				RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "extension-apiserver-authentication-reader"},
-				Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: ns}},
+				Subjects:   sa,
 			}, metav1.CreateOptions{}))
 		},
 		func() error {
-			return create2(client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+			return created(client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
 				ObjectMeta: metav1.ObjectMeta{Name: "metrics-server:system:auth-delegator", Labels: labels},
 				RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:auth-delegator"},
-				Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: ns}},
+				Subjects:   sa,
 			}, metav1.CreateOptions{}))
 		},
 		func() error {
-			return create2(client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+			return created(client.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
 				ObjectMeta: metav1.ObjectMeta{Name: "system:metrics-server", Labels: labels},
 				RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:metrics-server"},
-				Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: ns}},
+				Subjects:   sa,
 			}, metav1.CreateOptions{}))
 		},
 		func() error {
-			return create2(client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+			return created(client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
 				ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels},
 				Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{
 					Name: "https", Port: 443, Protocol: corev1.ProtocolTCP, TargetPort: intstr.FromString("https")}}},
 			}, metav1.CreateOptions{}))
 		},
 		func() error {
-			return create2(client.AppsV1().Deployments(ns).Create(ctx, metricsServerDeployment(name, labels), metav1.CreateOptions{}))
+			return created(client.AppsV1().Deployments(ns).Create(ctx, metricsServerDeployment(name, labels), metav1.CreateOptions{}))
 		},
 		func() error {
 			body := fmt.Sprintf(`{"apiVersion":"apiregistration.k8s.io/v1","kind":"APIService","metadata":{"name":%q,"labels":{"k8s-app":%q}},
 "spec":{"service":{"name":%q,"namespace":%q,"port":443},"group":"metrics.k8s.io","version":"v1beta1",
 "insecureSkipTLSVerify":true,"groupPriorityMinimum":100,"versionPriority":100}}`, MetricsAPIService, name, name, ns)
-			_, err := client.Discovery().RESTClient().Post().AbsPath("/apis/apiregistration.k8s.io/v1/apiservices").
-				SetHeader("Content-Type", "application/json").Body([]byte(body)).DoRaw(ctx)
-			return err
+			return created(client.Discovery().RESTClient().Post().AbsPath("/apis/apiregistration.k8s.io/v1/apiservices").
+				SetHeader("Content-Type", "application/json").Body([]byte(body)).DoRaw(ctx))
 		},
 	}
 	for _, s := range steps {
-		if err := exists(s()); err != nil {
+		if err := s(); err != nil {
 			return err
 		}
 	}
