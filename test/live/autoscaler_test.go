@@ -179,18 +179,24 @@ func (s *scaleRecorder) String() string {
 }
 
 // waitScaled waits until the HPA has set the Deployment to a scale that want accepts (what names it),
-// rolled out; a failure prints the HPA's readings.
+// rolled out; a failure prints the scale's changes and the HPA's readings when scale records them.
 func waitScaled(t *testing.T, r *release, scale *scaleRecorder, what string, want func(int32) bool) {
 	t.Helper()
 	ctx := context.Background()
 	err := kube.Poll(ctx, 3*time.Minute, 250*time.Millisecond, func() (bool, error) {
 		d := r.deployment()
+		if d.Spec.Replicas == nil {
+			return false, fmt.Errorf("no spec.replicas, want %s", what)
+		}
 		if !want(*d.Spec.Replicas) {
 			return false, fmt.Errorf("spec.replicas %d, want %s", *d.Spec.Replicas, what)
 		}
 		return env.RolledOut(ctx, r.ns, r.fullname())
 	})
-	require.NoError(t, err, "spec.replicas: %s\nHPA: %s\n%s", scale, scale.HPA(), env.Describe(r.ns))
+	if err != nil && scale != nil {
+		require.NoError(t, err, "spec.replicas: %s\nHPA: %s\n%s", scale, scale.HPA(), env.Describe(r.ns))
+	}
+	require.NoError(t, err, env.Describe(r.ns))
 }
 
 // serviceURL is the release's Service on its ClusterIP (this machine is a node of the cluster).

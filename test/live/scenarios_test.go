@@ -144,18 +144,7 @@ func TestScaleDown(t *testing.T) {
 // waitReplicas waits until the HPA has set the Deployment to n replicas and the rollout is complete.
 func waitReplicas(t *testing.T, r *release, n int32) {
 	t.Helper()
-	ctx := context.Background()
-	err := kube.Poll(ctx, 3*time.Minute, 250*time.Millisecond, func() (bool, error) {
-		d := r.deployment()
-		if d.Spec.Replicas == nil {
-			return false, fmt.Errorf("no spec.replicas, want %d", n)
-		}
-		if *d.Spec.Replicas != n {
-			return false, fmt.Errorf("spec.replicas %d, want %d", *d.Spec.Replicas, n)
-		}
-		return env.RolledOut(ctx, r.ns, r.fullname())
-	})
-	require.NoError(t, err, env.Describe(r.ns))
+	waitScaled(t, r, nil, fmt.Sprint(n), func(got int32) bool { return got == n })
 }
 
 func evict(ns, pod string) error {
