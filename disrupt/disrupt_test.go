@@ -185,8 +185,9 @@ func TestBackendsCheckedOnlyWhenNamed(t *testing.T) {
 }
 
 // Each change is held to its own window: old and new pods must answer between its start and SettleAfter
-// past its end, so the traffic of an earlier change cannot stand in for a later one. A keep-alive client
-// is not held to it for an eviction, and its notes say why.
+// past its end, so the traffic of an earlier change cannot stand in for a later one. An evicted pod's
+// answers count from SteadyBefore (3 s) before its eviction, not earlier. A keep-alive client is not held
+// to it for an eviction, and its notes say why.
 func TestBackendsPerChange(t *testing.T) {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	at := func(s float64) time.Time { return start.Add(time.Duration(s * float64(time.Second))) }
@@ -199,6 +200,7 @@ func TestBackendsPerChange(t *testing.T) {
 	}
 	// Rollout 1 (5 s to 8 s) replaces api-a-1 by api-b-1; rollout 2 (10 s to 13 s) api-b-1 by api-c-1.
 	first := Replaced{What: "rollout 1", From: at(5), To: at(8), Replacement: gate.Replacement{Before: pods("api-a-1"), After: pods("api-b-1")}}
+	eviction := Replaced{What: "eviction", From: at(5), To: at(8), Evicted: []string{"api-a-1"}, Replacement: gate.Replacement{Before: pods("api-a-1"), After: pods("api-b-1")}}
 	second := Replaced{What: "rollout 2", From: at(10), To: at(13), Replacement: gate.Replacement{Before: pods("api-b-1"), After: pods("api-c-1")}}
 	answers := func(r *Run, who func(sec float64) int) {
 		r.Load.BackendNames = []string{"pod=api-a-1", "pod=api-b-1", "pod=api-c-1"}
@@ -243,6 +245,19 @@ func TestBackendsPerChange(t *testing.T) {
 		}, false, []Replaced{first, second}, 1, 0},
 		{"a keep-alive client and an eviction: not checked, and said", func(s float64) int { return 0 }, true,
 			[]Replaced{{What: "eviction", From: at(5), To: at(8), Evicted: []string{"api-a-1"}, Replacement: gate.Replacement{Before: pods("api-a-1"), After: pods("api-b-1")}}}, 0, 1},
+		{"an eviction: the evicted pod answered just before it, the new pod during it", func(s float64) int {
+			if s < 4.9 {
+				return 0
+			}
+			return 1
+		}, false, []Replaced{eviction}, 0, 0},
+		{"an eviction: the evicted pod answered only long before it", func(s float64) int {
+			if s < 1.5 {
+				return 0
+			}
+			return 1
+		}, false, []Replaced{eviction}, 1, 0},
+		{"an eviction: the evicted pod never answered", func(s float64) int { return 1 }, false, []Replaced{eviction}, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(0)

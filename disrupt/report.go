@@ -170,8 +170,9 @@ func (rp *Reports) Gate(tb testing.TB, runs []*Run, e Expect, p gate.Policy) {
 
 // checkBackendsPerChange checks, for each change the run recorded, that its old and its new pods
 // answered inside that change's own window (from its start to SettleAfter past its end), so traffic
-// before a later change cannot stand in for it. A keep-alive client is not held to it for an eviction or
-// a drain (its pool's few connections may never have been on the evicted pods): the run's notes say so.
+// before a later change cannot stand in for it; an evicted pod's answers count from SteadyBefore before
+// its eviction. A keep-alive client is not held to it for an eviction or a drain (its pool's few
+// connections may never have been on the evicted pods): the run's notes say so.
 func checkBackendsPerChange(r *Run, c gate.Check, p gate.Policy) []error {
 	p = p.WithDefaults()
 	var out []error
@@ -185,10 +186,18 @@ func checkBackendsPerChange(r *Run, c gate.Check, p gate.Policy) []error {
 			from, to = c.Window.From, c.Window.To
 		}
 		seen := podNames(r.Load.Window(from, to.Add(p.SettleAfter)).Backends)
+		oldSeen, what := seen, rp.What
+		if len(rp.Evicted) > 0 {
+			// An evicted pod leaves the Service's endpoints as soon as the eviction is accepted, and
+			// kube-proxy can drop it from a client's picks within milliseconds: it must have answered in
+			// the steady load just before the eviction, or during it.
+			oldSeen = podNames(r.Load.Window(from.Add(-p.SteadyBefore), to.Add(p.SettleAfter)).Backends)
+			what = fmt.Sprintf("%s (the evicted pods' answers counted from %s before it)", rp.What, p.SteadyBefore)
+		}
 		cc := c
 		cc.Window = gate.Window{From: from, To: to}
-		for _, err := range gate.CheckBackends(cc, rp.Replacement.Before, rp.Replacement.After, seen) {
-			out = append(out, fmt.Errorf("%s: %w", rp.What, err))
+		for _, err := range gate.CheckBackends(cc, rp.Replacement.Before, rp.Replacement.After, oldSeen, seen) {
+			out = append(out, fmt.Errorf("%s: %w", what, err))
 		}
 	}
 	return out

@@ -323,8 +323,11 @@ func CheckEvicted(what string, r Replacement, evicted []string) []error {
 }
 
 // CheckBackends: a client saw old pods (there before, gone after) and new pods (there after only)
-// answer during the disruption. backends are the pod names that answered.
-func CheckBackends(c Check, before, after Pods, backends map[string]int) []error {
+// answer. oldSeen and newSeen are the pod names that answered (with how many responses) in the windows
+// the caller holds each to: for a rollout both are the disruption; for an eviction the old pods' starts
+// before it, since a fast endpoint update can take the evicted pod out of the client's picks within
+// milliseconds.
+func CheckBackends(c Check, before, after Pods, oldSeen, newSeen map[string]int) []error {
 	old, fresh := Pods{}, Pods{}
 	for uid, p := range before {
 		if _, ok := after[uid]; !ok {
@@ -337,7 +340,7 @@ func CheckBackends(c Check, before, after Pods, backends map[string]int) []error
 		}
 	}
 	before, after = old, fresh
-	seen := func(ps Pods) bool {
+	seen := func(ps Pods, backends map[string]int) bool {
 		for _, p := range ps {
 			if backends[p.Name] > 0 {
 				return true
@@ -347,13 +350,13 @@ func CheckBackends(c Check, before, after Pods, backends map[string]int) []error
 	}
 	var out []error
 	if len(before) == 0 && len(after) == 0 {
-		return []error{&Violation{Gate: Reality, Client: c.Client, Detail: fmt.Sprintf("no pod left and no pod came during the disruption: nothing was replaced; answered: %s", kinds(backends))}}
+		return []error{&Violation{Gate: Reality, Client: c.Client, Detail: fmt.Sprintf("no pod left and no pod came during the disruption: nothing was replaced; answered: %s", kinds(newSeen))}}
 	}
-	if !seen(before) {
-		out = append(out, &Violation{Gate: Reality, Client: c.Client, Detail: fmt.Sprintf("no old pod (%s) answered during the disruption; answered: %s", names(before), kinds(backends))})
+	if !seen(before, oldSeen) {
+		out = append(out, &Violation{Gate: Reality, Client: c.Client, Detail: fmt.Sprintf("no old pod (%s) answered; answered: %s", names(before), kinds(oldSeen))})
 	}
-	if !seen(after) {
-		out = append(out, &Violation{Gate: Reality, Client: c.Client, Detail: fmt.Sprintf("no new pod (%s) answered during the disruption; answered: %s", names(after), kinds(backends))})
+	if !seen(after, newSeen) {
+		out = append(out, &Violation{Gate: Reality, Client: c.Client, Detail: fmt.Sprintf("no new pod (%s) answered during the disruption; answered: %s", names(after), kinds(newSeen))})
 	}
 	return out
 }

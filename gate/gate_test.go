@@ -186,10 +186,12 @@ func TestReplaced(t *testing.T) {
 		})
 	}
 	c := gate.Check{Client: "c", Window: window}
-	assert.Empty(t, gate.CheckBackends(c, before, after, map[string]int{"svc-a-1": 3, "svc-b-2": 1}))
-	assert.Len(t, violations(t, gate.CheckBackends(c, before, after, map[string]int{"svc-a-1": 3}), gate.Reality), 1, "only old pods answered")
-	assert.Len(t, violations(t, gate.CheckBackends(c, before, after, nil), gate.Reality), 2, "nothing answered")
-	assert.Len(t, violations(t, gate.CheckBackends(c, before, before, map[string]int{"svc-a-1": 3, "svc-a-2": 3}), gate.Reality), 1, "a no-op upgrade: no pod left and no pod came")
+	assert.Empty(t, gate.CheckBackends(c, before, after, map[string]int{"svc-a-1": 3, "svc-b-2": 1}, map[string]int{"svc-a-1": 3, "svc-b-2": 1}))
+	assert.Len(t, violations(t, gate.CheckBackends(c, before, after, map[string]int{"svc-a-1": 3}, map[string]int{"svc-a-1": 3}), gate.Reality), 1, "only old pods answered")
+	assert.Len(t, violations(t, gate.CheckBackends(c, before, after, nil, nil), gate.Reality), 2, "nothing answered")
+	assert.Len(t, violations(t, gate.CheckBackends(c, before, before, map[string]int{"svc-a-1": 3, "svc-a-2": 3}, map[string]int{"svc-a-1": 3, "svc-a-2": 3}), gate.Reality), 1, "a no-op upgrade: no pod left and no pod came")
+	assert.Empty(t, gate.CheckBackends(c, before, after, map[string]int{"svc-a-1": 3}, map[string]int{"svc-b-2": 1}), "each in its own window")
+	assert.Len(t, violations(t, gate.CheckBackends(c, before, after, map[string]int{"svc-b-2": 1}, map[string]int{"svc-a-1": 3, "svc-b-2": 1}), gate.Reality), 1, "an old pod answered only outside the old pods' window")
 }
 
 func TestJoin(t *testing.T) {
