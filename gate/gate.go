@@ -208,16 +208,24 @@ func CheckLatency(c Check, p Policy) []error {
 	if worst.Backend >= 0 && worst.Backend < len(c.Result.BackendNames) {
 		detail += ", answered by " + c.Result.BackendNames[worst.Backend]
 	}
-	// TCP's initial retransmission timeout is 1 s: a new connection answered within 100 ms after it most
-	// likely had its first SYN (or SYN-ACK) lost on the way, wherever the answering pod stood.
-	if !c.Result.KeepAlive && worst.Latency() >= synRetransmit && worst.Latency() < synRetransmit+100*time.Millisecond {
-		detail += " (just over TCP's 1 s initial retransmission timeout: likely the connection's first SYN or SYN-ACK was lost)"
-	}
+	detail += handshakeOf(worst)
 	return []error{&Violation{Gate: Latency, Client: c.Client, Detail: detail}}
 }
 
-// synRetransmit is TCP's initial retransmission timeout (RFC 6298), Linux's too.
-const synRetransmit = time.Second
+// handshakeOf says where a slow request's time went, from what its client kept of its connection's
+// opening (load.Request.ConnectMicros and SynRetransmits): a lost SYN or SYN-ACK costs TCP's 1 s
+// initial retransmission timeout before the app can see the connection at all.
+func handshakeOf(q load.Request) string {
+	switch {
+	case q.ConnectMicros == 0:
+		return fmt.Sprintf("; its connection was reused or opened within %s: the time went after the TCP handshake", load.SlowConnect)
+	case q.SynRetransmits > 0:
+		return fmt.Sprintf("; opening its connection took %s, the kernel sent its SYN %d times (TCP_INFO): a packet of the TCP handshake was lost before the app could see the connection", (time.Duration(q.ConnectMicros) * time.Microsecond).Round(time.Millisecond), q.SynRetransmits+1)
+	case q.SynRetransmits < 0:
+		return fmt.Sprintf("; opening its connection took %s (TCP_INFO could not be read)", (time.Duration(q.ConnectMicros) * time.Microsecond).Round(time.Millisecond))
+	}
+	return fmt.Sprintf("; opening its connection took %s with no SYN retransmitted", (time.Duration(q.ConnectMicros) * time.Microsecond).Round(time.Millisecond))
+}
 
 // CheckSensitivity is a negative control's gate: requests of an expected kind failed inside the
 // disruption window; failures elsewhere are no evidence. The window runs to SettleAfter plus the

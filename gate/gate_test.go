@@ -112,21 +112,25 @@ func TestNoFailuresAndLatency(t *testing.T) {
 	require.Len(t, vs, 1)
 	assert.Contains(t, vs[0].Detail, "1.5s")
 	assert.Contains(t, vs[0].Detail, "answered by pod=old-1 version=", "the slow request's pod is named")
-	assert.NotContains(t, vs[0].Detail, "SYN", "1.5 s is not a SYN retransmission")
+	assert.Contains(t, vs[0].Detail, "opened within 500ms: the time went after the TCP handshake", "no slow connect was recorded")
 
 	syn := run(func(i int, q *load.Request) {
 		if i == 1200 {
-			q.LatencyMicros = 1035000
+			q.LatencyMicros, q.ConnectMicros, q.SynRetransmits = 1035000, 1031000, 1
 		}
 	})
 	vs = violations(t, gate.CheckLatency(gate.Check{Client: "c", Result: syn, Window: window}, gate.Policy{}), gate.Latency)
 	require.Len(t, vs, 1)
 	assert.Contains(t, vs[0].Detail, "answered by pod=new-1 version=")
-	assert.Contains(t, vs[0].Detail, "first SYN or SYN-ACK was lost", "a new connection just over 1 s")
-	syn.KeepAlive = true
+	assert.Contains(t, vs[0].Detail, "opening its connection took 1.031s, the kernel sent its SYN 2 times (TCP_INFO): a packet of the TCP handshake was lost")
+	syn.Requests[1200].SynRetransmits = 0
 	vs = violations(t, gate.CheckLatency(gate.Check{Client: "c", Result: syn, Window: window}, gate.Policy{}), gate.Latency)
 	require.Len(t, vs, 1)
-	assert.NotContains(t, vs[0].Detail, "SYN", "a pooled connection sends no SYN")
+	assert.Contains(t, vs[0].Detail, "took 1.031s with no SYN retransmitted", "a slow connect without a retransmission is not called a lost SYN")
+	syn.Requests[1200].SynRetransmits = -1
+	vs = violations(t, gate.CheckLatency(gate.Check{Client: "c", Result: syn, Window: window}, gate.Policy{}), gate.Latency)
+	require.Len(t, vs, 1)
+	assert.Contains(t, vs[0].Detail, "TCP_INFO could not be read")
 	assert.Empty(t, gate.CheckLatency(gate.Check{Result: run(nil), Window: window}, gate.Policy{}))
 }
 

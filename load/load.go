@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"sort"
 	"strings"
@@ -83,6 +84,11 @@ type Request struct {
 	LatencyMicros int64  `json:"l"`
 	Kind          string `json:"k,omitempty"`
 	Backend       int    `json:"b"`
+	// ConnectMicros and SynRetransmits are kept for a request that opened a connection slower than
+	// SlowConnect: how long the connect took, and how many times the kernel retransmitted its SYN
+	// (-1 where TCP_INFO cannot be read). A lost SYN or SYN-ACK costs TCP's 1 s retransmission timeout.
+	ConnectMicros  int64 `json:"c,omitempty"`
+	SynRetransmits int   `json:"s,omitempty"`
 }
 
 // WithQuery returns url with the query string q appended (url itself when q is empty).
@@ -137,7 +143,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	tr := &http.Transport{
 		DisableKeepAlives:   !cfg.KeepAlive,
 		MaxIdleConnsPerHost: cfg.Rate,
-		DialContext:         (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
+		DialContext:         dialRecording(&net.Dialer{Timeout: cfg.Timeout}),
 	}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: cfg.Timeout}
@@ -157,7 +163,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	sem := make(chan struct{}, cfg.MaxInFlight)
 	interval := time.Second / time.Duration(cfg.Rate)
 	next := start
-	add := func(sent time.Time, lat time.Duration, kind, backend, msg string) {
+	add := func(sent time.Time, lat time.Duration, o outcome) {
+		kind, backend, msg := o.kind, o.backend, o.msg
 		mu.Lock()
 		defer mu.Unlock()
 		b := -1
@@ -173,7 +180,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		} else if len(res.Samples) < 50 {
 			res.Samples = append(res.Samples, FailureSample{At: sent, Kind: kind, Error: msg})
 		}
-		res.Requests = append(res.Requests, Request{SentMicros: sent.Sub(res.Start).Microseconds(), LatencyMicros: lat.Microseconds(), Kind: kind, Backend: b})
+		q := Request{SentMicros: sent.Sub(res.Start).Microseconds(), LatencyMicros: lat.Microseconds(), Kind: kind, Backend: b}
+		if o.conn != nil && o.conn.connect > SlowConnect {
+			q.ConnectMicros, q.SynRetransmits = o.conn.connect.Microseconds(), o.conn.synRetrans
+		}
+		res.Requests = append(res.Requests, q)
 	}
 	for {
 		select {
@@ -188,15 +199,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		select {
 		case sem <- struct{}{}:
 		default:
-			add(time.Now(), 0, KindOverload, "", "more than MaxInFlight requests in flight")
+			add(time.Now(), 0, outcome{kind: KindOverload, msg: "more than MaxInFlight requests in flight"})
 			continue
 		}
 		wg.Add(1)
 		go func(sent time.Time) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			kind, backend, msg := do(client, cfg)
-			add(sent, time.Since(sent), kind, backend, msg)
+			o := do(client, cfg)
+			add(sent, time.Since(sent), o)
 		}(time.Now())
 	}
 }
@@ -217,34 +228,48 @@ func RunAll(ctx context.Context, cfgs []Config) ([]*Result, error) {
 	return out, errors.Join(errs...)
 }
 
-// do sends one request and classifies the outcome ("" = success).
-func do(client *http.Client, cfg Config) (kind, backend, msg string) {
+// outcome is how one request ended: its failure kind ("" = success), the backend that answered, the
+// error's text, and the connection it went over when that connection was opened for it.
+type outcome struct {
+	kind, backend, msg string
+	conn               *handshake
+}
+
+// do sends one request and classifies the outcome.
+func do(client *http.Client, cfg Config) (o outcome) {
 	var body io.Reader
 	if cfg.Method == http.MethodPost {
 		body = strings.NewReader(`{"probe":"go-service load"}`)
 	}
 	req, err := http.NewRequest(cfg.Method, cfg.URL, body)
 	if err != nil {
-		return KindOther, "", err.Error()
+		return outcome{kind: KindOther, msg: err.Error()}
 	}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) {
+		if h, ok := ci.Conn.(*handshake); ok && !ci.Reused {
+			o.conn = h
+		}
+	}}))
 	// No GetBody: the transport can never replay this request, whatever it knows of the connection.
 	req.GetBody = nil
 	resp, err := client.Do(req)
 	if err != nil {
-		return Classify(err), "", err.Error()
+		o.kind, o.msg = Classify(err), err.Error()
+		return o
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
-	if err != nil {
-		return Classify(err), "", err.Error()
+	switch {
+	case err != nil:
+		o.kind, o.msg = Classify(err), err.Error()
+	case resp.StatusCode >= 500:
+		o.kind, o.msg = Kind5xx, resp.Status
+	case resp.StatusCode != http.StatusOK:
+		o.kind, o.msg = KindOther, resp.Status
+	default:
+		o.backend = strings.SplitN(string(data), "\n", 2)[0]
 	}
-	if resp.StatusCode >= 500 {
-		return Kind5xx, "", resp.Status
-	}
-	if resp.StatusCode != http.StatusOK {
-		return KindOther, "", resp.Status
-	}
-	return "", strings.SplitN(string(data), "\n", 2)[0], ""
+	return o
 }
 
 // Classify names the kind of a request error.
