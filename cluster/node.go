@@ -43,6 +43,19 @@ var nodeComponents = []string{compContainerd, compKubelet, compProxy}
 // certificate and kubeconfig are named after it.
 func (n Node) proc(component string) string { return component + "-" + n.Name }
 
+// proxyMetricsAddr is where the node's kube-proxy serves its metrics: loopback for node 1 (on the
+// host), the node's own address for the others, which only this machine can reach (through the node's
+// veth).
+func (n Node) proxyMetricsAddr() string {
+	if n.Netns == "" {
+		return "127.0.0.1:10249"
+	}
+	return n.IP + ":10249"
+}
+
+// ProxyMetricsURL is the node's kube-proxy metrics page (its network programming latency among them).
+func (n Node) ProxyMetricsURL() string { return "http://" + n.proxyMetricsAddr() + "/metrics" }
+
 // gateway is the host side of an extra node's veth link.
 func (n Node) gateway() string { return fmt.Sprintf("10.250.%d.1", n.Index) }
 

@@ -28,6 +28,15 @@ type Cluster struct {
 	StartedIn  time.Duration
 }
 
+// ProxyMetricsURLs names every node's kube-proxy metrics page, by node name (disrupt.Options.ProxyMetrics).
+func (c *Cluster) ProxyMetricsURLs() map[string]string {
+	out := map[string]string{}
+	for _, n := range c.Nodes {
+		out[n.Name] = n.ProxyMetricsURL()
+	}
+	return out
+}
+
 // state is what Up records for Status, Down and the next Up.
 type state struct {
 	HostIP             string    `json:"hostIP"`
@@ -483,6 +492,7 @@ func writeNodeConfig(p paths, n Node, l nodeLayout, minSync string) error {
 		"Root": l.ContainerdRoot, "State": l.ContainerdState, "CNIDir": dir + "/cni", "IPAMDir": l.IPAMDir,
 		"Pause": PauseImage, "CA": p.pki("ca.crt"), "Cert": p.pki(n.proc(compKubelet) + ".crt"), "Key": p.pki(n.proc(compKubelet) + ".key"),
 		"CgroupRoot": l.CgroupRoot, "ProxyKubeconfig": p.kubeconfig("kube-proxy"), "MinSync": minSync, "ClusterCIDR": ClusterCIDR,
+		"ProxyMetrics": n.proxyMetricsAddr(),
 	}
 	files := map[string]string{"containerd.toml": containerdConfig, cniConfigs[0]: cniConfig, cniConfigs[1]: loopbackConfig,
 		"kubelet.yaml": kubeletConfig, "kube-proxy.yaml": proxyConfig}
@@ -541,6 +551,7 @@ mode: iptables
 clusterCIDR: {{.ClusterCIDR}}
 hostnameOverride: {{.Name}}
 bindAddress: 0.0.0.0
+metricsBindAddress: {{.ProxyMetrics}}
 conntrack: {maxPerCore: 0}
 iptables: {localhostNodePorts: true, syncPeriod: 10s, minSyncPeriod: {{.MinSync}}}
 `

@@ -236,6 +236,9 @@ func (d *demo) startLoad(t *testing.T) {
 	for _, r := range d.releases {
 		o := loadOptions
 		o.LoadImage = "go-service:0.1.0"
+		if d.env.Local != nil {
+			o.ProxyMetrics = d.env.Local.ProxyMetricsURLs()
+		}
 		r.tr = disrupt.Start(t, disrupt.Target{Client: d.env.Client, Namespace: Namespace, Helm: r.opts, Release: r.name,
 			Deployment: r.name, Service: r.name}, o)
 	}

@@ -42,6 +42,12 @@ type Run struct {
 	Steady     Latencies     `json:"steady"`
 	During     Latencies     `json:"during"`
 	Violations []string      `json:"violations"`
+	// Propagation is each node's network programming lag measured while the load ran
+	// (Options.ProxyMetrics).
+	Propagation []Propagation `json:"propagation,omitempty"`
+	// Lag says where a node's measured lag outlasted the pods' preStop delay (a finding to explain
+	// failures by, not a gate).
+	Lag []string `json:"lag,omitempty"`
 	// Notes say what could not be checked and why.
 	Notes  []string `json:"notes,omitempty"`
 	Passed bool     `json:"passed"`
@@ -308,6 +314,23 @@ func (rp *Reports) Summary() string {
 			failed = append(failed, fmt.Sprintf("  %s [%s]: %s", r.Scenario, r.Client, v))
 		}
 	}
+	var lags []string
+	seen := map[string]bool{}
+	for _, r := range runs {
+		if len(r.Propagation) == 0 || seen[r.Scenario] {
+			continue
+		}
+		seen[r.Scenario] = true
+		for _, p := range r.Propagation {
+			lags = append(lags, fmt.Sprintf("  %s: %s", r.Scenario, p))
+		}
+		for _, l := range r.Lag {
+			lags = append(lags, fmt.Sprintf("  %s: NOTE %s", r.Scenario, l))
+		}
+	}
+	if len(lags) > 0 {
+		fmt.Fprintf(&b, "endpoint propagation while each scenario's load ran (each node's kube-proxy, every Service's changes):\n%s\n", strings.Join(lags, "\n"))
+	}
 	notes := map[string]bool{}
 	for _, r := range runs {
 		for _, n := range r.Notes {
@@ -374,6 +397,8 @@ var page = template.Must(template.New("run").Funcs(Funcs).Parse(`<!doctype html>
 {{if .Violations}}<ul>{{range .Violations}}<li class="fail">{{.}}</li>{{end}}</ul>{{end}}
 {{if .Notes}}<p>Not checked:</p><ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <p>Disruption {{dur .Disruption}}{{if .Floor}} (the settings allow {{dur .Floor}} at best){{end}}. Latency in steady state: {{lat .Steady}}; during the disruption: {{lat .During}}.</p>
+{{if .Propagation}}<p>Endpoint propagation while the load ran, as each node's kube-proxy measured it (from an endpoint change to its rules; every Service's changes):</p><ul>{{range .Propagation}}<li>{{.}}</li>{{end}}</ul>{{end}}
+{{if .Lag}}<ul>{{range .Lag}}<li class="fail">{{.}}</li>{{end}}</ul>{{end}}
 {{timeline . 1100 (scaleOf .)}}{{end}}
 {{.Legend}}
 {{with .R}}<h2>Failures{{if .Load.Samples}} (the first {{len .Load.Samples}}){{end}}</h2>

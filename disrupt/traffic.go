@@ -108,6 +108,10 @@ type Options struct {
 	ProxyMinSync time.Duration
 	// SlowAfter is the latency above which a request counts as slow (default 1s).
 	SlowAfter time.Duration
+	// ProxyMetrics names each node's kube-proxy metrics page (node → URL, e.g.
+	// http://127.0.0.1:10249/metrics). Each run reports the network programming lag every one of them
+	// measured while the load ran (Run.Propagation); a page that cannot be read is reported as such.
+	ProxyMetrics map[string]string
 	// Reports collects the runs and writes their reports; nil writes them to ./results/disruption.
 	Reports *Reports
 }
@@ -165,6 +169,9 @@ type Traffic struct {
 	replaced []Replaced
 	podRun   string // name of the in-cluster load pod, if any
 	stopped  bool
+	// progBefore are the nodes' network programming histograms read when the load started.
+	progBefore     map[string]kubeproxy.Programming
+	progBeforeErrs map[string]error
 }
 
 // Replaced is one rollout's before and after, for the reality gate.
@@ -205,6 +212,7 @@ func Start(tb testing.TB, target Target, o Options) *Traffic {
 		ClearConntrack(tb, tr.ip)
 		WaitServing(tb, tr.url)
 	}
+	tr.progBefore, tr.progBeforeErrs = readProgramming(o.ProxyMetrics)
 	tl, err := WatchNamespace(tr.client, tr.ns)
 	if err != nil {
 		tb.Fatalf("disrupt: watch namespace %s: %v", tr.ns, err)
@@ -556,9 +564,20 @@ func (tr *Traffic) End(tb testing.TB, scenario string) []*Run {
 		tb.Errorf("disrupt: %v", err)
 	}
 	results := append(append([]*load.Result(nil), tr.results...), inCluster...)
+	prop := propagation(tr.o.ProxyMetrics, tr.progBefore, tr.progBeforeErrs)
+	var lagNotes []string
+	if len(prop) > 0 {
+		what, delay, known := preStopOf(tr.client, tr.ns, tr.target.Deployment)
+		for _, p := range prop {
+			tb.Logf("%s: %s (the pods' preStop: %s)", scenario, p, what)
+		}
+		if known {
+			lagNotes = outlasted(prop, what, delay)
+		}
+	}
 	var out []*Run
 	for _, res := range results {
-		out = append(out, &Run{Scenario: scenario, Client: res.Name, Deployment: tr.target.Deployment, Load: res, Marks: tr.marks, Events: events, Replaced: tr.replaced})
+		out = append(out, &Run{Scenario: scenario, Client: res.Name, Deployment: tr.target.Deployment, Load: res, Marks: tr.marks, Events: events, Replaced: tr.replaced, Propagation: prop, Lag: lagNotes})
 	}
 	return out
 }

@@ -207,6 +207,9 @@ func trafficTo(t *testing.T, target disrupt.Target, o disrupt.Options) *disrupt.
 	t.Helper()
 	o.Host, o.LoadImage, o.LoadImagePullPolicy = disrupt.HostAlways, appImage(t), corev1.PullNever
 	o.ProxyMinSync, o.Reports = proxyMinSync, reports
+	if env.Local != nil {
+		o.ProxyMetrics = env.Local.ProxyMetricsURLs()
+	}
 	return disrupt.Start(t, target, o)
 }
 
