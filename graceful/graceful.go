@@ -227,6 +227,9 @@ func (s *Server) waitQuiet(ctx context.Context) {
 	}
 }
 
+// DrainStarted is closed when the server starts draining (SIGTERM or its preStop endpoint).
+func (s *Server) DrainStarted() <-chan struct{} { return s.drainStarted }
+
 // Draining reports whether the server has started draining.
 func (s *Server) Draining() bool { return s.draining.Load() }
 
