@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -115,14 +116,6 @@ func propagation(urls map[string]string, before map[string]kubeproxy.Programming
 		}
 		out = append(out, p)
 	}
-	slices.SortFunc(out, func(a, b Propagation) int {
-		if a.Node < b.Node {
-			return -1
-		}
-		if a.Node > b.Node {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b Propagation) int { return strings.Compare(a.Node, b.Node) })
 	return out
 }

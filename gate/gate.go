@@ -216,15 +216,16 @@ func CheckLatency(c Check, p Policy) []error {
 // opening (load.Request.ConnectMicros and SynRetransmits): a lost SYN or SYN-ACK costs TCP's 1 s
 // initial retransmission timeout before the app can see the connection at all.
 func handshakeOf(q load.Request) string {
+	connect := q.Connect().Round(time.Millisecond)
 	switch {
 	case q.ConnectMicros == 0:
 		return fmt.Sprintf("; its connection was reused or opened within %s: the time went after the TCP handshake", load.SlowConnect)
 	case q.SynRetransmits > 0:
-		return fmt.Sprintf("; opening its connection took %s, the kernel sent its SYN %d times (TCP_INFO): a packet of the TCP handshake was lost before the app could see the connection", (time.Duration(q.ConnectMicros) * time.Microsecond).Round(time.Millisecond), q.SynRetransmits+1)
+		return fmt.Sprintf("; opening its connection took %s, the kernel sent its SYN %d times (TCP_INFO): a packet of the TCP handshake was lost before the app could see the connection", connect, q.SynRetransmits+1)
 	case q.SynRetransmits < 0:
-		return fmt.Sprintf("; opening its connection took %s (TCP_INFO could not be read)", (time.Duration(q.ConnectMicros) * time.Microsecond).Round(time.Millisecond))
+		return fmt.Sprintf("; opening its connection took %s (TCP_INFO could not be read)", connect)
 	}
-	return fmt.Sprintf("; opening its connection took %s with no SYN retransmitted", (time.Duration(q.ConnectMicros) * time.Microsecond).Round(time.Millisecond))
+	return fmt.Sprintf("; opening its connection took %s with no SYN retransmitted", connect)
 }
 
 // CheckSensitivity is a negative control's gate: requests of an expected kind failed inside the

@@ -330,6 +330,10 @@ func (r *Result) finish() {
 // Latency is how long the request took.
 func (q Request) Latency() time.Duration { return time.Duration(q.LatencyMicros) * time.Microsecond }
 
+// Connect is how long opening the request's connection took, when it took longer than SlowConnect (0
+// otherwise).
+func (q Request) Connect() time.Duration { return time.Duration(q.ConnectMicros) * time.Microsecond }
+
 // SentAt is when the request was sent.
 func (r *Result) SentAt(q Request) time.Time {
 	return r.Start.Add(time.Duration(q.SentMicros) * time.Microsecond)
