@@ -227,7 +227,7 @@ func (d *demo) install(t *testing.T) {
 	}
 	for _, r := range d.releases {
 		helm.Install(t, r.opts, r.chart, r.name)
-		disrupt.WaitRolledOut(t, d.env.Client, Namespace, r.name, 3*time.Minute)
+		disrupt.WaitRolledOut(t, d.env.Client, Namespace, r.name, int32(replicas), 3*time.Minute)
 	}
 }
 

@@ -83,16 +83,19 @@ func TestRolledOut(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		objs []runtime.Object
-		want string // "" when rolled out
+		objs    []runtime.Object
+		replica int32
+		want    string // "" when rolled out
 	}{
-		{"done", []runtime.Object{d(2, 2, 3, 3, 3), pod("a"), pod("b"), pod("c")}, ""},
-		{"not observed", []runtime.Object{d(2, 1, 3, 3, 3)}, "generation 2 not observed yet (1)"},
-		{"surge pod still up", []runtime.Object{d(2, 2, 3, 3, 4)}, "replicas: want 3, updated 3 ready 3 available 3 total 4"},
-		{"old pod terminating", []runtime.Object{d(2, 2, 3, 3, 3), pod("a"), pod("b"), pod("c"), pod("old")}, "4 pods exist, 3 wanted (old pods still terminating)"},
+		{"done", []runtime.Object{d(2, 2, 3, 3, 3), pod("a"), pod("b"), pod("c")}, 3, ""},
+		{"done, as many as the Deployment asks for (an HPA's)", []runtime.Object{d(2, 2, 3, 3, 3), pod("a"), pod("b"), pod("c")}, AnyReplicas, ""},
+		{"a Deployment that ignored the count the test set", []runtime.Object{d(2, 2, 3, 3, 3), pod("a"), pod("b"), pod("c")}, 2, "the Deployment asks for 3 replicas, 2 expected"},
+		{"not observed", []runtime.Object{d(2, 1, 3, 3, 3)}, 3, "generation 2 not observed yet (1)"},
+		{"surge pod still up", []runtime.Object{d(2, 2, 3, 3, 4)}, 3, "replicas: want 3, updated 3 ready 3 available 3 total 4"},
+		{"old pod terminating", []runtime.Object{d(2, 2, 3, 3, 3), pod("a"), pod("b"), pod("c"), pod("old")}, 3, "4 pods exist, 3 wanted (old pods still terminating)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ok, err := RolledOut(context.Background(), fake.NewClientset(tc.objs...), "shop", "api")
+			ok, err := RolledOut(context.Background(), fake.NewClientset(tc.objs...), "shop", "api", tc.replica)
 			if tc.want == "" {
 				assert.True(t, ok)
 				assert.NoError(t, err)
@@ -103,6 +106,10 @@ func TestRolledOut(t *testing.T) {
 		})
 	}
 }
+
+// baseline is a declared change that changed nothing: two pods before and after, both ready throughout.
+var baseline = Change{Kind: KindNone, What: "baseline", MinReady: 2, Replacement: gate.Replacement{
+	Before: podsOf("api-a-1:a", "api-a-2:a"), After: podsOf("api-a-1:a", "api-a-2:a")}}
 
 // run is a client's run of 2000 requests at 100/s with the given failures inside a disruption from 5s
 // to 15s.
@@ -123,7 +130,8 @@ func run(failed int) *Run {
 		res.ByKind[load.KindRefused] = failed
 	}
 	return &Run{Scenario: "rollout", Client: res.Name, Load: res,
-		Marks: []Mark{{At: start.Add(5 * time.Second), What: "rollout"}, {At: start.Add(15 * time.Second), What: "rollout done"}}}
+		Marks:   []Mark{{At: start.Add(5 * time.Second), What: "rollout"}, {At: start.Add(15 * time.Second), What: "rollout done"}},
+		Changes: []Change{baseline}}
 }
 
 func TestReports(t *testing.T) {
@@ -151,7 +159,7 @@ func TestReports(t *testing.T) {
 }
 
 func TestBackendsCheckedOnlyWhenNamed(t *testing.T) {
-	replaced := []Replaced{{What: "rollout", Replacement: gate.Replacement{
+	replaced := []Change{{Kind: KindRollout, What: "rollout", Replacement: gate.Replacement{
 		Before: gate.Pods{"u1": {Name: "api-a-1", Hash: "a"}}, After: gate.Pods{"u2": {Name: "api-b-1", Hash: "b"}},
 		OldReplicaSets: map[string][2]int32{"a": {0, 0}, "b": {1, 1}}}}}
 	for _, tc := range []struct {
@@ -166,7 +174,7 @@ func TestBackendsCheckedOnlyWhenNamed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(0)
-			r.Replaced = replaced
+			r.Changes = replaced
 			for i := range r.Load.Requests {
 				r.Load.Requests[i].Backend = 0
 				if tc.backend == "" && i >= 1000 {
@@ -199,9 +207,9 @@ func TestBackendsPerChange(t *testing.T) {
 		return out
 	}
 	// Rollout 1 (5 s to 8 s) replaces api-a-1 by api-b-1; rollout 2 (10 s to 13 s) api-b-1 by api-c-1.
-	first := Replaced{What: "rollout 1", From: at(5), To: at(8), Replacement: gate.Replacement{Before: pods("api-a-1"), After: pods("api-b-1")}}
-	eviction := Replaced{What: "eviction", From: at(5), To: at(8), Evicted: []string{"api-a-1"}, Replacement: gate.Replacement{Before: pods("api-a-1"), After: pods("api-b-1")}}
-	second := Replaced{What: "rollout 2", From: at(10), To: at(13), Replacement: gate.Replacement{Before: pods("api-b-1"), After: pods("api-c-1")}}
+	first := Change{Kind: KindRollout, What: "rollout 1", From: at(5), To: at(8), Replacement: gate.Replacement{Before: pods("api-a-1"), After: pods("api-b-1")}}
+	eviction := Change{Kind: KindEviction, What: "eviction", From: at(5), To: at(8), Evicted: []string{"api-a-1"}, Replacement: gate.Replacement{Before: pods("api-a-1"), After: pods("api-b-1")}}
+	second := Change{Kind: KindRollout, What: "rollout 2", From: at(10), To: at(13), Replacement: gate.Replacement{Before: pods("api-b-1"), After: pods("api-c-1")}}
 	answers := func(r *Run, who func(sec float64) int) {
 		r.Load.BackendNames = []string{"pod=api-a-1", "pod=api-b-1", "pod=api-c-1"}
 		for i := range r.Load.Requests {
@@ -212,7 +220,7 @@ func TestBackendsPerChange(t *testing.T) {
 		name       string
 		who        func(sec float64) int
 		keepAlive  bool
-		replaced   []Replaced
+		replaced   []Change
 		violations int
 		notes      int
 	}{
@@ -224,7 +232,7 @@ func TestBackendsPerChange(t *testing.T) {
 				return 1
 			}
 			return 2
-		}, false, []Replaced{first, second}, 0, 0},
+		}, false, []Change{first, second}, 0, 0},
 		{"rollout 2's new pod answered only after its window", func(s float64) int {
 			switch {
 			case s < 6:
@@ -233,7 +241,7 @@ func TestBackendsPerChange(t *testing.T) {
 				return 1
 			}
 			return 2
-		}, false, []Replaced{first, second}, 1, 0},
+		}, false, []Change{first, second}, 1, 0},
 		{"rollout 2's old pod answered only before its window", func(s float64) int {
 			switch {
 			case s < 6:
@@ -242,27 +250,27 @@ func TestBackendsPerChange(t *testing.T) {
 				return 1
 			}
 			return 2
-		}, false, []Replaced{first, second}, 1, 0},
+		}, false, []Change{first, second}, 1, 0},
 		{"a keep-alive client and an eviction: not checked, and said", func(s float64) int { return 0 }, true,
-			[]Replaced{{What: "eviction", From: at(5), To: at(8), Evicted: []string{"api-a-1"}, Replacement: gate.Replacement{Before: pods("api-a-1"), After: pods("api-b-1")}}}, 0, 1},
+			[]Change{{Kind: KindEviction, What: "eviction", From: at(5), To: at(8), Evicted: []string{"api-a-1"}, Replacement: gate.Replacement{Before: pods("api-a-1"), After: pods("api-b-1")}}}, 0, 1},
 		{"an eviction: the evicted pod answered just before it, the new pod during it", func(s float64) int {
 			if s < 4.9 {
 				return 0
 			}
 			return 1
-		}, false, []Replaced{eviction}, 0, 0},
+		}, false, []Change{eviction}, 0, 0},
 		{"an eviction: the evicted pod answered only long before it", func(s float64) int {
 			if s < 1.5 {
 				return 0
 			}
 			return 1
-		}, false, []Replaced{eviction}, 1, 0},
-		{"an eviction: the evicted pod never answered", func(s float64) int { return 1 }, false, []Replaced{eviction}, 1, 0},
+		}, false, []Change{eviction}, 1, 0},
+		{"an eviction: the evicted pod never answered", func(s float64) int { return 1 }, false, []Change{eviction}, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(0)
 			r.Load.KeepAlive = tc.keepAlive
-			r.Replaced = tc.replaced
+			r.Changes = tc.replaced
 			answers(r, tc.who)
 			errs := checkBackendsPerChange(r, gate.Check{Client: r.Client, Result: r.Load, Window: gate.Window{From: at(5), To: at(13)}}, gate.Policy{})
 			assert.Len(t, errs, tc.violations, "%v", errs)

@@ -86,29 +86,46 @@ func (tr *Traffic) EvictFrom(tb testing.TB, node string, timeout time.Duration) 
 	if len(pods) == 0 {
 		tb.Fatalf("disrupt: no pod of %s/%s runs on %s", tr.ns, tr.target.Deployment, node)
 	}
-	tr.change(tb, "drain "+node, timeout, func() {
+	tr.change(tb, "drain "+node, timeout, func() []string {
 		for _, pod := range pods {
 			refused += Evict(tb, tr.client, tr.ns, pod, timeout)
 			tr.Mark("evicted " + pod)
 		}
-	}, pods)
+		return pods
+	})
 	return refused
+}
+
+// EvictWith is an eviction the caller makes: evict gets the target's running pods sorted by name,
+// evicts some (and may try more, e.g. to see the budget refuse them), and returns the pods it evicted.
+// It then waits until they are gone and the Deployment has its replicas back, marking both and
+// declaring the eviction for the reality gate.
+func (tr *Traffic) EvictWith(tb testing.TB, what string, timeout time.Duration, evict func(pods []string) (evicted []string)) {
+	tb.Helper()
+	tr.change(tb, what, timeout, func() []string { return evict(tr.runningPods(tb)) })
+}
+
+// runningPods are the target's running pods (not terminating), sorted by name.
+func (tr *Traffic) runningPods(tb testing.TB) []string {
+	tb.Helper()
+	var names []string
+	for _, pods := range tr.PodsByNode(tb) {
+		names = append(names, pods...)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // EvictOne evicts one of the target's pods (the first by name) and waits until the Deployment has its
 // replicas back, marking both and recording the eviction for the reality gate.
 func (tr *Traffic) EvictOne(tb testing.TB, timeout time.Duration) (pod string) {
 	tb.Helper()
-	var names []string
-	for _, pods := range tr.PodsByNode(tb) {
-		names = append(names, pods...)
-	}
+	names := tr.runningPods(tb)
 	if len(names) == 0 {
 		tb.Fatalf("disrupt: %s/%s has no running pod to evict", tr.ns, tr.target.Deployment)
 	}
-	sort.Strings(names)
 	pod = names[0]
-	tr.change(tb, "evict "+pod, timeout, func() { Evict(tb, tr.client, tr.ns, pod, timeout) }, []string{pod})
+	tr.change(tb, "evict "+pod, timeout, func() []string { Evict(tb, tr.client, tr.ns, pod, timeout); return []string{pod} })
 	return pod
 }
 

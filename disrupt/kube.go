@@ -16,21 +16,32 @@ import (
 	"github.com/go-service/go-service/cluster"
 )
 
-// RolledOut reports whether a Deployment has finished its latest rollout: the controller observed the
-// latest generation, every replica is updated, ready and available, and no pod of an older ReplicaSet
-// is left. (terratest's WaitUntilDeploymentAvailable does not check observedGeneration, so it can
-// return before a rollout even started.) The error says what is still missing.
-func RolledOut(ctx context.Context, c kubernetes.Interface, ns, name string) (bool, error) {
+// AnyReplicas makes RolledOut accept the replica count the Deployment asks for itself: only for a
+// Deployment whose count something else decides while the test waits (an HPA). Every other caller
+// passes the count it expects, so a chart that ignored replicaCount cannot pass.
+const AnyReplicas int32 = -1
+
+// RolledOut reports whether a Deployment has finished its latest rollout to want replicas: its
+// spec asks for want, the controller observed the latest generation, every replica is updated, ready
+// and available, and no pod of an older ReplicaSet is left. (terratest's WaitUntilDeploymentAvailable
+// does not check observedGeneration, so it can return before a rollout even started.) The error says
+// what is still missing.
+func RolledOut(ctx context.Context, c kubernetes.Interface, ns, name string, want int32) (bool, error) {
 	d, err := c.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return false, err
 	}
-	want := int32(1)
+	spec := int32(1)
 	if d.Spec.Replicas != nil {
-		want = *d.Spec.Replicas
+		spec = *d.Spec.Replicas
+	}
+	if want == AnyReplicas {
+		want = spec
 	}
 	s := d.Status
 	switch {
+	case spec != want:
+		return false, fmt.Errorf("the Deployment asks for %d replicas, %d expected", spec, want)
 	case s.ObservedGeneration < d.Generation:
 		return false, fmt.Errorf("generation %d not observed yet (%d)", d.Generation, s.ObservedGeneration)
 	case s.UpdatedReplicas != want || s.ReadyReplicas != want || s.AvailableReplicas != want || s.Replicas != want:
@@ -55,11 +66,12 @@ func RolledOut(ctx context.Context, c kubernetes.Interface, ns, name string) (bo
 	return true, nil
 }
 
-// WaitRolledOut waits until RolledOut, failing the test with the namespace's state if it does not happen.
-func WaitRolledOut(tb testing.TB, c kubernetes.Interface, ns, name string, timeout time.Duration) {
+// WaitRolledOut waits until RolledOut to want replicas, failing the test with the namespace's state if
+// it does not happen.
+func WaitRolledOut(tb testing.TB, c kubernetes.Interface, ns, name string, want int32, timeout time.Duration) {
 	tb.Helper()
 	ctx := context.Background()
-	if err := cluster.Poll(ctx, timeout, 250*time.Millisecond, func() (bool, error) { return RolledOut(ctx, c, ns, name) }); err != nil {
+	if err := cluster.Poll(ctx, timeout, 250*time.Millisecond, func() (bool, error) { return RolledOut(ctx, c, ns, name, want) }); err != nil {
 		tb.Fatalf("deployment %s/%s not rolled out after %s: %v\n%s", ns, name, timeout, err, Describe(c, ns))
 	}
 }

@@ -34,7 +34,7 @@ type Run struct {
 	Load       *load.Result `json:"load"`
 	Marks      []Mark       `json:"marks"`
 	Events     []Event      `json:"events"`
-	Replaced   []Replaced   `json:"replaced,omitempty"`
+	Changes    []Change     `json:"changes,omitempty"`
 	// Disruption is the time from the first to the last mark (e.g. the rollouts), Floor what the settings
 	// allow at best for it.
 	Disruption time.Duration `json:"disruption"`
@@ -101,12 +101,11 @@ func Evaluate(runs []*Run, e Expect, p gate.Policy) []error {
 		return []error{&gate.Violation{Gate: gate.Coverage, Detail: "no load ran: nothing was proved"}}
 	}
 	var cluster []error
-	for _, rp := range runs[0].Replaced {
-		if len(rp.Evicted) > 0 {
-			cluster = append(cluster, gate.CheckEvicted(rp.What, rp.Replacement, rp.Evicted)...)
-			continue
-		}
-		cluster = append(cluster, gate.CheckReplaced(rp.What, rp.Replacement)...)
+	if len(runs[0].Changes) == 0 {
+		cluster = append(cluster, &gate.Violation{Gate: gate.Reality, Detail: "no change was declared (Rollout, Upgrade, EvictOne, EvictFrom, Scale, BadRelease, HelmTest, ScaleHeld, NoChange): marks alone prove nothing about a disruption"})
+	}
+	for _, ch := range runs[0].Changes {
+		cluster = append(cluster, ch.Check()...)
 	}
 	for _, r := range runs {
 		r.Expect = e.String()
@@ -132,11 +131,11 @@ func Evaluate(runs []*Run, e Expect, p gate.Policy) []error {
 			errs = append(errs, gate.CheckLatency(c, p)...)
 		}
 		r.Notes = nil
-		if r.Load != nil && len(r.Replaced) > 0 {
+		if r.Load != nil && len(r.Changes) > 0 {
 			if len(podNames(r.Load.Window(w.From, r.Load.End).Backends)) == 0 {
-				r.Notes = append(r.Notes, "the responses do not name their pod (a first line `pod=NAME`), so which pods answered was not checked; the rollout itself was (pods and ReplicaSets)")
+				r.Notes = append(r.Notes, "the responses do not name their pod (a first line `pod=NAME`), so which pods answered was not checked; the change itself was (pods, ReplicaSets, endpoints)")
 			} else {
-				errs = append(errs, checkBackendsPerChange(r, c, p)...)
+				errs = append(errs, checkAnswers(r, c, p)...)
 			}
 		}
 		r.Violations = nil
@@ -182,8 +181,11 @@ func (rp *Reports) Gate(tb testing.TB, runs []*Run, e Expect, p gate.Policy) {
 func checkBackendsPerChange(r *Run, c gate.Check, p gate.Policy) []error {
 	p = p.WithDefaults()
 	var out []error
-	for _, rp := range r.Replaced {
-		if len(rp.Evicted) > 0 && r.Load.KeepAlive {
+	for _, rp := range r.Changes {
+		if rp.Kind != KindRollout && rp.Kind != KindEviction {
+			continue // the other kinds replace no pod (checkAnswers)
+		}
+		if rp.Kind == KindEviction && r.Load.KeepAlive {
 			r.Notes = append(r.Notes, fmt.Sprintf("%s: which pods answered this keep-alive client was not checked: its pool's connections may never have been on the evicted pods (%s)", rp.What, strings.Join(rp.Evicted, ", ")))
 			continue
 		}
@@ -193,7 +195,7 @@ func checkBackendsPerChange(r *Run, c gate.Check, p gate.Policy) []error {
 		}
 		seen := podNames(r.Load.Window(from, to.Add(p.SettleAfter)).Backends)
 		oldSeen, what := seen, rp.What
-		if len(rp.Evicted) > 0 {
+		if rp.Kind == KindEviction {
 			// An evicted pod leaves the Service's endpoints as soon as the eviction is accepted, and
 			// kube-proxy can drop it from a client's picks within milliseconds: it must have answered in
 			// the steady load just before the eviction, or during it.
@@ -396,6 +398,7 @@ var page = template.Must(template.New("run").Funcs(Funcs).Parse(`<!doctype html>
 <p>{{verdict .Passed}} expected {{.Expect}}. {{.Load.Sent}} requests sent ({{.Load.Mode}}, {{.Load.Rate}}/s over {{dur (.Load.End.Sub .Load.Start)}}), {{.Load.Failed}} failed: {{kinds .Load.ByKind}}.</p>
 {{if .Violations}}<ul>{{range .Violations}}<li class="fail">{{.}}</li>{{end}}</ul>{{end}}
 {{if .Notes}}<p>Not checked:</p><ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
+{{if .Changes}}<p>Declared changes, each checked against what its kind must do:</p><ul>{{range .Changes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <p>Disruption {{dur .Disruption}}{{if .Floor}} (the settings allow {{dur .Floor}} at best){{end}}. Latency in steady state: {{lat .Steady}}; during the disruption: {{lat .During}}.</p>
 {{if .Propagation}}<p>Endpoint propagation while the load ran, as each node's kube-proxy measured it (from an endpoint change to its rules; every Service's changes):</p><ul>{{range .Propagation}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{if .Lag}}<ul>{{range .Lag}}<li class="fail">{{.}}</li>{{end}}</ul>{{end}}

@@ -3,6 +3,7 @@ package disrupt
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -25,8 +26,11 @@ type Event struct {
 type Timeline struct {
 	mu     sync.Mutex
 	events []Event
-	// endpointPods are the pods ever listed in an EndpointSlice of the namespace.
-	endpointPods map[string]bool
+	// endpointPods are the pods ever listed in an EndpointSlice of the namespace, readyPods those ever
+	// listed ready.
+	endpointPods, readyPods map[string]bool
+	// phases are the pods that ended (Succeeded or Failed) and how.
+	phases map[string]corev1.PodPhase
 	// ready are the ready endpoint counts per Service over time.
 	ready  []ReadyCount
 	cancel context.CancelFunc
@@ -36,7 +40,7 @@ type Timeline struct {
 // WatchNamespace starts recording. Stop it with Stop.
 func WatchNamespace(client kubernetes.Interface, ns string) (*Timeline, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	tl := &Timeline{cancel: cancel, endpointPods: map[string]bool{}}
+	tl := &Timeline{cancel: cancel, endpointPods: map[string]bool{}, readyPods: map[string]bool{}, phases: map[string]corev1.PodPhase{}}
 	pw, err := client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{})
 	if err != nil {
 		cancel()
@@ -69,9 +73,18 @@ func (tl *Timeline) pods(w watch.Interface) {
 			continue
 		}
 		var now string
+		if ph := pod.Status.Phase; ph == corev1.PodSucceeded || ph == corev1.PodFailed {
+			tl.mu.Lock()
+			tl.phases[pod.Name] = ph
+			tl.mu.Unlock()
+		}
 		switch {
 		case ev.Type == watch.Deleted:
 			now = "deleted"
+		case pod.Status.Phase == corev1.PodSucceeded:
+			now = "succeeded"
+		case pod.Status.Phase == corev1.PodFailed:
+			now = "failed"
 		case pod.DeletionTimestamp != nil:
 			now = "terminating"
 		case podReady(pod):
@@ -104,6 +117,9 @@ func (tl *Timeline) endpoints(w watch.Interface) {
 			}
 			if e.Conditions.Ready != nil && *e.Conditions.Ready {
 				ready++
+				if e.TargetRef != nil {
+					tl.readyPods[e.TargetRef.Name] = true
+				}
 			}
 			if e.Conditions.Serving != nil && *e.Conditions.Serving {
 				serving++
@@ -155,6 +171,21 @@ func (tl *Timeline) EndpointPods() map[string]bool {
 		out[k] = true
 	}
 	return out
+}
+
+// ReadyEndpointPods are the pods ever listed ready in an EndpointSlice of the namespace while the
+// timeline ran.
+func (tl *Timeline) ReadyEndpointPods() map[string]bool {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return maps.Clone(tl.readyPods)
+}
+
+// Phase is the phase a pod ended in (Succeeded or Failed), "" if it was not seen ending.
+func (tl *Timeline) Phase(pod string) string {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return string(tl.phases[pod])
 }
 
 // MinReady is the fewest ready endpoints the Service had from since on (the count in force at since

@@ -166,24 +166,12 @@ type Traffic struct {
 	errs     []error
 	mu       sync.Mutex
 	marks    []Mark
-	replaced []Replaced
+	changes  []Change
 	podRun   string // name of the in-cluster load pod, if any
 	stopped  bool
 	// progBefore are the nodes' network programming histograms read when the load started.
 	progBefore     map[string]kubeproxy.Programming
 	progBeforeErrs map[string]error
-}
-
-// Replaced is one rollout's before and after, for the reality gate.
-type Replaced struct {
-	What        string
-	Replacement gate.Replacement
-	// From and To are when the change started and when it was done (its marks): the window in which its
-	// old and new pods must have answered.
-	From, To time.Time `json:",omitempty"`
-	// Evicted names the pods a drain or an eviction removed (the template did not change); empty for a
-	// rollout, which must replace every pod.
-	Evicted []string `json:",omitempty"`
 }
 
 // Start resolves the target, clears this node's conntrack entries for the Service (host clients), checks
@@ -447,45 +435,9 @@ func (tr *Traffic) Mark(what string) {
 	tr.marks = append(tr.marks, Mark{At: time.Now(), What: what})
 }
 
-// Replaced records a rollout's pods before and after, checked by the reality gate at Stop.
-func (tr *Traffic) Replaced(r Replaced) {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	tr.replaced = append(tr.replaced, r)
-}
-
 // Settle waits Options.Settle: between two disruptions, so the first one's endpoint changes have
 // reached every node.
 func (tr *Traffic) Settle() { time.Sleep(tr.o.Settle()) }
-
-// Rollout marks the start of a change that must replace every pod of the target's Deployment, calls
-// apply, waits until the Deployment has rolled out (observed generation, every replica updated and
-// available, old pods gone, within timeout), marks the end, and records the pods before and after for
-// the reality gate.
-func (tr *Traffic) Rollout(tb testing.TB, what string, timeout time.Duration, apply func()) {
-	tb.Helper()
-	tr.change(tb, what, timeout, apply, nil)
-}
-
-// change marks the start of a change, applies it, waits until the evicted pods (if any) are gone and
-// the Deployment has rolled out, marks the end, and records the pods before and after for the reality
-// gate: with the evicted pods for a drain or an eviction, with the old ReplicaSets for a rollout.
-func (tr *Traffic) change(tb testing.TB, what string, timeout time.Duration, apply func(), evicted []string) {
-	tb.Helper()
-	before := tr.Snapshot(tb)
-	from := time.Now()
-	tr.Mark(what)
-	apply()
-	tr.waitGone(tb, what, evicted, timeout)
-	WaitRolledOut(tb, tr.client, tr.ns, tr.target.Deployment, timeout)
-	to := time.Now()
-	tr.Mark(what + " done")
-	rep := gate.Replacement{Before: before, After: tr.Snapshot(tb)}
-	if len(evicted) == 0 {
-		rep.OldReplicaSets = tr.ReplicaSets(tb)
-	}
-	tr.Replaced(Replaced{What: what, Evicted: evicted, Replacement: rep, From: from, To: to})
-}
 
 // Upgrade is a Rollout that runs `helm upgrade` of the target's release (terratest's helm.Upgrade) with
 // its Helm options plus set, given as --set-string values: what a rollout changes is a string (an image
@@ -577,7 +529,7 @@ func (tr *Traffic) End(tb testing.TB, scenario string) []*Run {
 	}
 	var out []*Run
 	for _, res := range results {
-		out = append(out, &Run{Scenario: scenario, Client: res.Name, Deployment: tr.target.Deployment, Load: res, Marks: tr.marks, Events: events, Replaced: tr.replaced, Propagation: prop, Lag: lagNotes})
+		out = append(out, &Run{Scenario: scenario, Client: res.Name, Deployment: tr.target.Deployment, Load: res, Marks: tr.marks, Events: events, Changes: tr.changes, Propagation: prop, Lag: lagNotes})
 	}
 	return out
 }

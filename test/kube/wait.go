@@ -11,14 +11,14 @@ import (
 )
 
 // RolledOut is disrupt.RolledOut on this cluster.
-func (e *Env) RolledOut(ctx context.Context, ns, name string) (bool, error) {
-	return disrupt.RolledOut(ctx, e.Client, ns, name)
+func (e *Env) RolledOut(ctx context.Context, ns, name string, want int32) (bool, error) {
+	return disrupt.RolledOut(ctx, e.Client, ns, name, want)
 }
 
-// WaitRolledOut is disrupt.WaitRolledOut on this cluster.
-func (e *Env) WaitRolledOut(tb testing.TB, ns, name string, timeout time.Duration) {
+// WaitRolledOut is disrupt.WaitRolledOut on this cluster: the Deployment rolled out to want replicas.
+func (e *Env) WaitRolledOut(tb testing.TB, ns, name string, want int32, timeout time.Duration) {
 	tb.Helper()
-	disrupt.WaitRolledOut(tb, e.Client, ns, name, timeout)
+	disrupt.WaitRolledOut(tb, e.Client, ns, name, want, timeout)
 }
 
 // WaitPodPhase is disrupt.WaitPodPhase on this cluster.

@@ -191,7 +191,7 @@ func waitScaled(t *testing.T, r *release, scale *scaleRecorder, what string, wan
 		if !want(*d.Spec.Replicas) {
 			return false, fmt.Errorf("spec.replicas %d, want %s", *d.Spec.Replicas, what)
 		}
-		return env.RolledOut(ctx, r.ns, r.fullname())
+		return env.RolledOut(ctx, r.ns, r.fullname(), disrupt.AnyReplicas) // the HPA sets the count
 	})
 	if err != nil && scale != nil {
 		require.NoError(t, err, "spec.replicas: %s\nHPA: %s\n%s", scale, scale.HPA(), env.Describe(r.ns))
@@ -224,7 +224,7 @@ func waitHPAActive(t *testing.T, r *release, want int32) {
 		if h.Status.CurrentReplicas != want {
 			return false, fmt.Errorf("HPA: %d current replicas, want %d", h.Status.CurrentReplicas, want)
 		}
-		return env.RolledOut(ctx, r.ns, r.fullname())
+		return env.RolledOut(ctx, r.ns, r.fullname(), disrupt.AnyReplicas) // the HPA sets the count
 	})
 	require.NoError(t, err, env.Describe(r.ns))
 }

@@ -378,7 +378,7 @@ func TestMigrationHelm3ToHelm4(t *testing.T) {
 	args := append([]string{"install", "svc", chartDir, "--namespace", ns, "--wait", "--timeout", "5m"}, setArgs(values)...)
 	_, err := run(t, nil, tools.Path(t, "helm3"), args...)
 	require.NoError(t, err)
-	env.WaitRolledOut(t, ns, "svc-go-service", 3*time.Minute)
+	env.WaitRolledOut(t, ns, "svc-go-service", 3, 3*time.Minute)
 	r := &release{t: t, ns: ns, name: "svc", chart: chartDir, opts: &helm.Options{
 		Logger: logger.Discard, KubectlOptions: k8s.NewKubectlOptions("", env.Kubeconfig, ns), SetValues: map[string]string{},
 	}}

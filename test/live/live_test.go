@@ -159,9 +159,24 @@ func installChart(t *testing.T, ns, chart string, values map[string]string, wait
 	}
 	helm.Install(t, r.opts, chart, r.name)
 	if wait {
-		env.WaitRolledOut(t, ns, r.fullname(), 3*time.Minute)
+		env.WaitRolledOut(t, ns, r.fullname(), r.replicas(), 3*time.Minute)
 	}
 	return r
+}
+
+// chartDefaultReplicas is the chart's default replicaCount (values.yaml).
+const chartDefaultReplicas = 2
+
+// replicas is the replica count the release's values ask for: replicaCount, or the chart's default.
+func (r *release) replicas() int32 {
+	r.t.Helper()
+	v, ok := r.opts.SetValues["replicaCount"]
+	if !ok {
+		return chartDefaultReplicas
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	require.NoError(r.t, err, "replicaCount %q", v)
+	return int32(n)
 }
 
 // upgrade changes values (merged over the installed ones) without waiting; callers wait on conditions.

@@ -49,8 +49,8 @@ func TestInstallFromRepositories(t *testing.T) {
 				ExtraArgs: map[string][]string{"install": {"--wait", "--timeout", "5m"}}}
 			helm.Install(t, opts, umbrella, "shop")
 			t.Cleanup(func() { helm.Delete(t, opts, "shop", true) })
-			for _, name := range []string{"shop-api", "shop-worker"} {
-				env.WaitRolledOut(t, ns, name, 3*time.Minute)
+			for name, replicas := range map[string]int32{"shop-api": 3, "shop-worker": 2} { // testdata/shop/values.yaml
+				env.WaitRolledOut(t, ns, name, replicas, 3*time.Minute)
 				d, err := env.Client.AppsV1().Deployments(ns).Get(context.Background(), name, metav1.GetOptions{})
 				require.NoError(t, err)
 				assert.Equal(t, name[len("shop-"):]+"-"+meta.Version, d.Labels["helm.sh/chart"], "%s from the published chart", name)

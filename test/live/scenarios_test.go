@@ -17,7 +17,6 @@ import (
 	"github.com/gruntwork-io/terratest/modules/k8s"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -122,10 +121,7 @@ func TestScaleDown(t *testing.T) {
 		ns := env.Namespace(t, "scale")
 		r := install(t, ns, map[string]string{"replicaCount": "4"}, true)
 		tr := traffic(t, r)
-		tr.Mark("scale 4 to 2")
-		r.upgrade(map[string]string{"replicaCount": "2"})
-		env.WaitRolledOut(t, ns, r.fullname(), 2*time.Minute)
-		tr.Mark("2 replicas")
+		tr.Scale(t, "scale 4 to 2", 2, 2*time.Minute, func() { r.upgrade(map[string]string{"replicaCount": "2"}) })
 		stop(t, tr, "scale down 4 to 2", disrupt.ZeroFailures, 0)
 	})
 	t.Run("HPA", func(t *testing.T) {
@@ -133,10 +129,10 @@ func TestScaleDown(t *testing.T) {
 		r := install(t, ns, map[string]string{"autoscaling.enabled": "true", "autoscaling.minReplicas": "4", "autoscaling.maxReplicas": "4"}, false)
 		waitReplicas(t, r, 4)
 		tr := traffic(t, r)
-		tr.Mark("HPA max 4 to 2")
-		r.upgrade(map[string]string{"autoscaling.minReplicas": "2", "autoscaling.maxReplicas": "2"})
-		waitReplicas(t, r, 2)
-		tr.Mark("HPA scaled to 2")
+		tr.Scale(t, "HPA max 4 to 2", 2, 2*time.Minute, func() {
+			r.upgrade(map[string]string{"autoscaling.minReplicas": "2", "autoscaling.maxReplicas": "2"})
+			waitReplicas(t, r, 2)
+		})
 		stop(t, tr, "HPA scale down 4 to 2", disrupt.ZeroFailures, 0)
 	})
 }
@@ -160,16 +156,15 @@ func TestDisruptionBudget(t *testing.T) {
 		ns := env.Namespace(t, "pdb")
 		r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
 		tr := traffic(t, r)
-		pods := r.pods()
-		require.Len(t, pods, 3)
-		tr.Mark("evict " + pods[0].Name)
-		require.NoError(t, evict(ns, pods[0].Name), "maxUnavailable 1 allows one eviction")
-		err := evict(ns, pods[1].Name)
-		require.Error(t, err, "a second eviction before the replacement is available breaks the budget")
-		assert.True(t, apierrors.IsTooManyRequests(err), "HTTP 429, got %v", err)
-		t.Logf("second eviction refused: %v", err)
-		env.WaitRolledOut(t, ns, r.fullname(), 2*time.Minute)
-		tr.Mark("replacement available")
+		tr.EvictWith(t, "evict one pod, then a second", 2*time.Minute, func(pods []string) (evicted []string) {
+			require.Len(t, pods, 3)
+			require.NoError(t, evict(ns, pods[0]), "maxUnavailable 1 allows one eviction")
+			err := evict(ns, pods[1])
+			require.Error(t, err, "a second eviction before the replacement is available breaks the budget")
+			assert.True(t, apierrors.IsTooManyRequests(err), "HTTP 429, got %v", err)
+			t.Logf("second eviction refused: %v", err)
+			return pods[:1]
+		})
 		stop(t, tr, "eviction within the budget", disrupt.ZeroFailures, 0)
 	})
 	t.Run("crash-looping pods stay evictable", func(t *testing.T) {
@@ -207,23 +202,12 @@ func TestBadRelease(t *testing.T) {
 	r := install(t, ns, map[string]string{"replicaCount": "3", "progressDeadlineSeconds": "20"}, true)
 	good := r.deployment().Spec.Template.Spec.Containers[0].Env
 	tr := traffic(t, r)
-	tr.Mark("bad release")
-	r.upgrade(map[string]string{"env[0].name": "GO_SERVICE_MODE", "env[0].value": "crash"})
-	err := kube.Poll(context.Background(), 3*time.Minute, 250*time.Millisecond, func() (bool, error) {
-		for _, c := range r.deployment().Status.Conditions {
-			if c.Type == appsv1.DeploymentProgressing && c.Status == corev1.ConditionFalse && c.Reason == "ProgressDeadlineExceeded" {
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	require.NoError(t, err, "the rollout is reported failed: %s", env.Describe(ns))
-	tr.Mark("ProgressDeadlineExceeded")
-	d := r.deployment()
-	assert.EqualValues(t, 3, d.Status.AvailableReplicas, "the old pods keep serving")
-	helm.Rollback(t, r.opts, r.name, "1")
-	env.WaitRolledOut(t, ns, r.fullname(), 3*time.Minute)
-	tr.Mark("rolled back")
+	tr.BadRelease(t, "bad release", 3*time.Minute,
+		func() { r.upgrade(map[string]string{"env[0].name": "GO_SERVICE_MODE", "env[0].value": "crash"}) },
+		func() {
+			assert.EqualValues(t, 3, r.deployment().Status.AvailableReplicas, "the old pods keep serving")
+			helm.Rollback(t, r.opts, r.name, "1")
+		})
 	stop(t, tr, "bad release and rollback", disrupt.ZeroFailures, 0)
 	assert.Equal(t, good, r.deployment().Spec.Template.Spec.Containers[0].Env, "rollback restored the release")
 }
@@ -363,8 +347,8 @@ func TestUmbrellaChart(t *testing.T) {
 	opts := &helm.Options{KubectlOptions: k8s.NewKubectlOptions("", env.Kubeconfig, ns), SetValues: map[string]string{},
 		ExtraArgs: map[string][]string{"install": {"--wait", "--timeout", "5m"}}}
 	helm.Install(t, opts, chart, "shop")
-	env.WaitRolledOut(t, ns, "shop-api", 3*time.Minute)
-	env.WaitRolledOut(t, ns, "shop-worker", 3*time.Minute)
+	env.WaitRolledOut(t, ns, "shop-api", 3, 3*time.Minute)
+	env.WaitRolledOut(t, ns, "shop-worker", 2, 3*time.Minute)
 	worker, err := env.Client.AppsV1().Deployments(ns).Get(context.Background(), "shop-worker", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.EqualValues(t, 18, *worker.Spec.Template.Spec.TerminationGracePeriodSeconds, "worker's own budget: 3 + 10 + 5")

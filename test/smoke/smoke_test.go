@@ -102,7 +102,7 @@ func deploy(t *testing.T, ns, node string) *corev1.Service {
 			Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	env.WaitRolledOut(t, ns, "testapp", 2*time.Minute)
+	env.WaitRolledOut(t, ns, "testapp", *d.Spec.Replicas, 2*time.Minute)
 	return svc
 }
 
