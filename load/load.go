@@ -263,13 +263,26 @@ func do(client *http.Client, cfg Config) (o outcome) {
 	case err != nil:
 		o.kind, o.msg = Classify(err), err.Error()
 	case resp.StatusCode >= 500:
-		o.kind, o.msg = Kind5xx, resp.Status
+		o.kind, o.msg = Kind5xx, statusAndBody(resp.Status, data)
 	case resp.StatusCode != http.StatusOK:
-		o.kind, o.msg = KindOther, resp.Status
+		o.kind, o.msg = KindOther, statusAndBody(resp.Status, data)
 	default:
 		o.backend = strings.SplitN(string(data), "\n", 2)[0]
 	}
 	return o
+}
+
+// statusAndBody is a failed response's status and the first line of its body (at most 200 bytes): a
+// proxy's 502 or 503 usually says there what went wrong upstream.
+func statusAndBody(status string, body []byte) string {
+	line := strings.TrimSpace(strings.SplitN(string(body), "\n", 2)[0])
+	if len(line) > 200 {
+		line = line[:200]
+	}
+	if line == "" {
+		return status
+	}
+	return status + ": " + line
 }
 
 // Classify names the kind of a request error.

@@ -75,6 +75,21 @@ func TestRefusedIsClassified(t *testing.T) {
 	assert.NotEmpty(t, res.Samples)
 }
 
+// A proxy's 5xx keeps the first line of its body: what went wrong upstream.
+func TestServerErrorKeepsItsReason(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "upstream: read tcp 127.0.0.1:40000->127.0.0.1:8080: read: connection reset by peer\nmore", http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	res, err := Run(context.Background(), Config{URL: srv.URL, Rate: 20, Duration: 200 * time.Millisecond})
+	require.NoError(t, err)
+	require.Positive(t, res.Sent)
+	assert.Equal(t, res.Sent, res.ByKind[Kind5xx])
+	require.NotEmpty(t, res.Samples)
+	assert.Equal(t, "502 Bad Gateway: upstream: read tcp 127.0.0.1:40000->127.0.0.1:8080: read: connection reset by peer", res.Samples[0].Error)
+}
+
 func TestTimeoutIsClassified(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(500 * time.Millisecond) }))
