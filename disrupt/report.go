@@ -41,6 +41,9 @@ type Run struct {
 	Floor      time.Duration `json:"floor"`
 	Steady     Latencies     `json:"steady"`
 	During     Latencies     `json:"during"`
+	// CPUWait is the most time some task on the machine waited for a CPU in one second of the
+	// disruption, as the client measured it (-1: not measured): how busy the machine was.
+	CPUWait time.Duration `json:"cpuWait"`
 	Violations []string      `json:"violations"`
 	// Propagation is each node's network programming lag measured while the load ran
 	// (Options.ProxyMetrics).
@@ -287,8 +290,8 @@ func fileName(s string) string {
 func (rp *Reports) Summary() string {
 	runs := rp.Runs()
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%d load run(s); reports in %s\n", len(runs), rp.Dir)
-	fmt.Fprintf(&b, "%-40s %-27s %6s %5s %-24s %17s %17s %8s %7s %6s %s\n", "scenario", "client", "sent", "fail", "failures by kind", "steady p99/max", "during p99/max", "disrupt", "floor", "xfloor", "verdict")
+	fmt.Fprintf(&b, "\n%d load run(s); reports in %s (cpu wait: the most time some task on the machine waited for a CPU in one second of the disruption, /proc/pressure/cpu)\n", len(runs), rp.Dir)
+	fmt.Fprintf(&b, "%-40s %-27s %6s %5s %-24s %17s %17s %8s %7s %6s %8s %s\n", "scenario", "client", "sent", "fail", "failures by kind", "steady p99/max", "during p99/max", "disrupt", "floor", "xfloor", "cpu wait", "verdict")
 	for _, r := range runs {
 		if r.Load == nil {
 			continue
@@ -306,9 +309,13 @@ func (rp *Reports) Summary() string {
 		if r.Floor > 0 {
 			ratio = fmt.Sprintf("%.2f", r.Disruption.Seconds()/r.Floor.Seconds())
 		}
-		fmt.Fprintf(&b, "%-40s %-27s %6d %5d %-24s %17s %17s %8s %7s %6s %s (expect %s)\n", r.Scenario, r.Client, r.Load.Sent, r.Load.Failed,
+		wait := "-"
+		if r.CPUWait >= 0 {
+			wait = r.CPUWait.String()
+		}
+		fmt.Fprintf(&b, "%-40s %-27s %6d %5d %-24s %17s %17s %8s %7s %6s %8s %s (expect %s)\n", r.Scenario, r.Client, r.Load.Sent, r.Load.Failed,
 			strings.Join(kinds, ","), pair(r.Steady), pair(r.During),
-			r.Disruption.Round(100*time.Millisecond), r.Floor.Round(100*time.Millisecond), ratio, verdict, r.Expect)
+			r.Disruption.Round(100*time.Millisecond), r.Floor.Round(100*time.Millisecond), ratio, wait, verdict, r.Expect)
 	}
 	var failed []string
 	for _, r := range runs {
@@ -362,6 +369,10 @@ func (r *Run) Figures() {
 		st, du := r.Load.Window(r.Load.Start, first), r.Load.Window(first, last)
 		r.Steady = Latencies{P50: st.P50, P99: st.P99, Max: st.Max}
 		r.During = Latencies{P50: du.P50, P99: du.P99, Max: du.Max}
+		r.CPUWait = -1
+		if _, ms, ok := r.Load.MaxCPUPressure(first, last.Add(time.Second)); ok {
+			r.CPUWait = time.Duration(ms) * time.Millisecond
+		}
 	}
 }
 
@@ -399,7 +410,7 @@ var page = template.Must(template.New("run").Funcs(Funcs).Parse(`<!doctype html>
 {{if .Violations}}<ul>{{range .Violations}}<li class="fail">{{.}}</li>{{end}}</ul>{{end}}
 {{if .Notes}}<p>Not checked:</p><ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{if .Changes}}<p>Declared changes, each checked against what its kind must do:</p><ul>{{range .Changes}}<li>{{.}}</li>{{end}}</ul>{{end}}
-<p>Disruption {{dur .Disruption}}{{if .Floor}} (the settings allow {{dur .Floor}} at best){{end}}. Latency in steady state: {{lat .Steady}}; during the disruption: {{lat .During}}.</p>
+<p>Disruption {{dur .Disruption}}{{if .Floor}} (the settings allow {{dur .Floor}} at best){{end}}. Latency in steady state: {{lat .Steady}}; during the disruption: {{lat .During}}.{{if ge .CPUWait 0}} The machine's CPU: in the busiest second of the disruption some task waited {{dur .CPUWait}} for a CPU (/proc/pressure/cpu, as this client measured it).{{end}}</p>
 {{if .Propagation}}<p>Endpoint propagation while the load ran, as each node's kube-proxy measured it (from an endpoint change to its rules; every Service's changes):</p><ul>{{range .Propagation}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{if .Lag}}<ul>{{range .Lag}}<li class="fail">{{.}}</li>{{end}}</ul>{{end}}
 {{timeline . 1100 (scaleOf .)}}{{end}}

@@ -164,7 +164,11 @@ func lowSeconds(r *load.Result, from, to time.Time, share float64) []string {
 	var out []string
 	for i, c := range counts {
 		if float64(c) < share*float64(r.Rate) {
-			out = append(out, fmt.Sprintf("+%ds: %d sent", i, c))
+			low := fmt.Sprintf("+%ds: %d sent", i, c)
+			if p, th, ok := r.CPUAt(from.Add(time.Duration(i)*time.Second + time.Second/2)); ok {
+				low += fmt.Sprintf(" (CPU pressure %d ms, throttled %d ms)", p, th)
+			}
+			out = append(out, low)
 		}
 	}
 	return out
@@ -183,7 +187,7 @@ func CheckNoFailures(c Check) []error {
 	first := ""
 	if len(r.Samples) > 0 {
 		s := r.Samples[0]
-		first = fmt.Sprintf("; first at %s (%s after the disruption started): %s %s", stamp(s.At), s.At.Sub(c.Window.From).Round(time.Millisecond), s.Kind, s.Error)
+		first = fmt.Sprintf("; first at %s (%s after the disruption started): %s %s; %s", stamp(s.At), s.At.Sub(c.Window.From).Round(time.Millisecond), s.Kind, s.Error, r.CPUSaid(s.At))
 	}
 	return []error{&Violation{Gate: Failures, Client: c.Client, Detail: fmt.Sprintf("%d of %d requests failed (%s)%s", all.Failed, all.Sent, kinds(all.ByKind), first)}}
 }
@@ -208,7 +212,7 @@ func CheckLatency(c Check, p Policy) []error {
 	if worst.Backend >= 0 && worst.Backend < len(c.Result.BackendNames) {
 		detail += ", answered by " + c.Result.BackendNames[worst.Backend]
 	}
-	detail += handshakeOf(worst)
+	detail += handshakeOf(worst) + "; " + c.Result.CPUSaid(c.Result.SentAt(worst))
 	return []error{&Violation{Gate: Latency, Client: c.Client, Detail: detail}}
 }
 

@@ -90,6 +90,12 @@ func TestCoverage(t *testing.T) {
 			assert.Len(t, violations(t, errs, gate.Coverage), tt.want, "%v", errs)
 		})
 	}
+	// A stalled second says what the machine's CPU did in it.
+	stalled.CPUPressure, stalled.Throttled = make([]int32, 20), make([]int32, 20)
+	stalled.CPUPressure[8] = 990
+	errs := gate.CheckCoverage(gate.Check{Client: "c", Result: stalled, Window: window}, gate.Policy{})
+	require.Len(t, errs, 1)
+	assert.Contains(t, errs[0].Error(), "+3s: 0 sent (CPU pressure 990 ms, throttled 0 ms)")
 }
 
 func TestNoFailuresAndLatency(t *testing.T) {
@@ -132,6 +138,21 @@ func TestNoFailuresAndLatency(t *testing.T) {
 	require.Len(t, vs, 1)
 	assert.Contains(t, vs[0].Detail, "TCP_INFO could not be read")
 	assert.Empty(t, gate.CheckLatency(gate.Check{Result: run(nil), Window: window}, gate.Policy{}))
+
+	// What the machine said at that second comes with the failure: CPU pressure and throttling.
+	assert.Contains(t, vs[0].Detail, "CPU pressure not measured at that second")
+	syn.CPUPressure, syn.Throttled = make([]int32, 20), make([]int32, 20)
+	syn.CPUPressure[12], syn.Throttled[12] = 830, 120
+	vs = violations(t, gate.CheckLatency(gate.Check{Client: "c", Result: syn, Window: window}, gate.Policy{}), gate.Latency)
+	require.Len(t, vs, 1)
+	assert.Contains(t, vs[0].Detail, "in that second some task on the machine waited 830ms for a CPU, and the client's cgroup was throttled by its CPU limit for 120ms")
+	dropped := run(dropAt(900))
+	dropped.Samples = []load.FailureSample{{At: t0.Add(9 * time.Second), Kind: load.KindRefused, Error: "connect: connection refused"}}
+	dropped.CPUPressure, dropped.Throttled = make([]int32, 20), make([]int32, 20)
+	dropped.CPUPressure[9] = 410
+	vs = violations(t, gate.CheckNoFailures(gate.Check{Client: "c", Result: dropped, Window: window}), gate.Failures)
+	require.Len(t, vs, 1)
+	assert.Contains(t, vs[0].Detail, "refused connect: connection refused; in that second some task on the machine waited 410ms for a CPU")
 }
 
 func TestSensitivity(t *testing.T) {

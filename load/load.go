@@ -114,6 +114,11 @@ type Result struct {
 	Backends     map[string]int `json:"backends"`
 	BackendNames []string       `json:"backendNames"`
 	Requests     []Request      `json:"requests"`
+	// CPUPressure is, for each second from Start, how many milliseconds some task on the machine waited
+	// for a CPU (/proc/pressure/cpu), and Throttled how many the client's own cgroup was held back by
+	// its CPU limit; -1 where they could not be read. A stall that hits every client at once shows here.
+	CPUPressure []int32 `json:"cpuPressure,omitempty"`
+	Throttled   []int32 `json:"throttled,omitempty"`
 }
 
 // Run sends requests until the duration passes or ctx is cancelled, then waits for the requests in
@@ -157,6 +162,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		start = cfg.StartAt
 	}
 	res := &Result{Config: cfg, Start: start, ByKind: map[string]int{}, Backends: map[string]int{}}
+	sctx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() { defer close(sampled); sampleCPU(sctx, res, start, readCPU) }()
+	defer func() { stopSampling(); <-sampled }()
 	backendIdx := map[string]int{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup

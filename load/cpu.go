@@ -1,0 +1,82 @@
+package load
+
+import (
+	"context"
+	"time"
+)
+
+// cpuReading is what the machine and the client's own cgroup say about CPU time, cumulative: how long
+// some task on the machine waited for a CPU (the kernel's pressure stall information), and how long the
+// client's cgroup was held back by its CPU limit. ok is false where they cannot be read.
+type cpuReading struct {
+	pressure, throttled time.Duration
+	ok                  bool
+}
+
+// sampleCPU appends, once a second from start until ctx is done (and once more then, for the last part
+// of a second), the milliseconds of CPU pressure and of throttling in that second to res, -1 where
+// nothing could be read. read is readCPU outside tests.
+func sampleCPU(ctx context.Context, res *Result, start time.Time, read func() cpuReading) {
+	prev := read()
+	add := func() {
+		now := read()
+		p, th := int32(-1), int32(-1)
+		if prev.ok && now.ok {
+			p, th = int32((now.pressure-prev.pressure)/time.Millisecond), int32((now.throttled-prev.throttled)/time.Millisecond)
+		}
+		res.CPUPressure = append(res.CPUPressure, p)
+		res.Throttled = append(res.Throttled, th)
+		prev = now
+	}
+	for i := 1; ; i++ {
+		select {
+		case <-ctx.Done():
+			add()
+			return
+		case <-time.After(time.Until(start.Add(time.Duration(i) * time.Second))):
+			add()
+		}
+	}
+}
+
+// CPUAt is the CPU pressure and the client's throttling, in milliseconds, in the second of the run
+// that holds t (ok is false when that second was not sampled or could not be read).
+func (r *Result) CPUAt(t time.Time) (pressure, throttled int32, ok bool) {
+	i := int(t.Sub(r.Start) / time.Second)
+	if i < 0 || i >= len(r.CPUPressure) || i >= len(r.Throttled) || r.CPUPressure[i] < 0 {
+		return 0, 0, false
+	}
+	return r.CPUPressure[i], r.Throttled[i], true
+}
+
+// CPUSaid says what CPUAt found for the second that holds t, for a failure's explanation.
+func (r *Result) CPUSaid(t time.Time) string {
+	p, th, ok := r.CPUAt(t)
+	if !ok {
+		return "CPU pressure not measured at that second"
+	}
+	return fmtCPU(p, th)
+}
+
+func fmtCPU(p, th int32) string {
+	s := "in that second some task on the machine waited " + (time.Duration(p) * time.Millisecond).String() + " for a CPU"
+	if th > 0 {
+		s += ", and the client's cgroup was throttled by its CPU limit for " + (time.Duration(th) * time.Millisecond).String()
+	}
+	return s
+}
+
+// MaxCPUPressure is the second of [from, to) with the most CPU pressure: its offset from the run's
+// start and the milliseconds waited (ok false when none was measured).
+func (r *Result) MaxCPUPressure(from, to time.Time) (at time.Duration, ms int32, ok bool) {
+	for i, p := range r.CPUPressure {
+		sec := r.Start.Add(time.Duration(i) * time.Second)
+		if p < 0 || sec.Add(time.Second).Before(from) || !sec.Before(to) {
+			continue
+		}
+		if !ok || p > ms {
+			at, ms, ok = time.Duration(i)*time.Second, p, true
+		}
+	}
+	return at, ms, ok
+}
