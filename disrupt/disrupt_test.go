@@ -82,7 +82,7 @@ func TestRolledOut(t *testing.T) {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shop", Labels: map[string]string{"app": "api"}}}
 	}
 	for _, tc := range []struct {
-		name string
+		name    string
 		objs    []runtime.Object
 		replica int32
 		want    string // "" when rolled out

@@ -43,7 +43,7 @@ type Run struct {
 	During     Latencies     `json:"during"`
 	// CPUWait is the most time some task on the machine waited for a CPU in one second of the
 	// disruption, as the client measured it (-1: not measured): how busy the machine was.
-	CPUWait time.Duration `json:"cpuWait"`
+	CPUWait    time.Duration `json:"cpuWait"`
 	Violations []string      `json:"violations"`
 	// Propagation is each node's network programming lag measured while the load ran
 	// (Options.ProxyMetrics).
