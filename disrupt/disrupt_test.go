@@ -154,8 +154,9 @@ func TestReports(t *testing.T) {
 	assert.Contains(t, lines[0], "2 load run(s); reports in "+dir)
 	assert.Contains(t, sum, "PASS (expect zero failures)")
 	assert.Contains(t, sum, "FAIL (expect zero failures)")
-	assert.Equal(t, "violations (1):", lines[len(lines)-2], "the violations come last")
-	assert.Equal(t, "  rollout b [host GET new-conn]: failures (host GET new-conn): 3 of 2000 requests failed (refused=3)", lines[len(lines)-1])
+	assert.Equal(t, "violations (1), each failed run followed by what its control client says of it (WHY):", lines[len(lines)-3], "the violations come last")
+	assert.Equal(t, "  rollout b [host GET new-conn]: failures (host GET new-conn): 3 of 2000 requests failed (refused=3)", lines[len(lines)-2])
+	assert.Equal(t, "  rollout b [host GET new-conn]: WHY: no control client ran (Options.ControlURL unset): a stall of the machine cannot be told from a drop", lines[len(lines)-1])
 }
 
 func TestBackendsCheckedOnlyWhenNamed(t *testing.T) {
@@ -306,4 +307,45 @@ func TestZeroFailuresOnSomeClients(t *testing.T) {
 	failing := run(2)
 	Evaluate([]*Run{failing}, ZeroFailures.On("new-conn"), gate.Policy{})
 	assert.False(t, failing.Passed, "a new-conn client that fails is gated")
+}
+
+// A failed run is explained by its control client: a control that failed or stalled too points at the
+// machine, a clean one at the change; a run without one says that nothing tells them apart.
+func TestControlExplains(t *testing.T) {
+	control := func(failed int) *load.Result {
+		c := run(failed).Load
+		c.Name, c.Control = "host control GET new-conn", true
+		return c
+	}
+	stalled := control(0)
+	for i := range stalled.Requests {
+		if at := time.Duration(stalled.Requests[i].SentMicros) * time.Microsecond; at >= 8*time.Second && at < 10*time.Second {
+			stalled.Requests[i].SentMicros += int64(2 * time.Second / time.Microsecond) // frozen 2 s, caught up after
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		failed  int
+		control *load.Result
+		noise   int
+		want    string
+	}{
+		{"a passing run needs no explanation", 0, control(3), 1, ""},
+		{"a drop while the control ran clean: the change's", 3, control(0), 0, "ran clean throughout: 2000 requests, none failed or slow; the failures are this change's"},
+		{"a drop while the control failed too: the machine's", 3, control(2), 1, "failed or stalled too: the machine or the cluster, not only this change: failures (host control GET new-conn): 2 of 2000 requests failed"},
+		{"a drop while the control stalled: the machine's", 3, stalled, 1, "sent fewer than 80% of 100/s in 2 second(s) of the disruption"},
+		{"no control", 3, nil, 0, "no control client ran"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(tc.failed)
+			r.Control = tc.control
+			Evaluate([]*Run{r}, ZeroFailures, gate.Policy{})
+			assert.Len(t, r.Noise, tc.noise, "%v", r.Noise)
+			if tc.want == "" {
+				assert.Empty(t, r.Explanation())
+				return
+			}
+			assert.Contains(t, r.Explanation(), tc.want)
+		})
+	}
 }

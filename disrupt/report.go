@@ -51,6 +51,11 @@ type Run struct {
 	// Lag says where a node's measured lag outlasted the pods' preStop delay (a finding to explain
 	// failures by, not a gate).
 	Lag []string `json:"lag,omitempty"`
+	// Control is the control client's run from the same place (Options.ControlURL: a Service nothing
+	// disrupts), and Noise what went wrong in it, each with what the CPU did at that second: a failure
+	// or a stall the control shares is the machine's or the cluster's.
+	Control *load.Result `json:"control,omitempty"`
+	Noise   []string     `json:"noise,omitempty"`
 	// Notes say what could not be checked and why.
 	Notes  []string `json:"notes,omitempty"`
 	Passed bool     `json:"passed"`
@@ -146,6 +151,7 @@ func Evaluate(runs []*Run, e Expect, p gate.Policy) []error {
 			r.Violations = append(r.Violations, err.Error())
 		}
 		r.Passed = len(errs) == 0
+		r.Noise = controlNoise(r.Control, w, p)
 	}
 	return cluster
 }
@@ -174,6 +180,37 @@ func (rp *Reports) Gate(tb testing.TB, runs []*Run, e Expect, p gate.Policy) {
 			tb.Errorf("%s: %s", r.Scenario, v)
 		}
 	}
+}
+
+// controlNoise is what went wrong for the control client over the run's window: every gate a zero-
+// downtime client must pass (coverage, failures, latency), applied to it. Nothing for a run without one.
+func controlNoise(control *load.Result, w gate.Window, p gate.Policy) []string {
+	if control == nil {
+		return nil
+	}
+	c := gate.Check{Client: control.Name, Result: control, Window: w}
+	var out []string
+	for _, errs := range [][]error{gate.CheckCoverage(c, p), gate.CheckNoFailures(c), gate.CheckLatency(c, p)} {
+		for _, err := range errs {
+			out = append(out, err.Error())
+		}
+	}
+	return out
+}
+
+// Explanation says what the control client tells of a failed run: that it failed or stalled too (the
+// machine's or the cluster's noise), that it ran clean (the failures are the change's), or that none
+// ran. "" for a run that passed.
+func (r *Run) Explanation() string {
+	switch {
+	case r.Passed:
+		return ""
+	case r.Control == nil:
+		return "no control client ran (Options.ControlURL unset): a stall of the machine cannot be told from a drop"
+	case len(r.Noise) > 0:
+		return fmt.Sprintf("the control client (%s, a Service nothing disrupts) failed or stalled too: the machine or the cluster, not only this change: %s", r.Control.Name, strings.Join(r.Noise, "; "))
+	}
+	return fmt.Sprintf("the control client (%s, a Service nothing disrupts) ran clean throughout: %d requests, none failed or slow; the failures are this change's", r.Control.Name, len(r.Control.Requests))
 }
 
 // checkBackendsPerChange checks, for each change the run recorded, that its old and its new pods
@@ -318,9 +355,14 @@ func (rp *Reports) Summary() string {
 			r.Disruption.Round(100*time.Millisecond), r.Floor.Round(100*time.Millisecond), ratio, wait, verdict, r.Expect)
 	}
 	var failed []string
+	violations := 0
 	for _, r := range runs {
+		violations += len(r.Violations)
 		for _, v := range r.Violations {
 			failed = append(failed, fmt.Sprintf("  %s [%s]: %s", r.Scenario, r.Client, v))
+		}
+		if e := r.Explanation(); e != "" {
+			failed = append(failed, fmt.Sprintf("  %s [%s]: WHY: %s", r.Scenario, r.Client, e))
 		}
 	}
 	var lags []string
@@ -351,7 +393,7 @@ func (rp *Reports) Summary() string {
 	}
 	if len(failed) > 0 {
 		// Last, so that the end of a long output (what CI keeps) says why a run failed.
-		fmt.Fprintf(&b, "violations (%d):\n%s\n", len(failed), strings.Join(failed, "\n"))
+		fmt.Fprintf(&b, "violations (%d), each failed run followed by what its control client says of it (WHY):\n%s\n", violations, strings.Join(failed, "\n"))
 	}
 	return b.String()
 }
@@ -408,6 +450,8 @@ var page = template.Must(template.New("run").Funcs(Funcs).Parse(`<!doctype html>
 <h1>{{.Scenario}}: {{.Client}}</h1>
 <p>{{verdict .Passed}} expected {{.Expect}}. {{.Load.Sent}} requests sent ({{.Load.Mode}}, {{.Load.Rate}}/s over {{dur (.Load.End.Sub .Load.Start)}}), {{.Load.Failed}} failed: {{kinds .Load.ByKind}}.</p>
 {{if .Violations}}<ul>{{range .Violations}}<li class="fail">{{.}}</li>{{end}}</ul>{{end}}
+{{with .Explanation}}<p>{{.}}</p>{{end}}
+{{with .Control}}<p>Control client ({{.Name}}, a Service nothing disrupts, from the same place): {{len .Requests}} requests, {{.Failed}} failed: {{kinds .ByKind}}.</p>{{end}}
 {{if .Notes}}<p>Not checked:</p><ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{if .Changes}}<p>Declared changes, each checked against what its kind must do:</p><ul>{{range .Changes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <p>Disruption {{dur .Disruption}}{{if .Floor}} (the settings allow {{dur .Floor}} at best){{end}}. Latency in steady state: {{lat .Steady}}; during the disruption: {{lat .During}}.{{if ge .CPUWait 0}} The machine's CPU: in the busiest second of the disruption some task waited {{dur .CPUWait}} for a CPU (/proc/pressure/cpu, as this client measured it).{{end}}</p>

@@ -112,6 +112,12 @@ type Options struct {
 	// http://127.0.0.1:10249/metrics). Each run reports the network programming lag every one of them
 	// measured while the load ran (Run.Propagation); a page that cannot be read is reported as such.
 	ProxyMetrics map[string]string
+	// ControlURL is a Service nothing disrupts (e.g. http://10.96.0.50/), reachable from this machine
+	// and from pods. When set, a control client sends GETs on new connections to it at ControlRate
+	// (default 20/s) from each place the clients under test run; a failure or a stall it sees too is
+	// the machine's or the cluster's, and each run's report says so (Run.Control, Run.Noise).
+	ControlURL  string
+	ControlRate int
 	// Reports collects the runs and writes their reports; nil writes them to ./results/disruption.
 	Reports *Reports
 }
@@ -126,6 +132,7 @@ func (o *Options) defaults() {
 	def(&o.KeepAliveRate, 50)
 	def(&o.InClusterRate, 100)
 	def(&o.InClusterKeepAliveRate, 50)
+	def(&o.ControlRate, 20)
 	if o.Steady == 0 {
 		o.Steady = 3 * time.Second
 	}
@@ -199,6 +206,9 @@ func Start(tb testing.TB, target Target, o Options) *Traffic {
 	if host {
 		ClearConntrack(tb, tr.ip)
 		WaitServing(tb, tr.url)
+		if o.ControlURL != "" {
+			WaitServing(tb, o.ControlURL)
+		}
 	}
 	tr.progBefore, tr.progBeforeErrs = readProgramming(o.ProxyMetrics)
 	tl, err := WatchNamespace(tr.client, tr.ns)
@@ -226,10 +236,14 @@ func Start(tb testing.TB, target Target, o Options) *Traffic {
 	// for each of them, however late their goroutines get scheduled.
 	start := time.Now().Add(100 * time.Millisecond)
 	if host {
-		for _, cfg := range []load.Config{
+		cfgs := []load.Config{
 			{Name: "host GET new-conn", URL: tr.url, Rate: o.Rate, StartAt: start},
 			{Name: "host POST keep-alive", URL: load.WithQuery(tr.url, o.KeepAliveQuery), Rate: o.KeepAliveRate, KeepAlive: true, Method: http.MethodPost, StartAt: start},
-		} {
+		}
+		if o.ControlURL != "" {
+			cfgs = append(cfgs, load.Config{Name: "host control GET new-conn", URL: o.ControlURL, Rate: o.ControlRate, StartAt: start, Control: true})
+		}
+		for _, cfg := range cfgs {
 			tr.wg.Add(1)
 			go func() {
 				defer tr.wg.Done()
@@ -381,8 +395,7 @@ func (tr *Traffic) startInCluster(tb testing.TB) {
 			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &yes, RunAsUser: &uid,
 				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 			Containers: []corev1.Container{{Name: "load", Image: o.LoadImage, ImagePullPolicy: o.LoadImagePullPolicy,
-				Args: []string{"load", "-url", tr.url, "-duration", "20m", "-control", ":" + controlPort,
-					"-client", fmt.Sprintf("GET:new-conn:%d", o.InClusterRate), "-client", strings.TrimSuffix(fmt.Sprintf("POST:keep-alive:%d:%s", o.InClusterKeepAliveRate, o.KeepAliveQuery), ":")},
+				Args: tr.loadArgs(),
 				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &no,
 					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}}}},
 		},
@@ -399,6 +412,18 @@ func (tr *Traffic) startInCluster(tb testing.TB) {
 	if err != nil {
 		tb.Fatalf("the in-cluster load pod never answered on :%s: %v\n%s", controlPort, err, Describe(tr.client, tr.ns))
 	}
+}
+
+// loadArgs are the in-cluster load pod's arguments: its two clients, and the control client when
+// Options.ControlURL is set.
+func (tr *Traffic) loadArgs() []string {
+	o := tr.o
+	args := []string{"load", "-url", tr.url, "-duration", "20m", "-control", ":" + controlPort,
+		"-client", fmt.Sprintf("GET:new-conn:%d", o.InClusterRate), "-client", strings.TrimSuffix(fmt.Sprintf("POST:keep-alive:%d:%s", o.InClusterKeepAliveRate, o.KeepAliveQuery), ":")}
+	if o.ControlURL != "" {
+		args = append(args, "-baseline", o.ControlURL, "-baseline-rate", strconv.Itoa(o.ControlRate))
+	}
+	return args
 }
 
 // stopInCluster stops the pod's clients and returns their results.
@@ -528,8 +553,18 @@ func (tr *Traffic) End(tb testing.TB, scenario string) []*Run {
 		}
 	}
 	var out []*Run
+	controls := map[bool]*load.Result{} // by place: in the cluster or not
 	for _, res := range results {
-		out = append(out, &Run{Scenario: scenario, Client: res.Name, Deployment: tr.target.Deployment, Load: res, Marks: tr.marks, Events: events, Changes: tr.changes, Propagation: prop, Lag: lagNotes})
+		if res.Control {
+			controls[strings.HasPrefix(res.Name, "in-cluster")] = res
+		}
+	}
+	for _, res := range results {
+		if res.Control {
+			continue
+		}
+		out = append(out, &Run{Scenario: scenario, Client: res.Name, Deployment: tr.target.Deployment, Load: res, Marks: tr.marks, Events: events, Changes: tr.changes,
+			Propagation: prop, Lag: lagNotes, Control: controls[strings.HasPrefix(res.Name, "in-cluster")]})
 	}
 	return out
 }

@@ -42,6 +42,9 @@ type Config struct {
 	// StartAt is when the first request is sent and the run's Start (default: at once). Clients given
 	// the same StartAt start together, and a caller knows when they did without waiting on them.
 	StartAt time.Time `json:"startAt,omitzero"`
+	// Control marks a control client: it sends to a Service nothing disrupts, from the same place as
+	// the clients under test, so that a stall of the machine or the cluster shows in it too.
+	Control bool `json:"control,omitempty"`
 }
 
 // DefaultTimeout is the per-request timeout: a request that takes longer has failed.
@@ -461,6 +464,9 @@ func (c Config) Mode() string {
 	m := c.Method
 	if m == "" {
 		m = http.MethodGet
+	}
+	if c.Control {
+		m = "control " + m
 	}
 	if c.KeepAlive {
 		return m + " keep-alive"

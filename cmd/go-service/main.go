@@ -10,7 +10,7 @@
 //	                             crash               exits 3 at once (a bad release)
 //	                             plain               knows nothing of the chart: :8080, 200 on every path,
 //	                                                 http.Server.Shutdown on SIGTERM (most Go services)
-//	go-service load -url U -client GET:new-conn:200 -client POST:keep-alive:50 [-duration D] [-control ADDR]
+//	go-service load -url U -client GET:new-conn:200 -client POST:keep-alive:50 [-duration D] [-control ADDR] [-baseline URL]
 //	                           open-loop load from several clients; prints the results as JSON
 //	go-service get URL         one GET; exit 0 on HTTP 200 (the helm test hook's client)
 //	go-service proxy [-listen :8081] [-upstream http://127.0.0.1:8080]
@@ -200,7 +200,13 @@ func runLoad(args []string) int {
 	duration := fs.Duration("duration", 30*time.Second, "how long (0: until stopped)")
 	timeout := fs.Duration("timeout", load.DefaultTimeout, "per-request timeout (a slower request has failed)")
 	control := fs.String("control", "", "serve GET /stop on this address")
+	baseline := fs.String("baseline", "", "also run a control client: GETs on new connections to this URL, a Service nothing disrupts")
+	baselineRate := fs.Int("baseline-rate", 20, "the control client's rate")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *baseline != "" && *baselineRate <= 0 {
+		fmt.Fprintf(os.Stderr, "go-service load: -baseline-rate %d is not a positive rate\n", *baselineRate)
 		return 2
 	}
 	if len(specs) == 0 {
@@ -210,6 +216,9 @@ func runLoad(args []string) int {
 	for i, s := range specs {
 		cfgs[i] = s.Config
 		cfgs[i].URL, cfgs[i].Duration, cfgs[i].Timeout = load.WithQuery(*url, s.query), *duration, *timeout
+	}
+	if *baseline != "" {
+		cfgs = append(cfgs, load.Config{URL: *baseline, Method: http.MethodGet, Rate: *baselineRate, Duration: *duration, Timeout: *timeout, Control: true})
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()

@@ -56,6 +56,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	if err := deleteControl(); err != nil {
+		fmt.Fprintln(os.Stderr, "live suite: delete the control Service:", err)
+		code = 1
+	}
 	fmt.Print(reports.Summary())
 	if err := reports.WriteIndex("go-service live suite"); err != nil {
 		fmt.Fprintln(os.Stderr, "live suite: index page:", err)
@@ -221,7 +225,7 @@ func (r *release) target(name string) disrupt.Target {
 func trafficTo(t *testing.T, target disrupt.Target, o disrupt.Options) *disrupt.Traffic {
 	t.Helper()
 	o.Host, o.LoadImage, o.LoadImagePullPolicy = disrupt.HostAlways, appImage(t), corev1.PullNever
-	o.ProxyMinSync, o.Reports = proxyMinSync, reports
+	o.ProxyMinSync, o.Reports, o.ControlURL = proxyMinSync, reports, controlURL(t)
 	if env.Local != nil {
 		o.ProxyMetrics = env.Local.ProxyMetricsURLs()
 	}
