@@ -2,6 +2,7 @@ package disrupt
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -346,6 +347,68 @@ func TestControlExplains(t *testing.T) {
 				return
 			}
 			assert.Contains(t, r.Explanation(), tc.want)
+		})
+	}
+}
+
+// recorder is a testing.TB that keeps what a gate said instead of failing the test.
+type recorder struct {
+	testing.TB
+	errors, logs []string
+}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Errorf(format string, args ...any) {
+	r.errors = append(r.errors, fmt.Sprintf(format, args...))
+}
+func (r *recorder) Logf(format string, args ...any) {
+	r.logs = append(r.logs, fmt.Sprintf(format, args...))
+}
+
+// A scenario whose failures its control clients shared is repeated, not passed: OnNoise is called and
+// nothing fails the first attempt; a failure the control did not share, a change that failed its
+// reality check, or a repeat without OnNoise fails as always.
+func TestRepeatOnNoise(t *testing.T) {
+	noisyControl := func() *load.Result {
+		c := run(2).Load
+		c.Name, c.Control = "host control GET new-conn", true
+		return c
+	}
+	cleanControl := func() *load.Result {
+		c := run(0).Load
+		c.Name, c.Control = "host control GET new-conn", true
+		return c
+	}
+	for _, tc := range []struct {
+		name     string
+		control  *load.Result
+		changes  []Change
+		onNoise  bool
+		repeated bool
+		errors   int
+	}{
+		{"the control failed too: repeated", noisyControl(), []Change{baseline}, true, true, 0},
+		{"the control failed too, on the repeat: fails", noisyControl(), []Change{baseline}, false, false, 1},
+		{"the control ran clean: fails", cleanControl(), []Change{baseline}, true, false, 1},
+		{"no control: fails", nil, []Change{baseline}, true, false, 1},
+		{"the control failed too but a change failed its reality check: fails", noisyControl(), nil, true, false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(3)
+			r.Control, r.Changes = tc.control, tc.changes
+			rec := &recorder{TB: t}
+			var why string
+			var onNoise func(string)
+			if tc.onNoise {
+				onNoise = func(w string) { why = w }
+			}
+			NewReports(t.TempDir()).gate(rec, []*Run{r}, ZeroFailures, gate.Policy{}, onNoise)
+			assert.Len(t, rec.errors, tc.errors, "%v", rec.errors)
+			assert.Equal(t, tc.repeated, why != "", "repeated: %q", why)
+			if tc.repeated {
+				assert.Contains(t, why, "[host GET new-conn] failures (host control GET new-conn): 2 of 2000 requests failed")
+				assert.Contains(t, strings.Join(rec.logs, "\n"), "3 of 2000 requests failed", "the first attempt's violations are logged")
+			}
 		})
 	}
 }

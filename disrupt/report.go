@@ -159,6 +159,33 @@ func Evaluate(runs []*Run, e Expect, p gate.Policy) []error {
 // Gate evaluates the runs (Evaluate), writes their reports, and fails tb with each violation.
 func (rp *Reports) Gate(tb testing.TB, runs []*Run, e Expect, p gate.Policy) {
 	tb.Helper()
+	rp.gate(tb, runs, e, p, nil)
+}
+
+// Noisy says whether the runs failed only where the machine or the cluster stalled: some run failed,
+// no change failed its reality check, and every failed run's control client failed or stalled too. It
+// returns what the controls saw.
+func Noisy(runs []*Run, cluster []error) (bool, string) {
+	if len(cluster) > 0 {
+		return false, ""
+	}
+	var why []string
+	for _, r := range runs {
+		switch {
+		case r.Passed:
+		case len(r.Noise) == 0:
+			return false, ""
+		default:
+			why = append(why, fmt.Sprintf("[%s] %s", r.Client, strings.Join(r.Noise, "; ")))
+		}
+	}
+	return len(why) > 0, strings.Join(why, " | ")
+}
+
+// gate is Gate; with onNoise set, runs that are Noisy are logged and recorded, and onNoise is called
+// with what the controls saw instead of failing tb: the caller repeats the scenario once.
+func (rp *Reports) gate(tb testing.TB, runs []*Run, e Expect, p gate.Policy, onNoise func(why string)) {
+	tb.Helper()
 	cluster := Evaluate(runs, e, p)
 	if len(runs) == 0 {
 		tb.Errorf("%v", cluster[0])
@@ -172,13 +199,22 @@ func (rp *Reports) Gate(tb testing.TB, runs []*Run, e Expect, p gate.Policy) {
 			tb.Logf("%s [%s]: %s", r.Scenario, r.Client, r.Load.Summary())
 		}
 	}
+	fail := tb.Errorf
+	noisy, why := Noisy(runs, cluster)
+	if noisy && onNoise != nil {
+		fail = tb.Logf
+		tb.Logf("%s: the gates failed while the control clients failed or stalled too; the violations follow, not counted: the scenario is repeated", runs[0].Scenario)
+	}
 	for _, err := range cluster {
-		tb.Errorf("%s: %v", runs[0].Scenario, err)
+		fail("%s: %v", runs[0].Scenario, err)
 	}
 	for _, r := range runs {
 		for _, v := range r.Violations[len(cluster):] {
-			tb.Errorf("%s: %s", r.Scenario, v)
+			fail("%s: %s", r.Scenario, v)
 		}
+	}
+	if noisy && onNoise != nil {
+		onNoise(why)
 	}
 }
 

@@ -320,7 +320,9 @@ func blindHPAFails(t *testing.T, ns, name string) {
 // rolling update runs, and scale down once the load stops. Every pod the HPA adds joins and every pod it
 // removes leaves through the chart's readiness and preStop path: 0 failed for every gated client, and
 // the CPU load's own requests all succeed too.
-func TestAutoscalerUnderRollout(t *testing.T) {
+func TestAutoscalerUnderRollout(t *testing.T) { attempts(t, testAutoscalerUnderRollout) }
+
+func testAutoscalerUnderRollout(t *testing.T) {
 	ns := env.Namespace(t, "hpa-acts")
 	control := startBlindHPA(t, ns, appImage(t))
 	r := install(t, ns, hpaActs, true)

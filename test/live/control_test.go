@@ -25,17 +25,22 @@ import (
 const controlNamespace = "go-service-control"
 
 var control struct {
-	once sync.Once
-	url  string
-	err  error
+	mu  sync.Mutex
+	env *kube.Env // the cluster it runs on (the slow-propagation tests replace the cluster)
+	url string
 }
 
-// controlURL returns the control Service's URL, creating it on first use (it is deleted at the end of
-// the suite, and a leftover of an interrupted run is replaced).
+// controlURL returns the control Service's URL, creating it on first use on this cluster (it is
+// deleted at the end of the suite, and a leftover of an interrupted run is replaced).
 func controlURL(t *testing.T) string {
 	t.Helper()
-	control.once.Do(func() { control.url, control.err = startControl(appImage(t)) })
-	require.NoError(t, control.err, "the control Service")
+	control.mu.Lock()
+	defer control.mu.Unlock()
+	if control.env != env {
+		url, err := startControl(appImage(t))
+		require.NoError(t, err, "the control Service")
+		control.env, control.url = env, url
+	}
 	return control.url
 }
 

@@ -371,7 +371,9 @@ func TestHelmLane(t *testing.T) {
 
 // 2. Migration under load: a release installed with Helm 3 is upgraded (every pod replaced), then rolled
 // back to its Helm 3 revision, with Helm 4, under the gated load: 0 failed, the scale kept.
-func TestMigrationHelm3ToHelm4(t *testing.T) {
+func TestMigrationHelm3ToHelm4(t *testing.T) { attempts(t, testMigrationHelm3ToHelm4) }
+
+func testMigrationHelm3ToHelm4(t *testing.T) {
 	appImage(t)
 	ns := env.Namespace(t, "migrate")
 	values := map[string]string{"replicaCount": "3"}

@@ -27,7 +27,9 @@ var previousChart = filepath.Join("testdata", "charts", "go-service-0.1.0.tgz")
 
 // 9. Users upgrade running releases: a release of the previous chart version, preStop mode exec, is
 // upgraded to this chart with mode sleep. Every pod is replaced and no request is lost.
-func TestUpgradeFromPreviousChart(t *testing.T) {
+func TestUpgradeFromPreviousChart(t *testing.T) { attempts(t, testUpgradeFromPreviousChart) }
+
+func testUpgradeFromPreviousChart(t *testing.T) {
 	ns := env.Namespace(t, "upgrade")
 	r := installChart(t, ns, previousChart, map[string]string{
 		"replicaCount": "3", "shutdown.preStop.mode": "exec", "shutdown.preStop.sleepCommand": "{/bin/sleep}",
@@ -53,14 +55,14 @@ func TestUpgradeFromPreviousChart(t *testing.T) {
 func TestAutoscalingOnKeepsScale(t *testing.T) {
 	const minReplicas = 2
 	on := map[string]string{"autoscaling.enabled": "true", "autoscaling.minReplicas": fmt.Sprint(minReplicas), "autoscaling.maxReplicas": "4"}
-	t.Run("this chart, under load", func(t *testing.T) {
+	t.Run("this chart, under load", repeated(func(t *testing.T) {
 		ns := env.Namespace(t, "hpa-on")
 		r := install(t, ns, map[string]string{"replicaCount": "4"}, true)
 		tr := traffic(t, r)
 		tr.ScaleHeld(t, "autoscaling on", func() { r.upgrade(on) }, func() { waitHPAActive(t, r, 4) })
 		stop(t, tr, "autoscaling turned on (4 replicas)", disrupt.ZeroFailures, 0)
 		assert.EqualValues(t, 4, *r.deployment().Spec.Replicas, "the scale is the one the release had")
-	})
+	}))
 	t.Run("negative control: chart 0.1.0 drops to one pod", func(t *testing.T) {
 		ns := env.Namespace(t, "hpa-on-old")
 		r := installChart(t, ns, previousChart, map[string]string{"replicaCount": "4"}, true)
@@ -83,7 +85,9 @@ func TestAutoscalingOnKeepsScale(t *testing.T) {
 
 // 11. helm test while load runs: the test pod is never an endpoint of the Service and never counts for
 // the PodDisruptionBudget (no UnmanagedPods), and the release loses nothing.
-func TestHelmTestUnderLoad(t *testing.T) {
+func TestHelmTestUnderLoad(t *testing.T) { attempts(t, testHelmTestUnderLoad) }
+
+func testHelmTestUnderLoad(t *testing.T) {
 	ns := env.Namespace(t, "helmtest")
 	r := install(t, ns, map[string]string{"replicaCount": "2"}, true)
 	tr := traffic(t, r)
@@ -120,7 +124,7 @@ func TestPreStopModes(t *testing.T) {
 		{"httpGet", nil, func(h *corev1.LifecycleHandler) bool { return h != nil && h.HTTPGet != nil }},
 		{"none", nil, func(h *corev1.LifecycleHandler) bool { return h == nil }},
 	} {
-		t.Run(tc.mode, func(t *testing.T) {
+		t.Run(tc.mode, repeated(func(t *testing.T) {
 			ns := env.Namespace(t, "prestop-"+map[string]string{"exec": "exec", "httpGet": "http", "none": "none"}[tc.mode])
 			values := map[string]string{"replicaCount": "3", "shutdown.preStop.mode": tc.mode}
 			for k, v := range tc.values {
@@ -136,7 +140,7 @@ func TestPreStopModes(t *testing.T) {
 			tr := traffic(t, r)
 			rollouts(t, r, tr, 1, "rollout")
 			stop(t, tr, "preStop mode "+tc.mode, disrupt.ZeroFailures, rolloutFloor(1, 3, 1, 5))
-		})
+		}))
 	}
 }
 
@@ -145,7 +149,9 @@ func TestPreStopModes(t *testing.T) {
 // the preStop delay does the work. Its keep-alive POSTs are reported, not gated: Shutdown closes idle
 // pooled connections, and a client that sends on one at that moment gets an EOF (seen in CI, 1 of 3053
 // POSTs); keeping idle connections open until they go quiet is what the graceful package adds.
-func TestPlainApp(t *testing.T) {
+func TestPlainApp(t *testing.T) { attempts(t, testPlainApp) }
+
+func testPlainApp(t *testing.T) {
 	ns := env.Namespace(t, "plain")
 	r := install(t, ns, map[string]string{"replicaCount": "3", "env[0].name": "GO_SERVICE_MODE", "env[0].value": "plain"}, true)
 	tr := traffic(t, r)
@@ -155,7 +161,9 @@ func TestPlainApp(t *testing.T) {
 
 // 14. A namespace that enforces Pod Security "restricted" admits the chart's defaults (and refuses a
 // pod that breaks it, so enforcement is on), and they roll without a drop.
-func TestRestrictedNamespace(t *testing.T) {
+func TestRestrictedNamespace(t *testing.T) { attempts(t, testRestrictedNamespace) }
+
+func testRestrictedNamespace(t *testing.T) {
 	ns := env.Namespace(t, "restricted")
 	patch := `{"metadata":{"labels":{"pod-security.kubernetes.io/enforce":"restricted","pod-security.kubernetes.io/enforce-version":"latest"}}}`
 	_, err := env.Client.CoreV1().Namespaces().Patch(context.Background(), ns, types.MergePatchType, []byte(patch), metav1.PatchOptions{})

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -250,10 +252,49 @@ func resultsDir() string {
 	return filepath.Join(root, "results", "live")
 }
 
-// stop ends the load after the settle time and gates every client's run.
+// stop ends the load after the settle time and gates every client's run. In a first attempt (attempts)
+// a failure the control clients shared skips the attempt instead, and the scenario is repeated; a
+// repeat's runs are reported under the scenario's name with "(repeat)".
 func stop(t *testing.T, tr *disrupt.Traffic, scenario string, e disrupt.Expect, floor time.Duration) []*disrupt.Run {
 	t.Helper()
-	return tr.Stop(t, disrupt.Scenario{Name: scenario, Expect: e, Floor: floor})
+	s := disrupt.Scenario{Name: scenario, Expect: e, Floor: floor}
+	if f, ok := repeatable.Load(t); ok {
+		s.OnNoise = f.(func(string))
+	}
+	if strings.HasSuffix(t.Name(), "/attempt_2") {
+		s.Name += " (repeat)"
+	}
+	return tr.Stop(t, s)
+}
+
+// repeatable holds, for a first attempt's *testing.T, what stop calls when the gates failed only where
+// the control clients failed or stalled too.
+var repeatable sync.Map
+
+// repeated is attempts as a subtest's function.
+func repeated(body func(t *testing.T)) func(t *testing.T) {
+	return func(t *testing.T) { t.Helper(); attempts(t, body) }
+}
+
+// attempts runs a gated scenario as the subtest "attempt 1". When its gates fail only where the control
+// clients failed or stalled too (the machine's or the cluster's noise, disrupt.Noisy), attempt 1 is
+// skipped with what the controls saw (the end of the run lists it, its reports keep its violations)
+// and the scenario runs once more as "attempt 2", which fails if it fails again, noise or not. Any
+// other failure fails attempt 1 as always.
+func attempts(t *testing.T, body func(t *testing.T)) {
+	t.Helper()
+	var why string
+	t.Run("attempt 1", func(t *testing.T) {
+		repeatable.Store(t, func(w string) {
+			why = w
+			t.Skipf("the gates failed while the control clients failed or stalled too, the machine's or the cluster's noise, not the change's: %s; repeated once", w)
+		})
+		defer repeatable.Delete(t)
+		body(t)
+	})
+	if why != "" {
+		t.Run("attempt 2", body)
+	}
 }
 
 // rolloutFloor is the shortest time n rollouts in a row can take with the chart's settings: each

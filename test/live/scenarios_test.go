@@ -44,7 +44,9 @@ func rollouts(t *testing.T, r *release, tr *disrupt.Traffic, n int, what string)
 
 // 1. Rolling updates of 3 replicas with the chart's defaults lose nothing, for every client: host and
 // in-cluster, new connection per request and keep-alive POSTs.
-func TestRollingUpdate(t *testing.T) {
+func TestRollingUpdate(t *testing.T) { attempts(t, testRollingUpdate) }
+
+func testRollingUpdate(t *testing.T) {
 	ns := env.Namespace(t, "rollout")
 	r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
 	hook := r.pods()[0].Spec.Containers[0].Lifecycle.PreStop
@@ -94,7 +96,9 @@ func TestKeepAliveNegativeControl(t *testing.T) {
 
 // 3. One upgrade that changes the image and the config (the ConfigMap's checksum annotation) rolls the
 // pods once, without a drop, and the new pods run both.
-func TestImageAndConfigChange(t *testing.T) {
+func TestImageAndConfigChange(t *testing.T) { attempts(t, testImageAndConfigChange) }
+
+func testImageAndConfigChange(t *testing.T) {
 	ns := env.Namespace(t, "config")
 	r := install(t, ns, map[string]string{"replicaCount": "3", "config.data.GREETING": "hello"}, true)
 	before := r.deployment().Spec.Template.Annotations["checksum/config"]
@@ -117,14 +121,14 @@ func TestImageAndConfigChange(t *testing.T) {
 
 // 4. Scaling down (4 to 2, by the chart and by the HPA) loses nothing.
 func TestScaleDown(t *testing.T) {
-	t.Run("replicas", func(t *testing.T) {
+	t.Run("replicas", repeated(func(t *testing.T) {
 		ns := env.Namespace(t, "scale")
 		r := install(t, ns, map[string]string{"replicaCount": "4"}, true)
 		tr := traffic(t, r)
 		tr.Scale(t, "scale 4 to 2", 2, 2*time.Minute, func() { r.upgrade(map[string]string{"replicaCount": "2"}) })
 		stop(t, tr, "scale down 4 to 2", disrupt.ZeroFailures, 0)
-	})
-	t.Run("HPA", func(t *testing.T) {
+	}))
+	t.Run("HPA", repeated(func(t *testing.T) {
 		ns := env.Namespace(t, "hpa")
 		r := install(t, ns, map[string]string{"autoscaling.enabled": "true", "autoscaling.minReplicas": "4", "autoscaling.maxReplicas": "4"}, false)
 		waitReplicas(t, r, 4)
@@ -134,7 +138,7 @@ func TestScaleDown(t *testing.T) {
 			waitReplicas(t, r, 2)
 		})
 		stop(t, tr, "HPA scale down 4 to 2", disrupt.ZeroFailures, 0)
-	})
+	}))
 }
 
 // waitReplicas waits until the HPA has set the Deployment to n replicas and the rollout is complete.
@@ -152,7 +156,7 @@ func evict(ns, pod string) error {
 // 5. The PodDisruptionBudget: an eviction that would break it gets HTTP 429, one it allows loses no
 // request, and a crash-looping pod can still be evicted (AlwaysAllow).
 func TestDisruptionBudget(t *testing.T) {
-	t.Run("evictions", func(t *testing.T) {
+	t.Run("evictions", repeated(func(t *testing.T) {
 		ns := env.Namespace(t, "pdb")
 		r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
 		tr := traffic(t, r)
@@ -166,7 +170,7 @@ func TestDisruptionBudget(t *testing.T) {
 			return pods[:1]
 		})
 		stop(t, tr, "eviction within the budget", disrupt.ZeroFailures, 0)
-	})
+	}))
 	t.Run("crash-looping pods stay evictable", func(t *testing.T) {
 		ns := env.Namespace(t, "pdb-unhealthy")
 		// Pods that never become ready, and a budget that allows no disruption of healthy pods.
@@ -197,7 +201,9 @@ func TestDisruptionBudget(t *testing.T) {
 
 // 6. A bad release (pods that never become ready) leaves the old pods serving, is reported failed at the
 // progress deadline, and helm rollback restores the release.
-func TestBadRelease(t *testing.T) {
+func TestBadRelease(t *testing.T) { attempts(t, testBadRelease) }
+
+func testBadRelease(t *testing.T) {
 	ns := env.Namespace(t, "badrelease")
 	r := install(t, ns, map[string]string{"replicaCount": "3", "progressDeadlineSeconds": "20"}, true)
 	good := r.deployment().Spec.Template.Spec.Containers[0].Env
@@ -258,7 +264,9 @@ func TestGracePeriod(t *testing.T) {
 
 // 5b. A node drain (cordon, then evict every pod of the service on the node, retrying while the budget
 // says 429, as kubectl drain does) completes with zero failed requests, the pods rescheduled.
-func TestNodeDrain(t *testing.T) {
+func TestNodeDrain(t *testing.T) { attempts(t, testNodeDrain) }
+
+func testNodeDrain(t *testing.T) {
 	ctx := context.Background()
 	nodes, err := env.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
@@ -340,7 +348,9 @@ func TestChartTestingInstall(t *testing.T) {
 // 1b. The chart as a dependency: an umbrella chart with two services (aliases api and worker, their own
 // overrides), installed with terratest like any chart; a rollout of api loses nothing and leaves worker
 // untouched.
-func TestUmbrellaChart(t *testing.T) {
+func TestUmbrellaChart(t *testing.T) { attempts(t, testUmbrellaChart) }
+
+func testUmbrellaChart(t *testing.T) {
 	appImage(t)
 	chart := render.BuildDependencies(t, filepath.Join("testdata", "shop"))
 	ns := env.Namespace(t, "umbrella")

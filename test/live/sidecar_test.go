@@ -30,7 +30,9 @@ func proxySidecarValues(t *testing.T, mode string) map[string]string {
 // 1c. A proxy sidecar in the request path, as a native sidecar (the chart's default from Kubernetes
 // 1.29): it stops only after the app has finished its preStop delay and drain, so rollouts under load
 // lose nothing. The responses still name the app's pod, so every backend is checked.
-func TestNativeSidecar(t *testing.T) {
+func TestNativeSidecar(t *testing.T) { attempts(t, testNativeSidecar) }
+
+func testNativeSidecar(t *testing.T) {
 	ns := env.Namespace(t, "sidecar")
 	r := install(t, ns, proxySidecarValues(t, "native"), true)
 	spec := r.pods()[0].Spec

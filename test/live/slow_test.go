@@ -37,13 +37,13 @@ func TestSlowPropagation(t *testing.T) {
 	require.NoError(t, err, "restart the local cluster with a %s kube-proxy minSyncPeriod", lag)
 	env, proxyMinSync = slow, lag
 
-	t.Run("chart defaults lose nothing", func(t *testing.T) {
+	t.Run("chart defaults lose nothing", repeated(func(t *testing.T) {
 		ns := env.Namespace(t, "lag-defaults")
 		r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
 		tr := traffic(t, r)
 		rollouts(t, r, tr, 2, "rollout")
 		stop(t, tr, "3s lag: rolling update x2 (defaults)", disrupt.ZeroFailures, rolloutFloor(2, 3, 1, 5))
-	})
+	}))
 	t.Run("a preStop delay shorter than the lag loses requests", func(t *testing.T) {
 		ns := env.Namespace(t, "lag-short")
 		r := install(t, ns, map[string]string{"replicaCount": "3", "minReadySeconds": "0", "shutdown.preStop.delaySeconds": "1",
