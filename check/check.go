@@ -73,6 +73,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	format := fs.String("format", "text", "output format: text or json")
 	live := fs.Bool("live", false, "check a running Deployment (argument: its name) with the objects that concern it")
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig for --live (default $KUBECONFIG)")
+	var proxyMetrics nodeURLs
+	fs.Var(&proxyMetrics, "proxy-metrics", "with --live, a node's kube-proxy metrics page, NODE=URL (repeatable; default: each node's through the API server's node proxy on port 10249)")
 	if err := fs.Parse(args); err != nil {
 		return BadInput
 	}
@@ -85,7 +87,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	mode, allowed := "manifests", map[string]bool{"f": true, "kube-version": true, "format": true}
 	switch {
 	case *live:
-		mode, allowed = "--live", map[string]bool{"live": true, "n": true, "kubeconfig": true, "format": true}
+		mode, allowed = "--live", map[string]bool{"live": true, "n": true, "kubeconfig": true, "format": true, "proxy-metrics": true}
 	case *chart != "":
 		mode, allowed = "--chart", map[string]bool{"chart": true, "f": true, "kube-version": true, "release": true, "n": true, "format": true}
 	}
@@ -113,7 +115,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return BadInput
 		}
 		var facts *ClusterFacts
-		objs, facts, err = readLive(ctx, *kubeconfig, *namespace, fs.Arg(0))
+		objs, facts, err = readLive(ctx, *kubeconfig, *namespace, fs.Arg(0), proxyMetrics)
 		if err == nil {
 			rep.Source, rep.KubeVersion, rep.Cluster = *namespace+"/"+fs.Arg(0), facts.Version, facts
 		}
@@ -190,6 +192,12 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func printText(w io.Writer, rep Report) {
 	if rep.Cluster != nil {
 		fmt.Fprintf(w, "cluster: Kubernetes %s; kube-proxy sync period: %s\n", rep.Cluster.Version, rep.Cluster.describeSync())
+		for _, l := range rep.Cluster.Propagation {
+			fmt.Fprintf(w, "endpoint propagation on %s\n", l)
+		}
+		if d := rep.Cluster.RecommendedDelay; d != nil {
+			fmt.Fprintf(w, "recommended preStop delay: %s (the largest p99 above, plus a second)\n", d.Duration)
+		}
 	}
 	for _, v := range rep.Violations {
 		fmt.Fprintf(w, "%s %s\n  %s\n  fix: %s [%s]\n", v.Object, v.Field, v.Message, v.Fix, v.Rule)
@@ -275,6 +283,26 @@ func kindsOf(objs []runtime.Object, skipped []string) string {
 	}
 	sort.Strings(kinds)
 	return strings.Join(kinds, ", ")
+}
+
+// nodeURLs is a repeatable NODE=URL flag.
+type nodeURLs map[string]string
+
+func (n *nodeURLs) String() string { return fmt.Sprint(map[string]string(*n)) }
+
+func (n *nodeURLs) Set(v string) error {
+	node, url, ok := strings.Cut(v, "=")
+	if !ok || node == "" || !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+		return fmt.Errorf("%q: want NODE=URL, e.g. node1=http://10.0.0.5:10249/metrics", v)
+	}
+	if *n == nil {
+		*n = nodeURLs{}
+	}
+	if _, dup := (*n)[node]; dup {
+		return fmt.Errorf("%q: node %s given twice", v, node)
+	}
+	(*n)[node] = url
+	return nil
 }
 
 type multiFlag []string

@@ -1,8 +1,12 @@
 package check
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +33,90 @@ type ClusterFacts struct {
 	KubeProxySource string `json:"kubeProxySource"`
 	// Services lists the Services that select the Deployment's pods.
 	Services []string `json:"services"`
+	// Propagation is each node's endpoint propagation lag as its kube-proxy measured it since it
+	// started (kubeproxy_network_programming_duration_seconds), and RecommendedDelay the preStop delay
+	// it asks for: the largest p99 of those nodes, plus a second, in whole seconds.
+	Propagation      []NodeLag        `json:"propagation"`
+	RecommendedDelay *metav1.Duration `json:"recommendedPreStopDelay,omitempty"`
+}
+
+// NodeLag is one node's endpoint propagation lag, as bucket bounds of its kube-proxy's histogram.
+type NodeLag struct {
+	Node    string           `json:"node"`
+	Source  string           `json:"source"`
+	Changes uint64           `json:"changes"`
+	P50     *metav1.Duration `json:"p50,omitempty"`
+	P99     *metav1.Duration `json:"p99,omitempty"`
+	Error   string           `json:"error,omitempty"`
+}
+
+// String is the node's line of the text report.
+func (l NodeLag) String() string {
+	switch {
+	case l.Error != "":
+		return fmt.Sprintf("%s: not measured (%s)", l.Node, l.Error)
+	case l.Changes == 0:
+		return fmt.Sprintf("%s: no endpoint change programmed yet (%s)", l.Node, l.Source)
+	}
+	return fmt.Sprintf("%s: %d endpoint changes programmed since kube-proxy started, lag p50 ≤ %s, p99 ≤ %s (%s)", l.Node, l.Changes, bound(l.P50.Duration), bound(l.P99.Duration), l.Source)
+}
+
+// bound prints a bucket bound, +Inf past the histogram's last finite bucket.
+func bound(d time.Duration) string {
+	if d == time.Duration(math.MaxInt64) {
+		return "+Inf"
+	}
+	return d.String()
+}
+
+// measureLag reads every node's kube-proxy histogram: from urls (node → metrics URL) when given, else
+// through the API server's node proxy on kube-proxy's metrics port, and recommends a delay from it.
+func (f *ClusterFacts) measureLag(ctx context.Context, cs kubernetes.Interface, urls map[string]string) error {
+	nodes := slices.Sorted(maps.Keys(urls))
+	if len(urls) == 0 {
+		list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("list the nodes: %w", err)
+		}
+		for _, n := range list.Items {
+			nodes = append(nodes, n.Name)
+		}
+	}
+	var worst time.Duration
+	for _, node := range nodes {
+		l := NodeLag{Node: node}
+		var p kubeproxy.Programming
+		var err error
+		if url, ok := urls[node]; ok {
+			l.Source = url
+			p, err = kubeproxy.ReadProgramming(ctx, url)
+		} else {
+			path := fmt.Sprintf("/api/v1/nodes/%s:%d/proxy/metrics", node, kubeproxy.MetricsPort)
+			l.Source = "the API server's node proxy, " + path
+			var data []byte
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			data, err = cs.CoreV1().RESTClient().Get().AbsPath(path).DoRaw(rctx)
+			cancel()
+			if err != nil {
+				err = fmt.Errorf("%s: %w", path, err)
+			}
+			if err == nil {
+				p, err = kubeproxy.ParseProgramming(bytes.NewReader(data))
+			}
+		}
+		if err != nil {
+			l.Error = fmt.Sprintf("%v; kube-proxy serves its metrics on 127.0.0.1:%d unless its metricsBindAddress says otherwise: give each node's page with --proxy-metrics NODE=URL", err, kubeproxy.MetricsPort)
+		} else if l.Changes = p.Count(); l.Changes > 0 {
+			l.P50, l.P99 = &metav1.Duration{Duration: p.Quantile(0.5)}, &metav1.Duration{Duration: p.Quantile(0.99)}
+			worst = max(worst, l.P99.Duration)
+		}
+		f.Propagation = append(f.Propagation, l)
+	}
+	if worst > 0 && worst != time.Duration(math.MaxInt64) {
+		rec := (worst + time.Second + time.Second - 1).Truncate(time.Second)
+		f.RecommendedDelay = &metav1.Duration{Duration: rec}
+	}
+	return nil
 }
 
 func (f *ClusterFacts) describeSync() string {
@@ -38,8 +126,8 @@ func (f *ClusterFacts) describeSync() string {
 	return f.KubeProxyMinSync.Duration.String() + " (" + f.KubeProxySource + ")"
 }
 
-// violations are the rules that need the cluster's facts: the preStop delay against kube-proxy's sync
-// period, and a Service in front of the pods.
+// violations are the rules that need the cluster's facts: the delay against the propagation lag the
+// kube-proxies measured and against kube-proxy's sync period, and a Service in front of the pods.
 func (f *ClusterFacts) violations(objs []runtime.Object) []rules.Violation {
 	var out []rules.Violation
 	for _, o := range objs {
@@ -52,6 +140,19 @@ func (f *ClusterFacts) violations(objs []runtime.Object) []rules.Violation {
 			out = append(out, rules.Violation{Rule: "cluster.service", Object: name, Field: "spec.template.metadata.labels",
 				Message: "no Service selects the pods: nothing here routes traffic to them, so there is nothing to keep up",
 				Fix:     "Check the Service's selector against the pod labels"})
+		}
+		if f.RecommendedDelay != nil {
+			for _, c := range d.Spec.Template.Spec.Containers {
+				what, secs := rules.Delay(c, rules.DefaultInAppDelayEnv)
+				// No delay at all is the offline rule shutdown.prestop's finding already.
+				if len(c.Ports) == 0 || secs <= 0 || time.Duration(secs)*time.Second >= f.RecommendedDelay.Duration {
+					continue
+				}
+				out = append(out, rules.Violation{Rule: "cluster.measured-lag", Object: name,
+					Field:   fmt.Sprintf("spec.template.spec.containers[%s].lifecycle.preStop", c.Name),
+					Message: fmt.Sprintf("the container keeps serving %ds after its pod starts terminating (%s), but this cluster's kube-proxies took up to %s (p99 since they started) to program an endpoint change: a node can still send new connections to a pod that stopped accepting", secs, what, f.RecommendedDelay.Duration-time.Second),
+					Fix:     fmt.Sprintf("Raise shutdown.preStop.delaySeconds (or the app's delay) to %d", int64(f.RecommendedDelay.Duration/time.Second))})
+			}
 		}
 		if f.KubeProxyMinSync == nil {
 			continue
@@ -74,7 +175,7 @@ func (f *ClusterFacts) violations(objs []runtime.Object) []rules.Violation {
 
 // readLive reads a Deployment and what concerns it (its HPA, the budgets in its namespace) and the
 // cluster's facts.
-func readLive(ctx context.Context, kubeconfig, ns, name string) ([]runtime.Object, *ClusterFacts, error) {
+func readLive(ctx context.Context, kubeconfig, ns, name string, proxyMetrics map[string]string) ([]runtime.Object, *ClusterFacts, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, nil, fmt.Errorf("kubeconfig: %w", err)
@@ -122,5 +223,8 @@ func readLive(ctx context.Context, kubeconfig, ns, name string) ([]runtime.Objec
 		}
 	}
 	facts.KubeProxyMinSync, facts.KubeProxySource = kubeproxy.MinSync(ctx, cs)
+	if err := facts.measureLag(ctx, cs, proxyMetrics); err != nil {
+		return nil, nil, err
+	}
 	return objs, facts, nil
 }

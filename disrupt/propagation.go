@@ -45,8 +45,9 @@ func bound(d time.Duration) string {
 	return d.String()
 }
 
-// preStopOf describes the preStop hook of the Deployment's first container as its manifest states it
-// ("sleep 5s", "exec 5s", "none"), its delay, and whether the delay is known.
+// preStopOf describes how long the Deployment's first container keeps serving once its pod terminates,
+// as its manifest states it (rules.Delay: "sleep 5s", "exec 5s", "in-app 5s (...)", "none"), that
+// delay, and whether it is known.
 func preStopOf(c kubernetes.Interface, ns, deployment string) (string, time.Duration, bool) {
 	d, err := c.AppsV1().Deployments(ns).Get(context.Background(), deployment, metav1.GetOptions{})
 	if err != nil {
@@ -55,15 +56,11 @@ func preStopOf(c kubernetes.Interface, ns, deployment string) (string, time.Dura
 	if len(d.Spec.Template.Spec.Containers) == 0 {
 		return "no container", 0, false
 	}
-	hook, secs := rules.PreStop(d.Spec.Template.Spec.Containers[0])
-	switch {
-	case hook == "":
-		return "none", 0, true
-	case secs < 0:
-		return hook + ", its delay not in the manifest", 0, false
+	what, secs := rules.Delay(d.Spec.Template.Spec.Containers[0], rules.DefaultInAppDelayEnv)
+	if secs < 0 {
+		return what, 0, false
 	}
-	delay := time.Duration(secs) * time.Second
-	return fmt.Sprintf("%s %s", hook, delay), delay, true
+	return what, time.Duration(secs) * time.Second, true
 }
 
 // outlasted says, for each node whose measured lag may have been longer than the pods' preStop delay,

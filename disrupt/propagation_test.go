@@ -50,24 +50,29 @@ kubeproxy_network_programming_duration_seconds_bucket{ip_family="IPv4",le="+Inf"
 
 // The preStop delay the lag is compared with is read from the Deployment's manifest, whatever its form.
 func TestPreStopOf(t *testing.T) {
-	dep := func(lc *corev1.Lifecycle) *appsv1.Deployment {
+	dep := func(lc *corev1.Lifecycle, env ...corev1.EnvVar) *appsv1.Deployment {
 		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop"},
-			Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Lifecycle: lc}}}}}}
+			Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Lifecycle: lc, Env: env}}}}}}
 	}
+	inApp := corev1.EnvVar{Name: "GO_SERVICE_SHUTDOWN_DELAY", Value: "5s"}
 	for _, tc := range []struct {
 		name  string
-		lc    *corev1.Lifecycle
+		dep   *appsv1.Deployment
 		what  string
 		delay time.Duration
 		known bool
 	}{
-		{"sleep action", &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}}}, "sleep 5s", 5 * time.Second, true},
-		{"exec sleep", &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sleep", "7"}}}}, "exec 7s", 7 * time.Second, true},
-		{"httpGet", &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/prestop"}}}, "httpGet, its delay not in the manifest", 0, false},
-		{"none", nil, "none", 0, true},
+		{"sleep action", dep(&corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}}}), "sleep 5s", 5 * time.Second, true},
+		{"exec sleep", dep(&corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Exec: &corev1.ExecAction{Command: []string{"sleep", "7"}}}}), "exec 7s", 7 * time.Second, true},
+		{"httpGet", dep(&corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/prestop"}}}), "httpGet, its delay not in the manifest", 0, false},
+		{"httpGet, the app's delay declared", dep(&corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/prestop"}}}, inApp), "httpGet, in-app 5s (GO_SERVICE_PRESTOP_DELAY, GO_SERVICE_SHUTDOWN_DELAY)", 5 * time.Second, true},
+		{"httpGet, as the chart renders it", dep(&corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/prestop"}}},
+			corev1.EnvVar{Name: "GO_SERVICE_PRESTOP_DELAY", Value: "5s"}, corev1.EnvVar{Name: "GO_SERVICE_SHUTDOWN_DELAY", Value: "0s"}), "httpGet, in-app 5s (GO_SERVICE_PRESTOP_DELAY, GO_SERVICE_SHUTDOWN_DELAY)", 5 * time.Second, true},
+		{"none, the app's own delay (preStop mode none)", dep(nil, inApp), "in-app 5s (GO_SERVICE_SHUTDOWN_DELAY)", 5 * time.Second, true},
+		{"none", dep(nil), "none", 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			what, delay, known := preStopOf(fake.NewClientset(dep(tc.lc)), "shop", "api")
+			what, delay, known := preStopOf(fake.NewClientset(tc.dep), "shop", "api")
 			assert.Equal(t, tc.what, what)
 			assert.Equal(t, tc.delay, delay)
 			assert.Equal(t, tc.known, known)

@@ -401,6 +401,37 @@ func PreStop(c corev1.Container) (hook string, seconds int64) {
 	return "other", -1
 }
 
+// PreStopDelayEnv is the go-service contract's variable for how long the app's preStop endpoint waits
+// (the chart's preStop mode httpGet).
+const PreStopDelayEnv = "GO_SERVICE_PRESTOP_DELAY"
+
+// Delay is how long a container keeps serving after its pod starts terminating, as its manifest says:
+// a preStop sleep or exec sleep's seconds ("sleep 5s", "exec 5s"); with no hook, the app's own delay in
+// the environment variable inAppEnv ("in-app 5s"); with an httpGet hook, which waits as long as the
+// app's handler does, the contract's PreStopDelayEnv plus inAppEnv ("httpGet, in-app 5s"). seconds is
+// -1 where the manifest does not say ("none" with no in-app delay is 0).
+func Delay(c corev1.Container, inAppEnv string) (what string, seconds int64) {
+	hook, secs := PreStop(c)
+	switch hook {
+	case "sleep", "exec":
+		if secs < 0 {
+			return hook + ", its delay not in the manifest", -1
+		}
+		return fmt.Sprintf("%s %ds", hook, secs), secs
+	case "":
+		if secs = envSeconds(c, inAppEnv); secs > 0 {
+			return fmt.Sprintf("in-app %ds (%s)", secs, inAppEnv), secs
+		}
+		return "none", 0
+	}
+	handler, after := envSeconds(c, PreStopDelayEnv), envSeconds(c, inAppEnv)
+	if handler < 0 && after < 0 {
+		return hook + ", its delay not in the manifest", -1
+	}
+	secs = max(handler, 0) + max(after, 0)
+	return fmt.Sprintf("%s, in-app %ds (%s, %s)", hook, secs, PreStopDelayEnv, inAppEnv), secs
+}
+
 // scaled resolves an int-or-percent against a replica count, as the Deployment and disruption controllers
 // do (roundUp for surge and budget values, round down for maxUnavailable).
 func scaled(v *intstr.IntOrString, replicas int32, roundUp bool) int32 {

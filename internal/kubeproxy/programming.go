@@ -18,6 +18,9 @@ import (
 // it. It is the propagation lag a preStop delay has to outlast, as this node measured it.
 const ProgrammingMetric = "kubeproxy_network_programming_duration_seconds"
 
+// MetricsPort is kube-proxy's metrics port (metricsBindAddress, 127.0.0.1:10249 by default).
+const MetricsPort = 10249
+
 // Programming is that histogram as read at one moment, summed over its IP families: cumulative counts
 // per upper bound (seconds, ascending, +Inf last).
 type Programming struct {

@@ -46,7 +46,15 @@ func TestCheckLive(t *testing.T) {
 			createObjects(ctx, t, ns, r.Manifest)
 
 			var out, errOut bytes.Buffer
-			code := check.Run(ctx, []string{"--live", "-n", ns, "--kubeconfig", env.Kubeconfig, "--format", "json", tc.deployment}, nil, &out, &errOut)
+			args := []string{"--live", "-n", ns, "--kubeconfig", env.Kubeconfig, "--format", "json"}
+			if env.Local != nil {
+				// The local cluster's kube-proxies serve their metrics on node1's loopback and the other
+				// nodes' addresses, which the API server's node proxy does not reach for node1.
+				for node, url := range env.Local.ProxyMetricsURLs() {
+					args = append(args, "--proxy-metrics", node+"="+url)
+				}
+			}
+			code := check.Run(ctx, append(args, tc.deployment), nil, &out, &errOut)
 			require.Equal(t, tc.want, code, "stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
 			var rep check.Report
 			require.NoError(t, json.Unmarshal(out.Bytes(), &rep))
@@ -54,6 +62,15 @@ func TestCheckLive(t *testing.T) {
 			assert.Equal(t, kube, rep.KubeVersion, "the cluster's version")
 			assert.Equal(t, []string{tc.deployment}, rep.Cluster.Services, "the Service that selects the pods")
 			assert.NotEmpty(t, rep.Cluster.KubeProxySource, "where the sync period was read, or why not")
+			if env.Local != nil {
+				require.Len(t, rep.Cluster.Propagation, len(env.Local.Nodes), "every node's lag")
+				for _, l := range rep.Cluster.Propagation {
+					assert.Empty(t, l.Error, "%s", l)
+					t.Logf("endpoint propagation on %s", l)
+				}
+				require.NotNil(t, rep.Cluster.RecommendedDelay, "a delay recommended from the measured lag")
+				t.Logf("recommended preStop delay: %s", rep.Cluster.RecommendedDelay.Duration)
+			}
 			var got []string
 			for _, v := range rep.Violations {
 				got = append(got, v.Rule)
