@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/go-service/go-service/graceful"
 )
 
 // runProxy is a small reverse proxy for the sidecar scenarios: a container in the request path, in
@@ -23,7 +25,11 @@ import (
 // follows the app's drain: the app's "Connection: close" (a hop-by-hop header a proxy would drop) is
 // passed on, so a client's pooled connection leaves the pod with its next response, and once no client
 // connection has been used for -quiet the idle ones are closed, as the graceful package does (an idle
-// connection kept open would carry a later request to an app that has gone). On SIGTERM it calls
+// connection kept open would carry a later request to an app that has gone). -quiet defaults to half
+// the app's own quiet period (graceful.Defaults.KeepAliveQuiet), and the wait is bounded by 4 x -quiet:
+// both timers restart on the same requests (the proxy forwards each one), so with equal periods the app
+// could close its listener at the moment the proxy still accepts a request on an idle client connection
+// and answers it 502; with half, the proxy's idle client connections are gone before the app closes. On SIGTERM it calls
 // http.Server.Shutdown: it stops listening at once and finishes the requests in flight. As a native
 // sidecar it gets SIGTERM only after the app has exited; as a regular container it gets it as soon as the
 // pod starts terminating, while the endpoint is still in use.
@@ -32,7 +38,7 @@ func runProxy(args []string) int {
 	listen := fs.String("listen", ":8081", "listen address")
 	upstream := fs.String("upstream", "http://127.0.0.1:8080", "the app's URL")
 	drain := fs.Duration("drain-timeout", 15*time.Second, "how long requests in flight may take after SIGTERM")
-	quiet := fs.Duration("quiet", 500*time.Millisecond, "once the app drains, close idle client connections after this long without a request")
+	quiet := fs.Duration("quiet", defaultProxyQuiet, "once the app drains, close idle client connections after this long without a request (at most 4x this after the drain starts); keep it below the app's own quiet period")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -65,6 +71,10 @@ func runProxy(args []string) int {
 	return 0
 }
 
+// defaultProxyQuiet is half the app's own quiet period: the proxy closes its idle client connections
+// before the app, seeing the same requests, can close its listener.
+var defaultProxyQuiet = graceful.Defaults.KeepAliveQuiet / 2
+
 // newProxy forwards to u. When the app closes a connection (it is draining) the client's connection is
 // closed after the response too, and the idle client connections of srv are closed once none has been
 // used for quiet. It returns the handler and srv's ConnState hook.
@@ -82,16 +92,17 @@ func newProxy(u *url.URL, srv *http.Server, quiet time.Duration, log *slog.Logge
 		}
 	}
 	closeIdleWhenQuiet := func() {
+		deadline := time.Now().Add(4 * quiet)
 		for {
 			mu.Lock()
 			idle := time.Since(lastUsed)
 			mu.Unlock()
-			if idle >= quiet {
-				log.Info("the app drains and no client connection was used for the quiet period: closing the idle ones", "quiet", quiet)
+			if idle >= quiet || !time.Now().Before(deadline) {
+				log.Info("the app drains and no client connection was used for the quiet period (or 4 times it passed): closing the idle ones", "quiet", quiet, "idle", idle)
 				srv.SetKeepAlivesEnabled(false) // closes the idle connections; later responses close theirs
 				return
 			}
-			time.Sleep(quiet - idle)
+			time.Sleep(min(quiet-idle, time.Until(deadline)))
 		}
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)

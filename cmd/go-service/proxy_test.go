@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/go-service/go-service/graceful"
 )
 
 // The proxy passes the app's body, and follows the app's drain: the app's "Connection: close" (a
@@ -65,4 +68,69 @@ func TestProxyFollowsTheAppsDrain(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusBadGateway, resp.StatusCode, "the app gone: 502")
+}
+
+// closeRecorder is a listener that records when it was closed.
+type closeRecorder struct {
+	net.Listener
+	at atomic.Int64
+}
+
+func (l *closeRecorder) Close() error {
+	l.at.CompareAndSwap(0, time.Now().UnixNano())
+	return l.Listener.Close()
+}
+
+// In front of a graceful app, the proxy closes its idle client connections well before the app, seeing
+// the same requests, closes its listener: a client that reuses an idle pooled connection after the app
+// is gone would otherwise get a 502 for a POST no one can retry (seen in CI: bursts of 502 on keep-alive
+// POSTs from the moment an app started draining). With the proxy's quiet period equal to the app's, the
+// two close within a few milliseconds of each other, and this test fails.
+func TestProxyClosesIdleConnectionsBeforeTheApp(t *testing.T) {
+	t.Parallel()
+	cfg := graceful.Defaults
+	cfg.Addr, cfg.ShutdownDelay, cfg.DrainTimeout = "127.0.0.1:0", 0, 5*time.Second
+	app := graceful.New(cfg, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "pod=app\n") }), nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	appLn := &closeRecorder{Listener: ln}
+	ctx, sigterm := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- app.Serve(ctx, appLn) }()
+	defer sigterm()
+
+	u, err := url.Parse("http://" + ln.Addr().String())
+	require.NoError(t, err)
+	proxy := httptest.NewUnstartedServer(nil)
+	h, track := newProxy(u, proxy.Config, defaultProxyQuiet, slog.New(slog.DiscardHandler))
+	var idleClosedAt atomic.Int64
+	var closes atomic.Int32
+	proxy.Config.Handler = h
+	proxy.Config.ConnState = func(c net.Conn, st http.ConnState) {
+		track(c, st)
+		if st == http.StateClosed && closes.Add(1) == 2 { // the first is the draining response's own
+			idleClosedAt.Store(time.Now().UnixNano())
+		}
+	}
+	proxy.Start()
+	defer proxy.Close()
+	get := func(c *http.Client) *http.Response {
+		t.Helper()
+		resp, err := c.Get(proxy.URL)
+		require.NoError(t, err)
+		_, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	pooled := &http.Client{Transport: &http.Transport{}}
+	assert.False(t, get(pooled).Close, "a pooled connection, idle from now on")
+
+	sigterm()
+	require.Eventually(t, app.Draining, 2*time.Second, time.Millisecond)
+	assert.True(t, get(&http.Client{Transport: &http.Transport{}}).Close, "the app drains: its Connection: close is passed on")
+	require.NoError(t, <-served, "the app drained cleanly")
+	require.NotZero(t, idleClosedAt.Load(), "the proxy closed the idle pooled connection")
+	margin := time.Duration(appLn.at.Load() - idleClosedAt.Load())
+	t.Logf("the proxy closed its idle client connection %s before the app closed its listener", margin)
+	assert.Greater(t, margin, 100*time.Millisecond, "the proxy's idle client connections are gone well before the app stops listening")
 }
