@@ -60,11 +60,16 @@ func main() {
 		defer f.Close()
 		rec = f
 	}
-	filter(os.Stdin, os.Stdout, rec, *suite, *verbose)
+	if filter(os.Stdin, os.Stdout, rec, *suite, *verbose) == 0 {
+		// A -run pattern that matches nothing makes go test pass with no test run: nothing was proved.
+		fmt.Fprintf(os.Stderr, "testlog: suite %s: no test ran (a -run pattern that matches nothing, or a build failure)\n", *suite)
+		os.Exit(1)
+	}
 }
 
-// filter copies the events' output to out and their results to rec.
-func filter(in io.Reader, out, rec io.Writer, suite string, verbose bool) {
+// filter copies the events' output to out and their results to rec, and returns how many test
+// results it saw.
+func filter(in io.Reader, out, rec io.Writer, suite string, verbose bool) (results int) {
 	outputs := map[string]*strings.Builder{} // package/test -> its output so far
 	enc := json.NewEncoder(rec)
 	sc := bufio.NewScanner(in)
@@ -100,6 +105,7 @@ func filter(in io.Reader, out, rec io.Writer, suite string, verbose bool) {
 			if !verbose && ev.Action != "pass" {
 				fmt.Fprint(out, text)
 			}
+			results++
 			r := Record{Suite: suite, Package: ev.Package, Test: ev.Test, Result: ev.Action}
 			if ev.Action == "skip" {
 				r.Reason = skipReason(text)
@@ -107,6 +113,7 @@ func filter(in io.Reader, out, rec io.Writer, suite string, verbose bool) {
 			_ = enc.Encode(r)
 		}
 	}
+	return results
 }
 
 // skipReason is what a skipped test said, without the lines go test adds around it.

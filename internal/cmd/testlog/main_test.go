@@ -47,7 +47,7 @@ func TestFilter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var out, rec bytes.Buffer
-			filter(strings.NewReader(stream), &out, &rec, "smoke", tc.verbose)
+			assert.Positive(t, filter(strings.NewReader(stream), &out, &rec, "smoke", tc.verbose), "the results are counted")
 			for _, s := range tc.shown {
 				assert.Contains(t, out.String(), s)
 			}
@@ -102,4 +102,16 @@ func TestSummary(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A run in which no test ran (a -run pattern that matched nothing) reports no result: main fails it.
+func TestNoTestRan(t *testing.T) {
+	var out, rec bytes.Buffer
+	stream := `{"Action":"start","Package":"p"}
+{"Action":"output","Package":"p","Output":"testing: warning: no tests to run\n"}
+{"Action":"output","Package":"p","Output":"PASS\n"}
+{"Action":"pass","Package":"p"}
+`
+	assert.Zero(t, filter(strings.NewReader(stream), &out, &rec, "e2e", false))
+	assert.Empty(t, rec.String())
 }
