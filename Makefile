@@ -132,7 +132,7 @@ e2e: tools ## The zero-downtime live suite with Helm 4, then its Helm 3 lane (KU
 
 N   ?= 3
 RUN ?=
-e2e-repeat: tools ## The live suite N times in a row (RUN= a test pattern, default all; write $$$$ for $$, as make reads it), each run's reports in results/live-repeat/<i>; a line per run, and exit 1 if any failed.
+e2e-repeat: tools ## The live suite N times in a row (RUN= a test pattern, default all; on make's command line a $ in it is written $$), each run's reports in results/live-repeat/<i>; a line per run, and exit 1 if any failed.
 	@fails=0; for i in $$(seq 1 $(N)); do \
 	  start=$$(date +%s); \
 	  if GO_SERVICE_NODES=2 GO_SERVICE_RESULTS=$(CURDIR)/results/live-repeat/$$i \
