@@ -38,6 +38,9 @@ type ClusterFacts struct {
 	// it asks for: the largest p99 of those nodes, plus a second, in whole seconds.
 	Propagation      []NodeLag        `json:"propagation"`
 	RecommendedDelay *metav1.Duration `json:"recommendedPreStopDelay,omitempty"`
+	// Unbounded names the nodes whose p99 lies past their histogram's last bucket: no delay can be
+	// recommended for them.
+	Unbounded []string `json:"unbounded,omitempty"`
 }
 
 // NodeLag is one node's endpoint propagation lag, as bucket bounds of its kube-proxy's histogram.
@@ -71,15 +74,23 @@ func bound(d time.Duration) string {
 
 // measureLag reads every node's kube-proxy histogram: from urls (node → metrics URL) when given, else
 // through the API server's node proxy on kube-proxy's metrics port, and recommends a delay from it.
-func (f *ClusterFacts) measureLag(ctx context.Context, cs kubernetes.Interface, urls map[string]string) error {
+func (f *ClusterFacts) measureLag(ctx context.Context, cs kubernetes.Interface, urls map[string]string) {
 	nodes := slices.Sorted(maps.Keys(urls))
-	if len(urls) == 0 {
+	var listed []string
+	if cs != nil {
 		list, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return fmt.Errorf("list the nodes: %w", err)
+			f.Propagation = append(f.Propagation, NodeLag{Node: "(every node)", Error: fmt.Sprintf("cannot list the nodes (%v): give each node's kube-proxy page with --proxy-metrics NODE=URL", err)})
 		}
-		for _, n := range list.Items {
-			nodes = append(nodes, n.Name)
+		if list != nil {
+			for _, n := range list.Items {
+				listed = append(listed, n.Name)
+			}
+		}
+	}
+	for _, n := range listed {
+		if !slices.Contains(nodes, n) {
+			nodes = append(nodes, n)
 		}
 	}
 	var worst time.Duration
@@ -90,6 +101,8 @@ func (f *ClusterFacts) measureLag(ctx context.Context, cs kubernetes.Interface, 
 		if url, ok := urls[node]; ok {
 			l.Source = url
 			p, err = kubeproxy.ReadProgramming(ctx, url)
+		} else if len(urls) > 0 {
+			l.Source, err = "--proxy-metrics", fmt.Errorf("no --proxy-metrics page given for this node")
 		} else {
 			path := fmt.Sprintf("/api/v1/nodes/%s:%d/proxy/metrics", node, kubeproxy.MetricsPort)
 			l.Source = "the API server's node proxy, " + path
@@ -108,15 +121,18 @@ func (f *ClusterFacts) measureLag(ctx context.Context, cs kubernetes.Interface, 
 			l.Error = fmt.Sprintf("%v; kube-proxy serves its metrics on 127.0.0.1:%d unless its metricsBindAddress says otherwise: give each node's page with --proxy-metrics NODE=URL", err, kubeproxy.MetricsPort)
 		} else if l.Changes = p.Count(); l.Changes > 0 {
 			l.P50, l.P99 = &metav1.Duration{Duration: p.Quantile(0.5)}, &metav1.Duration{Duration: p.Quantile(0.99)}
-			worst = max(worst, l.P99.Duration)
+			if l.P99.Duration == time.Duration(math.MaxInt64) {
+				f.Unbounded = append(f.Unbounded, node)
+			} else {
+				worst = max(worst, l.P99.Duration)
+			}
 		}
 		f.Propagation = append(f.Propagation, l)
 	}
-	if worst > 0 && worst != time.Duration(math.MaxInt64) {
+	if worst > 0 {
 		rec := (worst + time.Second + time.Second - 1).Truncate(time.Second)
 		f.RecommendedDelay = &metav1.Duration{Duration: rec}
 	}
-	return nil
 }
 
 func (f *ClusterFacts) describeSync() string {
@@ -140,6 +156,11 @@ func (f *ClusterFacts) violations(objs []runtime.Object) []rules.Violation {
 			out = append(out, rules.Violation{Rule: "cluster.service", Object: name, Field: "spec.template.metadata.labels",
 				Message: "no Service selects the pods: nothing here routes traffic to them, so there is nothing to keep up",
 				Fix:     "Check the Service's selector against the pod labels"})
+		}
+		if len(f.Unbounded) > 0 {
+			out = append(out, rules.Violation{Rule: "cluster.measured-lag", Object: name, Field: "spec.template.spec.containers[*].lifecycle.preStop",
+				Message: fmt.Sprintf("kube-proxy on %s took longer than its histogram's last bucket to program 1%% or more of its endpoint changes: no preStop delay can be shown to cover that", strings.Join(f.Unbounded, ", ")),
+				Fix:     "Find out why (kube-proxy's sync period, its CPU, the API server's load) before relying on any preStop delay"})
 		}
 		if f.RecommendedDelay != nil {
 			for _, c := range d.Spec.Template.Spec.Containers {
@@ -223,8 +244,6 @@ func readLive(ctx context.Context, kubeconfig, ns, name string, proxyMetrics map
 		}
 	}
 	facts.KubeProxyMinSync, facts.KubeProxySource = kubeproxy.MinSync(ctx, cs)
-	if err := facts.measureLag(ctx, cs, proxyMetrics); err != nil {
-		return nil, nil, err
-	}
+	facts.measureLag(ctx, cs, proxyMetrics)
 	return objs, facts, nil
 }

@@ -43,6 +43,7 @@ func TestClusterViolations(t *testing.T) {
 		{"delay as long as the recommendation", ClusterFacts{Services: []string{"api"}, RecommendedDelay: &metav1.Duration{Duration: 5 * time.Second}}, 5, nil},
 		{"delay shorter than the measured lag", ClusterFacts{Services: []string{"api"}, RecommendedDelay: &metav1.Duration{Duration: 7 * time.Second}}, 5, []string{"cluster.measured-lag"}},
 		{"no delay at all: shutdown.prestop's finding", ClusterFacts{Services: []string{"api"}, RecommendedDelay: &metav1.Duration{Duration: 7 * time.Second}}, 0, nil},
+		{"a node's lag past the histogram", ClusterFacts{Services: []string{"api"}, Unbounded: []string{"node3"}}, 30, []string{"cluster.measured-lag"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
@@ -70,6 +71,7 @@ func TestMeasureLag(t *testing.T) {
 	mux.HandleFunc("/node1", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, page(50, 90, 99, 100, 100)) }) // p99 ≤ 2s
 	mux.HandleFunc("/node2", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, page(10, 20, 30, 100, 100)) }) // p99 ≤ 4s
 	mux.HandleFunc("/idle", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, page(0, 0, 0, 0, 0)) })
+	mux.HandleFunc("/inf", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, page(10, 20, 30, 90, 100)) }) // p99 past 4s
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	for _, tc := range []struct {
@@ -81,10 +83,11 @@ func TestMeasureLag(t *testing.T) {
 		{"two nodes", map[string]string{"node1": srv.URL + "/node1", "node2": srv.URL + "/node2"}, 5 * time.Second, 0},
 		{"one node, the other unreadable", map[string]string{"node1": srv.URL + "/node1", "node2": srv.URL + "/missing"}, 3 * time.Second, 1},
 		{"nothing programmed", map[string]string{"node1": srv.URL + "/idle"}, 0, 0},
+		{"a node past the last bucket: no recommendation from it", map[string]string{"node1": srv.URL + "/node1", "node3": srv.URL + "/inf"}, 3 * time.Second, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var f ClusterFacts
-			require.NoError(t, f.measureLag(context.Background(), nil, tc.urls))
+			f.measureLag(context.Background(), nil, tc.urls)
 			require.Len(t, f.Propagation, len(tc.urls))
 			errs := 0
 			for _, l := range f.Propagation {
@@ -95,6 +98,9 @@ func TestMeasureLag(t *testing.T) {
 				t.Log(l)
 			}
 			assert.Equal(t, tc.errs, errs)
+			if strings.Contains(tc.name, "past the last bucket") {
+				assert.Equal(t, []string{"node3"}, f.Unbounded)
+			}
 			if tc.rec == 0 {
 				assert.Nil(t, f.RecommendedDelay)
 				return

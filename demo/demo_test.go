@@ -75,6 +75,8 @@ type demo struct {
 	start    time.Time
 	settings []setting
 	checks   map[string][]string
+	// controlURL is the control clients' Service (kube.Env.StartControl), in the demo's namespace.
+	controlURL string
 }
 
 func TestDemo(t *testing.T) {
@@ -209,6 +211,9 @@ func (d *demo) install(t *testing.T) {
 	d.deleteNamespace(t)
 	_, err := d.env.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{})
 	require.NoError(t, err)
+	// The control clients' Service: a stall they see too is the machine's, not a release's.
+	d.controlURL, err = d.env.StartControl(ctx, Namespace, "go-service:0.1.0")
+	require.NoError(t, err)
 
 	usualChart := filepath.Join(d.tmp, "usual")
 	_, err = helm.RunHelmCommandAndGetOutputE(t, &helm.Options{}, "create", usualChart)
@@ -236,6 +241,7 @@ func (d *demo) startLoad(t *testing.T) {
 	for _, r := range d.releases {
 		o := loadOptions
 		o.LoadImage = "go-service:0.1.0"
+		o.ControlURL = d.controlURL
 		if d.env.Local != nil {
 			o.ProxyMetrics = d.env.Local.ProxyMetricsURLs()
 		}

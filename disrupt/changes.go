@@ -60,8 +60,8 @@ type Change struct {
 	Replicas int `json:"replicas,omitempty"`
 	// Spec is the Deployment's spec.replicas and Ready the Service's ready endpoints when the change was
 	// done; MinReady the fewest ready endpoints during it (-1: the watch saw no count).
-	Spec     int `json:"spec,omitempty"`
-	Ready    int `json:"ready,omitempty"`
+	Spec     int `json:"spec"`
+	Ready    int `json:"ready"`
 	MinReady int `json:"minReady"`
 	// Remaining are the pods that were there before, are not any more, and still existed when it was
 	// done.
@@ -238,14 +238,14 @@ func (tr *Traffic) Declare(c Change) {
 // the pods before and after for the reality gate.
 func (tr *Traffic) Rollout(tb testing.TB, what string, timeout time.Duration, apply func()) {
 	tb.Helper()
-	tr.change(tb, what, timeout, func() []string { apply(); return nil })
+	tr.change(tb, KindRollout, what, timeout, func() []string { apply(); return nil })
 }
 
 // change marks the start of a rollout or an eviction, applies it (apply returns the pods it evicted,
 // none for a rollout), waits until the evicted pods are gone and the Deployment has rolled out to its count before, marks the end, and declares
 // the pods before and after: with the evicted pods for a drain or an eviction, with the old
 // ReplicaSets for a rollout.
-func (tr *Traffic) change(tb testing.TB, what string, timeout time.Duration, apply func() (evicted []string)) {
+func (tr *Traffic) change(tb testing.TB, kind Kind, what string, timeout time.Duration, apply func() (evicted []string)) {
 	tb.Helper()
 	before := tr.Snapshot(tb)
 	from := time.Now()
@@ -255,11 +255,9 @@ func (tr *Traffic) change(tb testing.TB, what string, timeout time.Duration, app
 	WaitRolledOut(tb, tr.client, tr.ns, tr.target.Deployment, int32(len(before)), timeout)
 	to := time.Now()
 	tr.Mark(what + " done")
-	c := Change{Kind: KindRollout, What: what, Evicted: evicted, From: from, To: to, MinReady: tr.timeline.MinReady(tr.target.Service, from),
+	c := Change{Kind: kind, What: what, Evicted: evicted, From: from, To: to, MinReady: tr.timeline.MinReady(tr.target.Service, from),
 		Replacement: gate.Replacement{Before: before, After: tr.Snapshot(tb)}}
-	if len(evicted) > 0 {
-		c.Kind = KindEviction
-	} else {
+	if kind == KindRollout {
 		c.Replacement.OldReplicaSets = tr.ReplicaSets(tb)
 	}
 	tr.Declare(c)

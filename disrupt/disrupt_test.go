@@ -310,43 +310,91 @@ func TestZeroFailuresOnSomeClients(t *testing.T) {
 	assert.False(t, failing.Passed, "a new-conn client that fails is gated")
 }
 
-// A failed run is explained by its control client: a control that failed or stalled too points at the
-// machine, a clean one at the change; a run without one says that nothing tells them apart.
-func TestControlExplains(t *testing.T) {
-	control := func(failed int) *load.Result {
-		c := run(failed).Load
-		c.Name, c.Control = "host control GET new-conn", true
-		return c
-	}
-	stalled := control(0)
-	for i := range stalled.Requests {
-		if at := time.Duration(stalled.Requests[i].SentMicros) * time.Microsecond; at >= 8*time.Second && at < 10*time.Second {
-			stalled.Requests[i].SentMicros += int64(2 * time.Second / time.Microsecond) // frozen 2 s, caught up after
+// timeouts makes the requests sent in [from, to) seconds of a run time out.
+func timeouts(r *load.Result, from, to float64) *load.Result {
+	for i := range r.Requests {
+		if at := float64(r.Requests[i].SentMicros) / 1e6; at >= from && at < to {
+			r.Requests[i].Kind, r.Requests[i].Backend = load.KindTimeout, -1
 		}
+	}
+	return r
+}
+
+// controlRun is a control client's run (20/s over the same 20 s as run's), edited by edit.
+func controlRun(edit func(*load.Result) *load.Result) *load.Result {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := &load.Result{Config: load.Config{Name: "host control GET new-conn", Rate: 20, Control: true}, Start: start, End: start.Add(20 * time.Second),
+		ByKind: map[string]int{}, Backends: map[string]int{}}
+	for i := range 400 {
+		c.Requests = append(c.Requests, load.Request{SentMicros: int64(i) * 50000, LatencyMicros: 2000})
+	}
+	c.Sent = 400
+	if edit != nil {
+		c = edit(c)
+	}
+	return c
+}
+
+// A failed run is noise only when its control client, from the same place, was in trouble in every
+// second the run was (within a second), and the run failed in no way a stall cannot cause; a broken
+// control, a clean one, one in trouble at another moment, a refused connection, a reality violation
+// or no control each leave the failure the change's.
+func TestNoiseNeedsTheControlAtTheSameMoment(t *testing.T) {
+	stall := func(r *load.Result, from, to float64) *load.Result { // nothing sent in [from, to): made up at to
+		for i := range r.Requests {
+			if at := float64(r.Requests[i].SentMicros) / 1e6; at >= from && at < to {
+				r.Requests[i].SentMicros = int64(to * 1e6)
+			}
+		}
+		return r
 	}
 	for _, tc := range []struct {
 		name    string
-		failed  int
+		target  func(*Run)
 		control *load.Result
-		noise   int
-		want    string
+		noise   bool
+		why     string
 	}{
-		{"a passing run needs no explanation", 0, control(3), 1, ""},
-		{"a drop while the control ran clean: the change's", 3, control(0), 0, "ran clean throughout: 2000 requests, none failed or slow; the failures are this change's"},
-		{"a drop while the control failed too: the machine's", 3, control(2), 1, "failed or stalled too: the machine or the cluster, not only this change: failures (host control GET new-conn): 2 of 2000 requests failed"},
-		{"a drop while the control stalled: the machine's", 3, stalled, 1, "sent fewer than 80% of 100/s in 2 second(s) of the disruption"},
-		{"no control", 3, nil, 0, "no control client ran"},
+		{"a passing run needs no explanation", func(*Run) {}, controlRun(nil), false, ""},
+		{"timeouts while the control timed out too: noise", func(r *Run) { timeouts(r.Load, 10, 10.05) },
+			controlRun(func(c *load.Result) *load.Result { return timeouts(c, 10.2, 10.3) }), true, "was in trouble in every second this client was"},
+		{"timeouts while the control was slow a second later: noise", func(r *Run) { timeouts(r.Load, 10, 10.05) },
+			controlRun(func(c *load.Result) *load.Result { c.Requests[220].LatencyMicros = 1500000; return c }), true, "the control a request of 1.5s"},
+		{"timeouts while the control ran clean: the change's", func(r *Run) { timeouts(r.Load, 10, 10.05) }, controlRun(nil), false, "had no trouble within a second: the change's"},
+		{"timeouts while the control timed out at another moment: the change's", func(r *Run) { timeouts(r.Load, 10, 10.05) },
+			controlRun(func(c *load.Result) *load.Result { return timeouts(c, 3, 3.1) }), false, "had no trouble within a second"},
+		{"refused while the control timed out too: the change's", func(r *Run) {
+			r.Load.Requests[1000].Kind, r.Load.Requests[1000].Backend = load.KindRefused, -1
+		}, controlRun(func(c *load.Result) *load.Result { return timeouts(c, 10, 10.1) }), false, "ways a stall does not cause"},
+		{"a stall while the control stalled too: noise", func(r *Run) { stall(r.Load, 8, 10) },
+			controlRun(func(c *load.Result) *load.Result { return stall(c, 8, 10) }), true, "at 00:00:08: 0 sent, the control 0 sent"},
+		{"a stall while the control ran: the change's", func(r *Run) { stall(r.Load, 8, 10) }, controlRun(nil), false, "had no trouble within a second"},
+		{"a broken control vouches for nothing", func(r *Run) { timeouts(r.Load, 10, 10.05) },
+			controlRun(func(c *load.Result) *load.Result { return timeouts(c, 0, 20) }), false, "is broken: 400 of its 400 requests failed"},
+		{"a pod that must never serve answered, while the control timed out: the change's", func(r *Run) {
+			timeouts(r.Load, 10, 10.05)
+			r.Changes = []Change{{Kind: KindHelmTest, What: "helm test", Pod: "api-test", PodPhase: "Succeeded", MinReady: 2, Replacement: baseline.Replacement}}
+			r.Load.BackendNames = []string{"pod=api-a-1", "pod=api-test"}
+			r.Load.Requests[1500].Backend = 1
+		}, controlRun(func(c *load.Result) *load.Result { return timeouts(c, 10, 10.1) }), false, "a violation no stall of the machine causes"},
+		{"no control", func(r *Run) { timeouts(r.Load, 10, 10.05) }, nil, false, "no control client ran"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := run(tc.failed)
+			r := run(0)
+			for i := range r.Load.Requests {
+				r.Load.Requests[i].Backend = -1 // answers name no pod: the backends are not what this is about
+			}
+			tc.target(r)
 			r.Control = tc.control
 			Evaluate([]*Run{r}, ZeroFailures, gate.Policy{})
-			assert.Len(t, r.Noise, tc.noise, "%v", r.Noise)
-			if tc.want == "" {
-				assert.Empty(t, r.Explanation())
+			assert.Equal(t, tc.noise, len(r.Noise) > 0, "noise: %v; why: %s; violations: %v", r.Noise, r.Why, r.Violations)
+			if tc.why == "" {
+				assert.True(t, r.Passed, "%v", r.Violations)
+				assert.Empty(t, r.Why)
 				return
 			}
-			assert.Contains(t, r.Explanation(), tc.want)
+			assert.False(t, r.Passed)
+			assert.Contains(t, r.Why, tc.why)
 		})
 	}
 }
@@ -370,15 +418,9 @@ func (r *recorder) Logf(format string, args ...any) {
 // reality check, or a repeat without OnNoise fails as always.
 func TestRepeatOnNoise(t *testing.T) {
 	noisyControl := func() *load.Result {
-		c := run(2).Load
-		c.Name, c.Control = "host control GET new-conn", true
-		return c
+		return controlRun(func(c *load.Result) *load.Result { return timeouts(c, 10, 10.1) })
 	}
-	cleanControl := func() *load.Result {
-		c := run(0).Load
-		c.Name, c.Control = "host control GET new-conn", true
-		return c
-	}
+	cleanControl := func() *load.Result { return controlRun(nil) }
 	for _, tc := range []struct {
 		name     string
 		control  *load.Result
@@ -394,7 +436,8 @@ func TestRepeatOnNoise(t *testing.T) {
 		{"the control failed too but a change failed its reality check: fails", noisyControl(), nil, true, false, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := run(3)
+			r := run(0)
+			timeouts(r.Load, 10, 10.03)
 			r.Control, r.Changes = tc.control, tc.changes
 			rec := &recorder{TB: t}
 			var why string
@@ -406,7 +449,7 @@ func TestRepeatOnNoise(t *testing.T) {
 			assert.Len(t, rec.errors, tc.errors, "%v", rec.errors)
 			assert.Equal(t, tc.repeated, why != "", "repeated: %q", why)
 			if tc.repeated {
-				assert.Contains(t, why, "[host GET new-conn] failures (host control GET new-conn): 2 of 2000 requests failed")
+				assert.Contains(t, why, "[host GET new-conn] at 00:00:10: a timeout, the control a timeout")
 				assert.Contains(t, strings.Join(rec.logs, "\n"), "3 of 2000 requests failed", "the first attempt's violations are logged")
 			}
 		})

@@ -86,7 +86,7 @@ func (tr *Traffic) EvictFrom(tb testing.TB, node string, timeout time.Duration) 
 	if len(pods) == 0 {
 		tb.Fatalf("disrupt: no pod of %s/%s runs on %s", tr.ns, tr.target.Deployment, node)
 	}
-	tr.change(tb, "drain "+node, timeout, func() []string {
+	tr.change(tb, KindEviction, "drain "+node, timeout, func() []string {
 		for _, pod := range pods {
 			refused += Evict(tb, tr.client, tr.ns, pod, timeout)
 			tr.Mark("evicted " + pod)
@@ -102,7 +102,7 @@ func (tr *Traffic) EvictFrom(tb testing.TB, node string, timeout time.Duration) 
 // declaring the eviction for the reality gate.
 func (tr *Traffic) EvictWith(tb testing.TB, what string, timeout time.Duration, evict func(pods []string) (evicted []string)) {
 	tb.Helper()
-	tr.change(tb, what, timeout, func() []string { return evict(tr.runningPods(tb)) })
+	tr.change(tb, KindEviction, what, timeout, func() []string { return evict(tr.runningPods(tb)) })
 }
 
 // runningPods are the target's running pods (not terminating), sorted by name.
@@ -125,7 +125,7 @@ func (tr *Traffic) EvictOne(tb testing.TB, timeout time.Duration) (pod string) {
 		tb.Fatalf("disrupt: %s/%s has no running pod to evict", tr.ns, tr.target.Deployment)
 	}
 	pod = names[0]
-	tr.change(tb, "evict "+pod, timeout, func() []string { Evict(tb, tr.client, tr.ns, pod, timeout); return []string{pod} })
+	tr.change(tb, KindEviction, "evict "+pod, timeout, func() []string { Evict(tb, tr.client, tr.ns, pod, timeout); return []string{pod} })
 	return pod
 }
 

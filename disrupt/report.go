@@ -52,10 +52,13 @@ type Run struct {
 	// failures by, not a gate).
 	Lag []string `json:"lag,omitempty"`
 	// Control is the control client's run from the same place (Options.ControlURL: a Service nothing
-	// disrupts), and Noise what went wrong in it, each with what the CPU did at that second: a failure
-	// or a stall the control shares is the machine's or the cluster's.
+	// disrupts). Noise lists, for a failed run whose every troubled second (a timeout, a slow request,
+	// a stall) the control shared within a second, and which failed in no way a stall cannot cause,
+	// each such second with what the CPU did then: the machine's or the cluster's trouble. Why says, for
+	// a failed run, what the control tells of it.
 	Control *load.Result `json:"control,omitempty"`
 	Noise   []string     `json:"noise,omitempty"`
+	Why     string       `json:"why,omitempty"`
 	// Notes say what could not be checked and why.
 	Notes  []string `json:"notes,omitempty"`
 	Passed bool     `json:"passed"`
@@ -129,7 +132,12 @@ func Evaluate(runs []*Run, e Expect, p gate.Policy) []error {
 		if len(r.Marks) == 0 {
 			errs = append(errs, &gate.Violation{Gate: gate.Coverage, Client: r.Client, Detail: "no disruption was marked"})
 		}
-		errs = append(errs, gate.CheckCoverage(c, p)...)
+		errs = append(errs, gate.CheckTotals(c, p)...)
+		stalls := map[error]bool{}
+		for _, err := range gate.CheckStalls(c, p) {
+			stalls[err] = true
+			errs = append(errs, err)
+		}
 		switch {
 		case e.Failures && e.applies(r.Client):
 			errs = append(errs, gate.CheckSensitivity(c, p, e.Kinds...)...)
@@ -151,7 +159,20 @@ func Evaluate(runs []*Run, e Expect, p gate.Policy) []error {
 			r.Violations = append(r.Violations, err.Error())
 		}
 		r.Passed = len(errs) == 0
-		r.Noise = controlNoise(r.Control, w, p)
+		r.Noise, r.Why = nil, ""
+		switch {
+		case r.Passed:
+		case !timingOnly(errs, stalls):
+			r.Why = "a violation no stall of the machine causes (the change's reality, or the run as a whole): the change's"
+		default:
+			r.Noise, r.Why = coincidence(r, w, p)
+			if len(r.Noise) > 0 {
+				r.Why = fmt.Sprintf("the control client (%s, a Service nothing disrupts) was in trouble in every second this client was, within a second, and this client failed in no way a stall cannot cause: the machine's or the cluster's trouble: %s", r.Control.Name, strings.Join(r.Noise, "; "))
+			}
+		}
+		if r.Control != nil && r.Why != "" && len(r.Noise) == 0 {
+			r.Why += fmt.Sprintf(" (the control: %s)", controlSummary(r.Control))
+		}
 	}
 	return cluster
 }
@@ -216,37 +237,6 @@ func (rp *Reports) gate(tb testing.TB, runs []*Run, e Expect, p gate.Policy, onN
 	if noisy && onNoise != nil {
 		onNoise(why)
 	}
-}
-
-// controlNoise is what went wrong for the control client over the run's window: every gate a zero-
-// downtime client must pass (coverage, failures, latency), applied to it. Nothing for a run without one.
-func controlNoise(control *load.Result, w gate.Window, p gate.Policy) []string {
-	if control == nil {
-		return nil
-	}
-	c := gate.Check{Client: control.Name, Result: control, Window: w}
-	var out []string
-	for _, errs := range [][]error{gate.CheckCoverage(c, p), gate.CheckNoFailures(c), gate.CheckLatency(c, p)} {
-		for _, err := range errs {
-			out = append(out, err.Error())
-		}
-	}
-	return out
-}
-
-// Explanation says what the control client tells of a failed run: that it failed or stalled too (the
-// machine's or the cluster's noise), that it ran clean (the failures are the change's), or that none
-// ran. "" for a run that passed.
-func (r *Run) Explanation() string {
-	switch {
-	case r.Passed:
-		return ""
-	case r.Control == nil:
-		return "no control client ran (Options.ControlURL unset): a stall of the machine cannot be told from a drop"
-	case len(r.Noise) > 0:
-		return fmt.Sprintf("the control client (%s, a Service nothing disrupts) failed or stalled too: the machine or the cluster, not only this change: %s", r.Control.Name, strings.Join(r.Noise, "; "))
-	}
-	return fmt.Sprintf("the control client (%s, a Service nothing disrupts) ran clean throughout: %d requests, none failed or slow; the failures are this change's", r.Control.Name, len(r.Control.Requests))
 }
 
 // checkBackendsPerChange checks, for each change the run recorded, that its old and its new pods
@@ -397,8 +387,8 @@ func (rp *Reports) Summary() string {
 		for _, v := range r.Violations {
 			failed = append(failed, fmt.Sprintf("  %s [%s]: %s", r.Scenario, r.Client, v))
 		}
-		if e := r.Explanation(); e != "" {
-			failed = append(failed, fmt.Sprintf("  %s [%s]: WHY: %s", r.Scenario, r.Client, e))
+		if r.Why != "" {
+			failed = append(failed, fmt.Sprintf("  %s [%s]: WHY: %s", r.Scenario, r.Client, r.Why))
 		}
 	}
 	var lags []string
@@ -441,14 +431,14 @@ func pair(l Latencies) string {
 // Figures computes a run's disruption time and its latencies in steady state and during the
 // disruption (Record does it; a page that draws runs it has not recorded calls it).
 func (r *Run) Figures() {
+	r.CPUWait = -1
 	if len(r.Marks) > 0 && r.Load != nil {
 		first, last := r.Marks[0].At, r.Marks[len(r.Marks)-1].At
 		r.Disruption = last.Sub(first)
 		st, du := r.Load.Window(r.Load.Start, first), r.Load.Window(first, last)
 		r.Steady = Latencies{P50: st.P50, P99: st.P99, Max: st.Max}
 		r.During = Latencies{P50: du.P50, P99: du.P99, Max: du.Max}
-		r.CPUWait = -1
-		if _, ms, ok := r.Load.MaxCPUPressure(first, last.Add(time.Second)); ok {
+		if _, ms, ok := r.Load.MaxCPUPressure(first, last); ok {
 			r.CPUWait = time.Duration(ms) * time.Millisecond
 		}
 	}
@@ -486,7 +476,7 @@ var page = template.Must(template.New("run").Funcs(Funcs).Parse(`<!doctype html>
 <h1>{{.Scenario}}: {{.Client}}</h1>
 <p>{{verdict .Passed}} expected {{.Expect}}. {{.Load.Sent}} requests sent ({{.Load.Mode}}, {{.Load.Rate}}/s over {{dur (.Load.End.Sub .Load.Start)}}), {{.Load.Failed}} failed: {{kinds .Load.ByKind}}.</p>
 {{if .Violations}}<ul>{{range .Violations}}<li class="fail">{{.}}</li>{{end}}</ul>{{end}}
-{{with .Explanation}}<p>{{.}}</p>{{end}}
+{{with .Why}}<p>{{.}}</p>{{end}}
 {{with .Control}}<p>Control client ({{.Name}}, a Service nothing disrupts, from the same place): {{len .Requests}} requests, {{.Failed}} failed: {{kinds .ByKind}}.</p>{{end}}
 {{if .Notes}}<p>Not checked:</p><ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{if .Changes}}<p>Declared changes, each checked against what its kind must do:</p><ul>{{range .Changes}}<li>{{.}}</li>{{end}}</ul>{{end}}

@@ -107,10 +107,73 @@ type Check struct {
 }
 
 // CheckCoverage: the client recorded every request it sent (every figure is computed from the records,
-// never from a client's own totals), sent at least MinCoverage of rate x duration, at least MinPerSecond
-// of its rate in every second of the disruption and its settle time, started SteadyBefore before the
-// disruption and ran SettleAfter past its end.
+// never from a client's own totals), sent at least MinCoverage of rate x duration, started SteadyBefore
+// before the disruption and ran SettleAfter past its end; and CheckStalls.
 func CheckCoverage(c Check, p Policy) []error {
+	return append(CheckTotals(c, p), CheckStalls(c, p)...)
+}
+
+// CheckStalls: the client sent at least MinPerSecond of its rate in every second of the disruption and
+// its settle time (a stall, even if made up later, leaves those seconds uncovered).
+func CheckStalls(c Check, p Policy) []error {
+	p = p.WithDefaults()
+	r := c.Result
+	if r == nil {
+		return nil
+	}
+	var low []string
+	for _, l := range LowSeconds(c, p) {
+		s := fmt.Sprintf("+%ds: %d sent", int(l.At.Sub(c.Window.From)/time.Second), l.Sent)
+		if cpu, th, ok := r.CPUAt(l.At.Add(time.Second / 2)); ok {
+			s += fmt.Sprintf(" (CPU pressure %d ms", cpu)
+			if th > 0 {
+				s += fmt.Sprintf(", throttled %d ms", th)
+			}
+			s += ")"
+		}
+		low = append(low, s)
+	}
+	if len(low) == 0 {
+		return nil
+	}
+	return []error{&Violation{Gate: Coverage, Client: c.Client, Detail: fmt.Sprintf("sent fewer than %.0f%% of %d/s in %d second(s) of the disruption (a stall, even if made up later, leaves them uncovered): %s",
+		p.MinPerSecond*100, r.Rate, len(low), strings.Join(low, ", "))}}
+}
+
+// LowSecond is a whole second of a disruption in which a client sent too little.
+type LowSecond struct {
+	At   time.Time
+	Sent int
+}
+
+// LowSeconds are the whole seconds of c's window and its settle time in which the client sent fewer
+// than MinPerSecond of its rate, counted from its records.
+func LowSeconds(c Check, p Policy) []LowSecond {
+	p = p.WithDefaults()
+	r := c.Result
+	n := int(c.Window.To.Add(p.SettleAfter).Sub(c.Window.From) / time.Second)
+	if r == nil || n <= 0 {
+		return nil
+	}
+	counts := make([]int, n)
+	for _, q := range r.Requests {
+		if at := r.SentAt(q); !at.Before(c.Window.From) {
+			if i := int(at.Sub(c.Window.From) / time.Second); i < n {
+				counts[i]++
+			}
+		}
+	}
+	var out []LowSecond
+	for i, sent := range counts {
+		if float64(sent) < p.MinPerSecond*float64(r.Rate) {
+			out = append(out, LowSecond{At: c.Window.From.Add(time.Duration(i) * time.Second), Sent: sent})
+		}
+	}
+	return out
+}
+
+// CheckTotals is CheckCoverage without the per-second part (CheckStalls).
+func CheckTotals(c Check, p Policy) []error {
 	p = p.WithDefaults()
 	r := c.Result
 	var out []error
@@ -130,10 +193,6 @@ func CheckCoverage(c Check, p Policy) []error {
 	if float64(sent) < want || sent == 0 {
 		add("recorded %d requests in %s at %d/s, fewer than %.0f%% of %.0f", sent, ran.Round(time.Millisecond), r.Rate, p.MinCoverage*100, float64(r.Rate)*ran.Seconds())
 	}
-	if low := lowSeconds(r, c.Window.From, c.Window.To.Add(p.SettleAfter), p.MinPerSecond); len(low) > 0 {
-		add("sent fewer than %.0f%% of %d/s in %d second(s) of the disruption (a stall, even if made up later, leaves them uncovered): %s",
-			p.MinPerSecond*100, r.Rate, len(low), strings.Join(low, ", "))
-	}
 	if c.Window.To.Before(c.Window.From) {
 		add("the disruption ends (%s) before it starts (%s)", stamp(c.Window.To), stamp(c.Window.From))
 	}
@@ -142,34 +201,6 @@ func CheckCoverage(c Check, p Policy) []error {
 	}
 	if tail := r.End.Sub(c.Window.To); tail < p.SettleAfter {
 		add("load stopped %s after the disruption ended, less than the %s required (kube-proxy's minSyncPeriod + 1s)", tail.Round(time.Millisecond), p.SettleAfter)
-	}
-	return out
-}
-
-// lowSeconds lists the whole seconds of [from, to) in which r sent fewer than share x its rate, as
-// "+Ns: M sent" (N seconds after from), counted from its records.
-func lowSeconds(r *load.Result, from, to time.Time, share float64) []string {
-	n := int(to.Sub(from) / time.Second)
-	if n <= 0 {
-		return nil
-	}
-	counts := make([]int, n)
-	for _, q := range r.Requests {
-		if at := r.SentAt(q); !at.Before(from) {
-			if i := int(at.Sub(from) / time.Second); i < n {
-				counts[i]++
-			}
-		}
-	}
-	var out []string
-	for i, c := range counts {
-		if float64(c) < share*float64(r.Rate) {
-			low := fmt.Sprintf("+%ds: %d sent", i, c)
-			if p, th, ok := r.CPUAt(from.Add(time.Duration(i)*time.Second + time.Second/2)); ok {
-				low += fmt.Sprintf(" (CPU pressure %d ms, throttled %d ms)", p, th)
-			}
-			out = append(out, low)
-		}
 	}
 	return out
 }

@@ -7,34 +7,47 @@ import (
 
 // cpuReading is what the machine and the client's own cgroup say about CPU time, cumulative: how long
 // some task on the machine waited for a CPU (the kernel's pressure stall information), and how long the
-// client's cgroup was held back by its CPU limit. ok is false where they cannot be read.
+// client's cgroup was held back by its CPU limit. ok and throttledOK are false where they cannot be
+// read.
 type cpuReading struct {
 	pressure, throttled time.Duration
-	ok                  bool
+	ok, throttledOK     bool
 }
 
 // sampleCPU appends, once a second from start until ctx is done (and once more then, for the last part
 // of a second), the milliseconds of CPU pressure and of throttling in that second to res, -1 where
-// nothing could be read. read is readCPU outside tests.
-func sampleCPU(ctx context.Context, res *Result, start time.Time, read func() cpuReading) {
+// nothing could be read. A sample taken late (the process itself stalled) covers every second since
+// the last one, and each of them gets the average: a stalled second never reads 0. read is readCPU and
+// clock time.Now outside tests.
+func sampleCPU(ctx context.Context, res *Result, start time.Time, read func() cpuReading, clock func() time.Time) {
 	prev := read()
-	add := func() {
-		now := read()
-		p, th := int32(-1), int32(-1)
-		if prev.ok && now.ok {
-			p, th = int32((now.pressure-prev.pressure)/time.Millisecond), int32((now.throttled-prev.throttled)/time.Millisecond)
+	add := func(final bool) {
+		cur := read()
+		n := int(clock().Sub(start) / time.Second) // whole seconds since start
+		if final {
+			n++ // the last part of a second
 		}
-		res.CPUPressure = append(res.CPUPressure, p)
-		res.Throttled = append(res.Throttled, th)
-		prev = now
+		slots := max(1, n-len(res.CPUPressure))
+		p, th := int32(-1), int32(-1)
+		if prev.ok && cur.ok {
+			p = int32((cur.pressure - prev.pressure) / time.Millisecond / time.Duration(slots))
+		}
+		if prev.throttledOK && cur.throttledOK {
+			th = int32((cur.throttled - prev.throttled) / time.Millisecond / time.Duration(slots))
+		}
+		for range slots {
+			res.CPUPressure = append(res.CPUPressure, p)
+			res.Throttled = append(res.Throttled, th)
+		}
+		prev = cur
 	}
-	for i := 1; ; i++ {
+	for {
 		select {
 		case <-ctx.Done():
-			add()
+			add(true)
 			return
-		case <-time.After(time.Until(start.Add(time.Duration(i) * time.Second))):
-			add()
+		case <-time.After(time.Until(start.Add(time.Duration(len(res.CPUPressure)+1) * time.Second))):
+			add(false)
 		}
 	}
 }
@@ -60,18 +73,18 @@ func (r *Result) CPUSaid(t time.Time) string {
 
 func fmtCPU(p, th int32) string {
 	s := "in that second some task on the machine waited " + (time.Duration(p) * time.Millisecond).String() + " for a CPU"
-	if th > 0 {
+	if th > 0 { // -1: the client's cgroup could not be read
 		s += ", and the client's cgroup was throttled by its CPU limit for " + (time.Duration(th) * time.Millisecond).String()
 	}
 	return s
 }
 
-// MaxCPUPressure is the second of [from, to) with the most CPU pressure: its offset from the run's
+// MaxCPUPressure is the second, among those that overlap [from, to), with the most CPU pressure: its offset from the run's
 // start and the milliseconds waited (ok false when none was measured).
 func (r *Result) MaxCPUPressure(from, to time.Time) (at time.Duration, ms int32, ok bool) {
 	for i, p := range r.CPUPressure {
 		sec := r.Start.Add(time.Duration(i) * time.Second)
-		if p < 0 || sec.Add(time.Second).Before(from) || !sec.Before(to) {
+		if p < 0 || !sec.Add(time.Second).After(from) || !sec.Before(to) {
 			continue
 		}
 		if !ok || p > ms {

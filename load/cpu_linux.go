@@ -31,13 +31,13 @@ func readCPU() cpuReading {
 			}
 		}
 	}
-	r.throttled = throttled()
+	r.throttled, r.throttledOK = throttled()
 	return r
 }
 
-// throttled is the cumulative throttled time of this process's CPU cgroup, 0 when it has no limit or
-// cannot be read.
-func throttled() time.Duration {
+// throttled is the cumulative throttled time of this process's CPU cgroup (0 when it has no limit);
+// ok is false when no cpu.stat could be read.
+func throttled() (time.Duration, bool) {
 	for _, f := range cgroupCPUStat() {
 		file, err := os.Open(f)
 		if err != nil {
@@ -51,14 +51,14 @@ func throttled() time.Duration {
 			switch {
 			case err != nil:
 			case k == "throttled_usec": // cgroup v2
-				return time.Duration(n) * time.Microsecond
+				return time.Duration(n) * time.Microsecond, true
 			case k == "throttled_time": // cgroup v1, nanoseconds
-				return time.Duration(n)
+				return time.Duration(n), true
 			}
 		}
-		return 0
+		return 0, true // a cpu.stat without throttling figures: no CPU controller limits it
 	}
-	return 0
+	return 0, false
 }
 
 // cgroupCPUStat lists where this process's cpu.stat may be, most specific first: its cgroup's path

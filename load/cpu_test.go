@@ -12,43 +12,55 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The sampler turns cumulative readings into per-second figures, -1 where a reading failed.
+// The sampler turns cumulative readings into per-second figures, -1 where a reading failed, and a
+// late sample spreads over the seconds it covers (a stalled second never reads 0).
 func TestSampleCPU(t *testing.T) {
 	readings := []cpuReading{
-		{pressure: 10 * time.Second, ok: true},
-		{pressure: 10*time.Second + 250*time.Millisecond, throttled: 0, ok: true},
-		{pressure: 10*time.Second + 900*time.Millisecond, throttled: 40 * time.Millisecond, ok: true},
-		{},
-		{pressure: 11 * time.Second, throttled: 40 * time.Millisecond, ok: true},
+		{pressure: 10 * time.Second, ok: true, throttledOK: true},
+		{pressure: 10*time.Second + 250*time.Millisecond, ok: true, throttledOK: true},                                   // at 1.0 s
+		{pressure: 10*time.Second + 900*time.Millisecond, throttled: 40 * time.Millisecond, ok: true, throttledOK: true}, // at 2.0 s
+		{}, // at 3.0 s: unreadable
+		{pressure: 11 * time.Second, throttled: 40 * time.Millisecond, ok: true, throttledOK: true},                      // at 4.0 s
+		{pressure: 13*time.Second + 700*time.Millisecond, throttled: 40 * time.Millisecond, ok: true, throttledOK: true}, // at 7.2 s: 3 s late
+		{pressure: 13*time.Second + 800*time.Millisecond, throttled: 40 * time.Millisecond, ok: true},                    // at 7.5 s, the end: no cgroup
 	}
+	clock := []time.Duration{1000, 2000, 3000, 4000, 7200, 7500} // ms after start, when each sample after the first is taken
 	var calls atomic.Int32
 	read := func() cpuReading {
 		i := int(calls.Add(1)) - 1
 		return readings[min(i, len(readings)-1)]
 	}
-	res := &Result{}
+	start := time.Now().Add(-time.Hour) // every tick is due at once; the clock says when it ran
+	now := func() time.Time {
+		i := int(calls.Load()) - 2
+		return start.Add(clock[max(0, min(i, len(clock)-1))] * time.Millisecond)
+	}
+	res := &Result{Start: start}
 	ctx, cancel := context.WithCancel(context.Background())
-	start := time.Now().Add(-4 * time.Second) // the first four seconds are due at once
 	done := make(chan struct{})
-	go func() { defer close(done); sampleCPU(ctx, res, start, read) }()
-	require.Eventually(t, func() bool { return calls.Load() >= 5 }, 5*time.Second, 10*time.Millisecond)
+	go func() { defer close(done); sampleCPU(ctx, res, start, read, now) }()
+	require.Eventually(t, func() bool { return calls.Load() >= 6 }, 5*time.Second, time.Millisecond)
 	cancel()
 	<-done
-	require.GreaterOrEqual(t, len(res.CPUPressure), 4)
-	assert.Equal(t, []int32{250, 650, -1, -1}, res.CPUPressure[:4])
-	assert.Equal(t, []int32{0, 40, -1, -1}, res.Throttled[:4])
+	require.GreaterOrEqual(t, len(res.CPUPressure), 8, "%v", res.CPUPressure)
+	assert.Equal(t, []int32{250, 650, -1, -1, 900, 900, 900}, res.CPUPressure[:7], "the 3 s late sample is spread over seconds 4, 5 and 6")
+	assert.Equal(t, []int32{0, 40, -1, -1, 0, 0, 0}, res.Throttled[:7])
 
-	res.Start = start
 	p, th, ok := res.CPUAt(start.Add(1500 * time.Millisecond))
 	assert.True(t, ok)
 	assert.Equal(t, int32(650), p)
 	assert.Equal(t, int32(40), th)
 	assert.Equal(t, "in that second some task on the machine waited 650ms for a CPU, and the client's cgroup was throttled by its CPU limit for 40ms", res.CPUSaid(start.Add(1500*time.Millisecond)))
 	assert.Equal(t, "CPU pressure not measured at that second", res.CPUSaid(start.Add(2500*time.Millisecond)))
+	assert.Equal(t, "in that second some task on the machine waited 900ms for a CPU", res.CPUSaid(start.Add(5500*time.Millisecond)))
 	at, ms, ok := res.MaxCPUPressure(start, start.Add(4*time.Second))
 	assert.True(t, ok)
 	assert.Equal(t, time.Second, at)
 	assert.Equal(t, int32(650), ms)
+	_, ms, _ = res.MaxCPUPressure(start.Add(4*time.Second), start.Add(4*time.Second+time.Millisecond))
+	assert.Equal(t, int32(900), ms, "the second that holds a moment")
+	_, ms, _ = res.MaxCPUPressure(start.Add(2*time.Second), start.Add(3*time.Second))
+	assert.Zero(t, ms, "a second that only touches the window's start is not in it")
 }
 
 // On this machine the kernel publishes CPU pressure; a run records a figure per second.

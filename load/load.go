@@ -167,7 +167,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{Config: cfg, Start: start, ByKind: map[string]int{}, Backends: map[string]int{}}
 	sctx, stopSampling := context.WithCancel(ctx)
 	sampled := make(chan struct{})
-	go func() { defer close(sampled); sampleCPU(sctx, res, start, readCPU) }()
+	go func() { defer close(sampled); sampleCPU(sctx, res, start, readCPU, time.Now) }()
 	defer func() { stopSampling(); <-sampled }()
 	backendIdx := map[string]int{}
 	var mu sync.Mutex

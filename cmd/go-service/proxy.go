@@ -26,8 +26,7 @@ import (
 // passed on, so a client's pooled connection leaves the pod with its next response, and once no client
 // connection has been used for -quiet the idle ones are closed, as the graceful package does (an idle
 // connection kept open would carry a later request to an app that has gone). -quiet defaults to half
-// the app's own quiet period (graceful.Defaults.KeepAliveQuiet), and the wait is bounded by 4 x -quiet:
-// both timers restart on the same requests (the proxy forwards each one), so with equal periods the app
+// the app's own quiet period (graceful.Defaults.KeepAliveQuiet): both timers restart on the same requests (the proxy forwards each one), so with equal periods the app
 // could close its listener at the moment the proxy still accepts a request on an idle client connection
 // and answers it 502; with half, the proxy's idle client connections are gone before the app closes. On SIGTERM it calls
 // http.Server.Shutdown: it stops listening at once and finishes the requests in flight. As a native
@@ -38,7 +37,7 @@ func runProxy(args []string) int {
 	listen := fs.String("listen", ":8081", "listen address")
 	upstream := fs.String("upstream", "http://127.0.0.1:8080", "the app's URL")
 	drain := fs.Duration("drain-timeout", 15*time.Second, "how long requests in flight may take after SIGTERM")
-	quiet := fs.Duration("quiet", defaultProxyQuiet, "once the app drains, close idle client connections after this long without a request (at most 4x this after the drain starts); keep it below the app's own quiet period")
+	quiet := fs.Duration("quiet", defaultProxyQuiet, "once the app drains, close idle client connections after this long without a request; keep it below the app's own quiet period")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -92,17 +91,18 @@ func newProxy(u *url.URL, srv *http.Server, quiet time.Duration, log *slog.Logge
 		}
 	}
 	closeIdleWhenQuiet := func() {
-		deadline := time.Now().Add(4 * quiet)
+		// No bound: the app keeps serving for as long as its own delay says (the proxy cannot know it),
+		// and closing an idle connection under traffic loses the request a client is sending on it.
 		for {
 			mu.Lock()
 			idle := time.Since(lastUsed)
 			mu.Unlock()
-			if idle >= quiet || !time.Now().Before(deadline) {
-				log.Info("the app drains and no client connection was used for the quiet period (or 4 times it passed): closing the idle ones", "quiet", quiet, "idle", idle)
+			if idle >= quiet {
+				log.Info("the app drains and no client connection was used for the quiet period: closing the idle ones", "quiet", quiet)
 				srv.SetKeepAlivesEnabled(false) // closes the idle connections; later responses close theirs
 				return
 			}
-			time.Sleep(min(quiet-idle, time.Until(deadline)))
+			time.Sleep(quiet - idle)
 		}
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
