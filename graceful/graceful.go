@@ -45,7 +45,9 @@ type Config struct {
 	LivenessPath  string        // GO_SERVICE_LIVENESS_PATH
 	PreStopPath   string        // GO_SERVICE_PRESTOP_PATH
 	// KeepAliveQuiet is how long a connection must have been idle before the shutdown closes it
-	// (default 500ms; the wait is bounded by 4 x KeepAliveQuiet).
+	// (GO_SERVICE_KEEPALIVE_QUIET, default 500ms; the wait is bounded by 4 x KeepAliveQuiet). Behind a
+	// proxy sidecar the chart doubles it, so that the proxy, which closes its own idle client
+	// connections after half the default, is done before the app stops listening.
 	KeepAliveQuiet time.Duration
 }
 
@@ -67,6 +69,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		{"GO_SERVICE_SHUTDOWN_DELAY", &c.ShutdownDelay},
 		{"GO_SERVICE_PRESTOP_DELAY", &c.PreStopDelay},
 		{"GO_SERVICE_DRAIN_TIMEOUT", &c.DrainTimeout},
+		{"GO_SERVICE_KEEPALIVE_QUIET", &c.KeepAliveQuiet},
 	}
 	for _, d := range durations {
 		if v := getenv(d.name); v != "" {

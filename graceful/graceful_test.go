@@ -174,9 +174,10 @@ func TestFromEnv(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	c, err := FromEnv(env(map[string]string{
 		"GO_SERVICE_SHUTDOWN_DELAY": "5s", "GO_SERVICE_DRAIN_TIMEOUT": "30s", "GO_SERVICE_PRESTOP_DELAY": "0s",
-		"GO_SERVICE_HTTP_PORT": "9000", "GO_SERVICE_READINESS_PATH": "/ready",
+		"GO_SERVICE_HTTP_PORT": "9000", "GO_SERVICE_READINESS_PATH": "/ready", "GO_SERVICE_KEEPALIVE_QUIET": "1s",
 	}))
 	require.NoError(t, err)
+	assert.Equal(t, time.Second, c.KeepAliveQuiet)
 	assert.Equal(t, 5*time.Second, c.ShutdownDelay)
 	assert.Equal(t, 30*time.Second, c.DrainTimeout)
 	assert.Equal(t, time.Duration(0), c.PreStopDelay)
@@ -189,7 +190,7 @@ func TestFromEnv(t *testing.T) {
 	assert.Equal(t, Defaults, d)
 
 	for name, val := range map[string]string{
-		"GO_SERVICE_DRAIN_TIMEOUT": "15", "GO_SERVICE_SHUTDOWN_DELAY": "-1s", "GO_SERVICE_HTTP_PORT": "http", "GO_SERVICE_LIVENESS_PATH": "live",
+		"GO_SERVICE_DRAIN_TIMEOUT": "15", "GO_SERVICE_SHUTDOWN_DELAY": "-1s", "GO_SERVICE_KEEPALIVE_QUIET": "soon", "GO_SERVICE_HTTP_PORT": "http", "GO_SERVICE_LIVENESS_PATH": "live",
 	} {
 		_, err := FromEnv(env(map[string]string{name: val}))
 		require.Error(t, err, name)

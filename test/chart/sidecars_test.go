@@ -102,6 +102,8 @@ func TestSidecarValues(t *testing.T) {
 				ports = append(ports, p.Port.String())
 			}
 			assert.Equal(t, []string{"http", "metrics", "8081"}, ports, "the proxy's port is open to the peers")
+			assert.Equal(t, "1s", envOf(deployment(t, r).Spec.Template.Spec.Containers[0])["GO_SERVICE_KEEPALIVE_QUIET"],
+				"behind a proxy the app waits twice its default quiet period, so the proxy's idle connections close first")
 		}},
 		valueCase{name: "a sidecar beside the app", kube: "1.34.0", values: m{"sidecars": []any{m{"name": "logs", "image": "shipper:1.0"}}}, check: func(t *testing.T, r *render.Result) {
 			spec := deployment(t, r).Spec.Template.Spec
@@ -109,10 +111,21 @@ func TestSidecarValues(t *testing.T) {
 			assert.Equal(t, "logs", spec.InitContainers[0].Name)
 			svc := render.One[*corev1.Service](t, r)
 			assert.Equal(t, "http", svc.Spec.Ports[0].Name, "the app keeps the traffic")
+			_, set := envOf(deployment(t, r).Spec.Template.Spec.Containers[0])["GO_SERVICE_KEEPALIVE_QUIET"]
+			assert.False(t, set, "the app's own clients: its default quiet period")
 		}},
 		valueCase{name: "none", values: m{}, check: func(t *testing.T, r *render.Result) {
 			assert.Empty(t, deployment(t, r).Spec.Template.Spec.InitContainers)
 		}},
 	)
 	runValueCases(t, cases)
+}
+
+// envOf is a container's literal environment by name.
+func envOf(c corev1.Container) map[string]string {
+	out := map[string]string{}
+	for _, e := range c.Env {
+		out[e.Name] = e.Value
+	}
+	return out
 }

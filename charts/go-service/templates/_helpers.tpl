@@ -284,6 +284,13 @@ httpGet:
 - name: GO_SERVICE_PRESTOP_PATH
   value: {{ .Values.shutdown.preStop.httpGet.path | quote }}
 {{- end }}
+{{- if not (empty (include "go-service.requestPathSidecar" . | fromJson)) }}
+{{- /* Behind a proxy sidecar the app's clients are the proxy's connections: the app waits twice its
+       default quiet period, so a proxy that closes its idle client connections once they go quiet is
+       done before the app stops listening (else a request on one of them meets a closed listener: 502). */}}
+- name: GO_SERVICE_KEEPALIVE_QUIET
+  value: "1s"
+{{- end }}
 {{- end }}
 
 {{/*
@@ -485,6 +492,9 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- $n := list }}
 {{- if .Values.shutdown.env }}
   {{- $n = concat $n (list "GO_SERVICE_PRESTOP_MODE" "GO_SERVICE_PRESTOP_DELAY" "GO_SERVICE_SHUTDOWN_DELAY" "GO_SERVICE_DRAIN_TIMEOUT" "GO_SERVICE_TERMINATION_GRACE_PERIOD" "GO_SERVICE_HTTP_PORT" "GO_SERVICE_READINESS_PATH" "GO_SERVICE_LIVENESS_PATH" "GO_SERVICE_PRESTOP_PATH") }}
+  {{- if not (empty (include "go-service.requestPathSidecar" . | fromJson)) }}
+    {{- $n = append $n "GO_SERVICE_KEEPALIVE_QUIET" }}
+  {{- end }}
 {{- end }}
 {{- if include "go-service.gomemlimit" . }}
   {{- $n = append $n "GOMEMLIMIT" }}
