@@ -252,7 +252,11 @@ func (tr *Traffic) change(tb testing.TB, kind Kind, what string, timeout time.Du
 	tr.Mark(what)
 	evicted := apply()
 	tr.waitGone(tb, what, evicted, timeout)
-	WaitRolledOut(tb, tr.client, tr.ns, tr.target.Deployment, int32(len(before)), timeout)
+	want := int32(len(before))
+	if tr.autoscaled(tb) {
+		want = AnyReplicas // an HPA sets the count meanwhile
+	}
+	WaitRolledOut(tb, tr.client, tr.ns, tr.target.Deployment, want, timeout)
 	to := time.Now()
 	tr.Mark(what + " done")
 	c := Change{Kind: kind, What: what, Evicted: evicted, From: from, To: to, MinReady: tr.timeline.MinReady(tr.target.Service, from),
@@ -392,6 +396,22 @@ func (tr *Traffic) NoChange(tb testing.TB, what string, d time.Duration) {
 	tr.Mark(what + " done")
 	tr.Declare(Change{Kind: KindNone, What: what, From: from, To: to, MinReady: tr.timeline.MinReady(tr.target.Service, from),
 		Replacement: gate.Replacement{Before: before, After: tr.Snapshot(tb)}})
+}
+
+// autoscaled says whether a HorizontalPodAutoscaler scales the target's Deployment: then the replica
+// count a rollout ends with is the HPA's, not the count before it.
+func (tr *Traffic) autoscaled(tb testing.TB) bool {
+	tb.Helper()
+	list, err := tr.client.AutoscalingV2().HorizontalPodAutoscalers(tr.ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		tb.Fatalf("disrupt: list the HorizontalPodAutoscalers: %v", err)
+	}
+	for _, h := range list.Items {
+		if ref := h.Spec.ScaleTargetRef; ref.Kind == "Deployment" && ref.Name == tr.target.Deployment {
+			return true
+		}
+	}
+	return false
 }
 
 // readyEndpoints counts the target Service's ready endpoints now, each pod once.

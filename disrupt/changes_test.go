@@ -6,6 +6,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/go-service/go-service/gate"
 )
@@ -148,5 +151,18 @@ func TestEvaluateDeclaredChanges(t *testing.T) {
 			Evaluate([]*Run{clean}, ZeroFailures, gate.Policy{})
 			assert.True(t, clean.Passed, "%v", clean.Violations)
 		})
+	}
+}
+
+// A rollout of a Deployment an HPA scales ends with the HPA's count; any other with the count before.
+func TestAutoscaled(t *testing.T) {
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "shop"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{Kind: "Deployment", Name: "api"}}}
+	for _, tc := range []struct {
+		deployment string
+		want       bool
+	}{{"api", true}, {"worker", false}} {
+		tr := &Traffic{client: fake.NewClientset(hpa), ns: "shop", target: Target{Deployment: tc.deployment}}
+		assert.Equal(t, tc.want, tr.autoscaled(t), tc.deployment)
 	}
 }
