@@ -3,8 +3,8 @@ package disrupt
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -343,7 +343,7 @@ func (tr *Traffic) BadRelease(tb testing.TB, what string, timeout time.Duration,
 	to := time.Now()
 	tr.Mark(what + ": rolled back")
 	c := Change{Kind: KindBadRelease, What: what, From: from, To: to, MinReady: tr.timeline.MinReady(tr.target.Service, from),
-		NewPods: sortedKeys(bad), ReadyListed: sortedKeys(tr.timeline.ReadyEndpointPods()),
+		NewPods: slices.Sorted(maps.Keys(bad)), ReadyListed: slices.Sorted(maps.Keys(tr.timeline.ReadyEndpointPods())),
 		Replacement: gate.Replacement{Before: before, After: tr.Snapshot(tb)}}
 	tr.Declare(c)
 }
@@ -361,7 +361,7 @@ func (tr *Traffic) HelmTest(tb testing.TB, what, pod string, run func()) {
 	// The run returns when its own watch saw the pod end; the timeline's watch may see it a moment later.
 	_ = cluster.Poll(context.Background(), 10*time.Second, 100*time.Millisecond, func() (bool, error) { return tr.timeline.Phase(pod) != "", nil })
 	tr.Declare(Change{Kind: KindHelmTest, What: what, From: from, To: to, Pod: pod, PodPhase: tr.timeline.Phase(pod),
-		MinReady: tr.timeline.MinReady(tr.target.Service, from), Listed: sortedKeys(tr.timeline.EndpointPods()),
+		MinReady: tr.timeline.MinReady(tr.target.Service, from), Listed: slices.Sorted(maps.Keys(tr.timeline.EndpointPods())),
 		Replacement: gate.Replacement{Before: before, After: tr.Snapshot(tb)}})
 }
 
@@ -452,13 +452,4 @@ func (tr *Traffic) podExists(tb testing.TB, name string) bool {
 		tb.Fatalf("disrupt: pod %s: %v", name, err)
 	}
 	return err == nil
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
