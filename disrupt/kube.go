@@ -3,6 +3,7 @@ package disrupt
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,8 +110,9 @@ func PodsOf(tb testing.TB, c kubernetes.Interface, ns string, set map[string]str
 	return pods.Items
 }
 
-// Describe reports the pods (node, IP, phase, container states) and events of a namespace, for a failure
-// message.
+// Describe reports the pods (node, IP, phase, container states) and events of a namespace, the events in
+// the order they happened, for a failure message. Its first line, "--- namespace NAME", is how the
+// run's summary (internal/cmd/testlog) tells it from the failure it follows.
 func Describe(c kubernetes.Interface, ns string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -127,11 +129,20 @@ func Describe(c kubernetes.Interface, ns string) string {
 	}
 	events, err := c.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
 	if err == nil {
+		slices.SortStableFunc(events.Items, func(a, b corev1.Event) int { return eventTime(a).Compare(eventTime(b)) })
 		for _, ev := range events.Items {
-			fmt.Fprintf(&b, "event %s %s/%s %s: %s\n", ev.LastTimestamp.Format("15:04:05"), ev.InvolvedObject.Kind, ev.InvolvedObject.Name, ev.Reason, ev.Message)
+			fmt.Fprintf(&b, "event %s %s/%s %s: %s\n", eventTime(ev).Format("15:04:05"), ev.InvolvedObject.Kind, ev.InvolvedObject.Name, ev.Reason, ev.Message)
 		}
 	}
 	return b.String()
+}
+
+// eventTime is when an event last happened (events.k8s.io/v1 writers set only EventTime).
+func eventTime(ev corev1.Event) time.Time {
+	if !ev.LastTimestamp.IsZero() {
+		return ev.LastTimestamp.Time
+	}
+	return ev.EventTime.Time
 }
 
 func containerState(s corev1.ContainerState) string {

@@ -35,7 +35,16 @@ type Record struct {
 	Test    string `json:"test"`
 	Result  string `json:"result"`           // pass, fail, skip
 	Reason  string `json:"reason,omitempty"` // a skipped test's own words
+	// Last are a failed test's last lines of its own output (tailLines of them), so the end of a run
+	// says why each test failed without the whole log.
+	Last []string `json:"last,omitempty"`
 }
+
+// tailLines is how many of a failed test's last lines its record keeps, and tailWidth how much of each.
+const (
+	tailLines = 8
+	tailWidth = 400
+)
 
 func main() {
 	verbose := flag.Bool("v", false, "print every line of output, as go test -v")
@@ -107,8 +116,11 @@ func filter(in io.Reader, out, rec io.Writer, suite string, verbose bool) (resul
 			}
 			results++
 			r := Record{Suite: suite, Package: ev.Package, Test: ev.Test, Result: ev.Action}
-			if ev.Action == "skip" {
+			switch ev.Action {
+			case "skip":
 				r.Reason = skipReason(text)
+			case "fail":
+				r.Last = lastLines(text)
 			}
 			_ = enc.Encode(r)
 		}
@@ -129,7 +141,44 @@ func skipReason(output string) string {
 	return strings.Join(lines, " ")
 }
 
-// summarize prints every skipped test with its reason, then the counts per suite and in all; it returns
+// lastLines are the last tailLines lines a test printed itself (not go test's "=== RUN" and "--- FAIL"
+// lines, nor its subtests' results), each cut to tailWidth bytes, leaving out the state of a namespace a
+// failed test logs as it cleans up (a message whose first line holds stateHeader, and its continuation
+// lines): what failed, not the pods and events that follow. A test whose subtests failed prints none of
+// its own: its record has none.
+func lastLines(output string) []string {
+	var lines []string
+	skipDeeper := -1 // inside a state message: the indent of its first line
+	for _, l := range strings.Split(output, "\n") {
+		t := strings.TrimSpace(l)
+		indent := len(l) - len(strings.TrimLeft(l, " \t"))
+		if skipDeeper >= 0 && (indent > skipDeeper || t == "") {
+			continue
+		}
+		skipDeeper = -1
+		if strings.Contains(t, stateHeader) {
+			skipDeeper = indent
+			continue
+		}
+		if t == "" || strings.HasPrefix(t, "=== ") || strings.HasPrefix(t, "--- ") {
+			continue
+		}
+		if len(t) > tailWidth {
+			t = t[:tailWidth] + " …"
+		}
+		lines = append(lines, t)
+	}
+	if len(lines) > tailLines {
+		lines = lines[len(lines)-tailLines:]
+	}
+	return lines
+}
+
+// stateHeader begins the state of a namespace (disrupt.Describe): its pods and events, logged when a
+// test failed; lastLines leaves it out.
+const stateHeader = "--- namespace "
+
+// summarize prints every failed test with its last lines, every skipped test with its reason, then the counts per suite and in all; it returns
 // the exit status: 1 if a test failed.
 func summarize(path string, out io.Writer) int {
 	data, err := os.ReadFile(path)
@@ -169,6 +218,12 @@ func summarize(path string, out io.Writer) int {
 		fmt.Fprintf(out, "failed (%d):\n", len(failed))
 		for _, r := range failed {
 			fmt.Fprintf(out, "  %s %s (%s)\n", r.Suite, r.Test, r.Package)
+			if len(r.Last) > 0 {
+				fmt.Fprintf(out, "    its last lines:\n")
+			}
+			for _, l := range r.Last {
+				fmt.Fprintf(out, "      %s\n", l)
+			}
 		}
 	}
 	if len(skipped) > 0 {

@@ -27,6 +27,22 @@ const stream = `{"Action":"start","Package":"p"}
 {"Action":"run","Package":"p","Test":"TestBad"}
 {"Action":"output","Package":"p","Test":"TestBad","Output":"    bad_test.go:3: want 1, got 2\n"}
 {"Action":"fail","Package":"p","Test":"TestBad"}
+{"Action":"run","Package":"p","Test":"TestLong"}
+{"Action":"output","Package":"p","Test":"TestLong","Output":"=== RUN   TestLong\n"}
+{"Action":"output","Package":"p","Test":"TestLong","Output":"    long_test.go:1: line 1\n"}
+{"Action":"output","Package":"p","Test":"TestLong","Output":"    long_test.go:2: line 2\n"}
+{"Action":"output","Package":"p","Test":"TestLong","Output":"    long_test.go:3: line 3\n"}
+{"Action":"output","Package":"p","Test":"TestLong","Output":"    long_test.go:4: line 4\n"}
+{"Action":"output","Package":"p","Test":"TestLong","Output":"    long_test.go:5: line 5\n"}
+{"Action":"output","Package":"p","Test":"TestLong","Output":"    long_test.go:6: line 6\n"}
+{"Action":"output","Package":"p","Test":"TestLong","Output":"    long_test.go:7: line 7\n"}
+{"Action":"output","Package":"p","Test":"TestLong","Output":"    long_test.go:8: line 8\n"}
+{"Action":"output","Package":"p","Test":"TestLong","Output":"    long_test.go:9: line 9\n"}
+{"Action":"output","Package":"p","Test":"TestLong","Output":"    long_test.go:10: line 10\n"}
+{"Action":"output","Package":"p","Test":"TestLong","Output":"    kube.go:123: --- namespace long-x\n        pod a node=n1 phase=Running\n"}
+{"Action":"output","Package":"p","Test":"TestLong","Output":"        event 18:33:13 Pod/a Created: Created container: app\n"}
+{"Action":"output","Package":"p","Test":"TestLong","Output":"--- FAIL: TestLong (1.00s)\n"}
+{"Action":"fail","Package":"p","Test":"TestLong"}
 {"Action":"output","Package":"p","Output":"local cluster: 2 node(s), started in 21s\n"}
 {"Action":"output","Package":"p","Output":"FAIL\tp\t1.0s\n"}
 {"Action":"fail","Package":"p"}
@@ -63,7 +79,10 @@ func TestFilter(t *testing.T) {
 			assert.Equal(t, []Record{
 				{Suite: "smoke", Package: "p", Test: "TestOK", Result: "pass"},
 				{Suite: "smoke", Package: "p", Test: "TestGuard", Result: "skip", Reason: "smoke_test.go:214: KUBECONFIG names another cluster"},
-				{Suite: "smoke", Package: "p", Test: "TestBad", Result: "fail"},
+				{Suite: "smoke", Package: "p", Test: "TestBad", Result: "fail", Last: []string{"bad_test.go:3: want 1, got 2"}},
+				{Suite: "smoke", Package: "p", Test: "TestLong", Result: "fail", Last: []string{
+					"long_test.go:3: line 3", "long_test.go:4: line 4", "long_test.go:5: line 5", "long_test.go:6: line 6",
+					"long_test.go:7: line 7", "long_test.go:8: line 8", "long_test.go:9: line 9", "long_test.go:10: line 10"}},
 			}, got)
 		})
 	}
@@ -84,8 +103,8 @@ func TestSummary(t *testing.T) {
 		}, 0, []string{"skipped (1), not counted as passed:", "smoke TestGuard: KUBECONFIG names another cluster", "tests: 1 passed, 0 failed, 1 skipped"}},
 		{"a failure fails the summary", []Record{
 			{Suite: "unit", Test: "TestA", Result: "pass"},
-			{Suite: "unit", Test: "TestB", Result: "fail"},
-		}, 1, []string{"failed (1):", "unit TestB", "skipped: none", "tests: 1 passed, 1 failed, 0 skipped"}},
+			{Suite: "unit", Test: "TestB", Result: "fail", Last: []string{"b_test.go:7: 38 request(s) refused"}},
+		}, 1, []string{"failed (1):", "unit TestB", "    its last lines:\n      b_test.go:7: 38 request(s) refused\n", "skipped: none", "tests: 1 passed, 1 failed, 0 skipped"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
