@@ -87,7 +87,7 @@ func (c Change) Check() []error {
 	minReady := func(least int) {
 		switch {
 		case c.MinReady < 0:
-			add("the Service's ready endpoints were never observed during the change")
+			add("the Service's ready endpoints were never observed during the change (no count seen, or the namespace's watch ended early)")
 		case c.MinReady < least:
 			add("the Service's ready endpoints fell to %d during the change, below %d", c.MinReady, least)
 		}

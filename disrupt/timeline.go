@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,7 +33,11 @@ type Timeline struct {
 	// phases are the pods that ended (Succeeded or Failed) and how.
 	phases map[string]corev1.PodPhase
 	// ready are the ready endpoint counts per Service over time.
-	ready  []ReadyCount
+	ready []ReadyCount
+	// watchEnded is when a watch ended before Stop (zero while both run): what followed was not
+	// observed. stopping is set by Stop.
+	watchEnded time.Time
+	stopping   bool
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
@@ -99,17 +104,24 @@ func (tl *Timeline) pods(w watch.Interface) {
 			tl.add("pod/"+pod.Name, now)
 		}
 	}
+	tl.ended()
 }
 
 func (tl *Timeline) endpoints(w watch.Interface) {
 	defer tl.done.Done()
 	last := map[string]string{}
+	// bySlice holds, per Service, each of its EndpointSlices' ready endpoints (their pods, or their
+	// addresses when an endpoint names no pod): a Service's ready count is over all its slices, an
+	// endpoint listed in two of them (dual-stack, or a slice the controller is replacing) counted once.
+	bySlice := map[string]map[string][]string{}
+	lastReady := map[string]int{}
 	for ev := range w.ResultChan() {
 		es, ok := ev.Object.(*discoveryv1.EndpointSlice)
 		if !ok {
 			continue
 		}
 		ready, serving, terminating := 0, 0, 0
+		var readyKeys []string
 		tl.mu.Lock()
 		for _, e := range es.Endpoints {
 			if e.TargetRef != nil {
@@ -117,6 +129,7 @@ func (tl *Timeline) endpoints(w watch.Interface) {
 			}
 			if e.Conditions.Ready != nil && *e.Conditions.Ready {
 				ready++
+				readyKeys = append(readyKeys, endpointKey(e))
 				if e.TargetRef != nil {
 					tl.readyPods[e.TargetRef.Name] = true
 				}
@@ -129,21 +142,54 @@ func (tl *Timeline) endpoints(w watch.Interface) {
 			}
 		}
 		tl.mu.Unlock()
+		svc := es.Labels[discoveryv1.LabelServiceName]
 		what := fmt.Sprintf("%d ready, %d serving, %d terminating", ready, serving, terminating)
 		if ev.Type == watch.Deleted {
 			what = "deleted"
 		}
 		if last[es.Name] != what {
 			last[es.Name] = what
-			svc := es.Labels[discoveryv1.LabelServiceName]
 			tl.add("endpoints/"+svc, what)
-			if ev.Type != watch.Deleted {
-				tl.mu.Lock()
-				tl.ready = append(tl.ready, ReadyCount{At: time.Now(), Service: svc, Ready: ready})
-				tl.mu.Unlock()
+		}
+		if bySlice[svc] == nil {
+			bySlice[svc] = map[string][]string{}
+		}
+		if ev.Type == watch.Deleted {
+			delete(bySlice[svc], es.Name)
+		} else {
+			bySlice[svc][es.Name] = readyKeys
+		}
+		total := map[string]bool{}
+		for _, keys := range bySlice[svc] {
+			for _, k := range keys {
+				total[k] = true
 			}
 		}
+		if n, seen := lastReady[svc]; !seen || n != len(total) {
+			lastReady[svc] = len(total)
+			tl.mu.Lock()
+			tl.ready = append(tl.ready, ReadyCount{At: time.Now(), Service: svc, Ready: len(total)})
+			tl.mu.Unlock()
+		}
 	}
+	tl.ended()
+}
+
+// ended records that a watch ended: before Stop, what followed was not observed.
+func (tl *Timeline) ended() {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	if !tl.stopping && tl.watchEnded.IsZero() {
+		tl.watchEnded = time.Now()
+	}
+}
+
+// endpointKey names an endpoint: its pod, or its addresses when it names no pod.
+func endpointKey(e discoveryv1.Endpoint) string {
+	if e.TargetRef != nil && e.TargetRef.Name != "" {
+		return "pod/" + e.TargetRef.Name
+	}
+	return "addresses/" + strings.Join(e.Addresses, ",")
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -189,10 +235,13 @@ func (tl *Timeline) Phase(pod string) string {
 }
 
 // MinReady is the fewest ready endpoints the Service had from since on (the count in force at since
-// included), and -1 when no count was seen.
+// included), over all its EndpointSlices; -1 when no count was seen, or a watch ended before Stop.
 func (tl *Timeline) MinReady(service string, since time.Time) int {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
+	if !tl.watchEnded.IsZero() {
+		return -1
+	}
 	min, inForce := -1, -1
 	for _, c := range tl.ready {
 		if c.Service != service {
@@ -212,8 +261,19 @@ func (tl *Timeline) MinReady(service string, since time.Time) int {
 	return min
 }
 
+// WatchEnded is when one of the watches ended before Stop (zero if neither did): the pods and endpoints
+// after it were not observed, and the run's reality checks cannot be trusted.
+func (tl *Timeline) WatchEnded() time.Time {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	return tl.watchEnded
+}
+
 // Stop ends the watches and returns the events in order.
 func (tl *Timeline) Stop() []Event {
+	tl.mu.Lock()
+	tl.stopping = true
+	tl.mu.Unlock()
 	tl.cancel()
 	tl.done.Wait()
 	tl.mu.Lock()

@@ -545,6 +545,9 @@ func (tr *Traffic) End(tb testing.TB, scenario string) []*Run {
 	for _, err := range tr.errs {
 		tb.Errorf("disrupt: %v", err)
 	}
+	if at := tr.timeline.WatchEnded(); !at.IsZero() {
+		tb.Errorf("disrupt: %s: the watch of the namespace's pods and endpoints ended at %s, before the run did: what followed was not observed, and the reality checks cannot be trusted", scenario, at.Format("15:04:05.000"))
+	}
 	results := append(append([]*load.Result(nil), tr.results...), inCluster...)
 	prop := propagation(tr.o.ProxyMetrics, tr.progBefore, tr.progBeforeErrs)
 	var lagNotes []string
