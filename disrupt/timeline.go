@@ -38,8 +38,8 @@ type Timeline struct {
 	// observed. stopping is set by Stop.
 	watchEnded time.Time
 	stopping   bool
-	cancel context.CancelFunc
-	done   sync.WaitGroup
+	cancel     context.CancelFunc
+	done       sync.WaitGroup
 }
 
 // WatchNamespace starts recording. Stop it with Stop.
