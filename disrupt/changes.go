@@ -63,6 +63,9 @@ type Change struct {
 	Spec     int `json:"spec"`
 	Ready    int `json:"ready"`
 	MinReady int `json:"minReady"`
+	// NotReady are the moments a pod that was there before the change was seen running but not ready
+	// during it ("NAME at 15:04:05.000"): why the ready endpoints fell, when they did.
+	NotReady []string `json:"notReady,omitempty"`
 	// Remaining are the pods that were there before, are not any more, and still existed when it was
 	// done.
 	Remaining []string `json:"remaining,omitempty"`
@@ -89,7 +92,11 @@ func (c Change) Check() []error {
 		case c.MinReady < 0:
 			add("the Service's ready endpoints were never observed during the change (no count seen, or the namespace's watch ended early)")
 		case c.MinReady < least:
-			add("the Service's ready endpoints fell to %d during the change, below %d", c.MinReady, least)
+			why := ""
+			if len(c.NotReady) > 0 {
+				why = "; pods of before the change not ready meanwhile: " + strings.Join(c.NotReady, ", ")
+			}
+			add("the Service's ready endpoints fell to %d during the change, below %d%s", c.MinReady, least, why)
 		}
 	}
 	switch c.Kind {
@@ -174,6 +181,9 @@ func (c Change) String() string {
 	if c.MinReady >= 0 {
 		s += fmt.Sprintf("; fewest ready endpoints during it: %d", c.MinReady)
 	}
+	if len(c.NotReady) > 0 {
+		s += "; not ready meanwhile: " + strings.Join(c.NotReady, ", ")
+	}
 	return s
 }
 
@@ -224,6 +234,15 @@ func checkAnswers(r *Run, c gate.Check, p gate.Policy) []error {
 	return append(out, checkBackendsPerChange(r, c, p)...)
 }
 
+// notReady is Timeline.NotReady for the pods before a change.
+func (tr *Traffic) notReady(before gate.Pods, from time.Time) []string {
+	names := map[string]bool{}
+	for _, p := range before {
+		names[p.Name] = true
+	}
+	return tr.timeline.NotReady(names, from)
+}
+
 // Declare records a change for the reality gate. The change methods (Rollout, EvictOne, Scale, ...)
 // declare theirs; a change of another kind is declared with what was observed of it.
 func (tr *Traffic) Declare(c Change) {
@@ -259,7 +278,7 @@ func (tr *Traffic) change(tb testing.TB, kind Kind, what string, timeout time.Du
 	WaitRolledOut(tb, tr.client, tr.ns, tr.target.Deployment, want, timeout)
 	to := time.Now()
 	tr.Mark(what + " done")
-	c := Change{Kind: kind, What: what, Evicted: evicted, From: from, To: to, MinReady: tr.timeline.MinReady(tr.target.Service, from),
+	c := Change{Kind: kind, What: what, Evicted: evicted, From: from, To: to, MinReady: tr.timeline.MinReady(tr.target.Service, from), NotReady: tr.notReady(before, from),
 		Replacement: gate.Replacement{Before: before, After: tr.Snapshot(tb)}}
 	if kind == KindRollout {
 		c.Replacement.OldReplicaSets = tr.ReplicaSets(tb)
@@ -291,7 +310,7 @@ func (tr *Traffic) Scale(tb testing.TB, what string, replicas int32, timeout tim
 	tr.Mark(what + " done")
 	after := tr.Snapshot(tb)
 	c := Change{Kind: KindScale, What: what, From: from, To: to, Replicas: int(replicas), Ready: ready,
-		Spec: tr.specReplicas(tb), MinReady: tr.timeline.MinReady(tr.target.Service, from),
+		Spec: tr.specReplicas(tb), MinReady: tr.timeline.MinReady(tr.target.Service, from), NotReady: tr.notReady(before, from),
 		Replacement: gate.Replacement{Before: before, After: after}}
 	for uid, p := range before {
 		if _, ok := after[uid]; !ok && tr.podExists(tb, p.Name) {
@@ -342,7 +361,7 @@ func (tr *Traffic) BadRelease(tb testing.TB, what string, timeout time.Duration,
 	WaitRolledOut(tb, tr.client, tr.ns, tr.target.Deployment, int32(len(before)), timeout)
 	to := time.Now()
 	tr.Mark(what + ": rolled back")
-	c := Change{Kind: KindBadRelease, What: what, From: from, To: to, MinReady: tr.timeline.MinReady(tr.target.Service, from),
+	c := Change{Kind: KindBadRelease, What: what, From: from, To: to, MinReady: tr.timeline.MinReady(tr.target.Service, from), NotReady: tr.notReady(before, from),
 		NewPods: slices.Sorted(maps.Keys(bad)), ReadyListed: slices.Sorted(maps.Keys(tr.timeline.ReadyEndpointPods())),
 		Replacement: gate.Replacement{Before: before, After: tr.Snapshot(tb)}}
 	tr.Declare(c)
@@ -361,7 +380,7 @@ func (tr *Traffic) HelmTest(tb testing.TB, what, pod string, run func()) {
 	// The run returns when its own watch saw the pod end; the timeline's watch may see it a moment later.
 	_ = cluster.Poll(context.Background(), 10*time.Second, 100*time.Millisecond, func() (bool, error) { return tr.timeline.Phase(pod) != "", nil })
 	tr.Declare(Change{Kind: KindHelmTest, What: what, From: from, To: to, Pod: pod, PodPhase: tr.timeline.Phase(pod),
-		MinReady: tr.timeline.MinReady(tr.target.Service, from), Listed: slices.Sorted(maps.Keys(tr.timeline.EndpointPods())),
+		MinReady: tr.timeline.MinReady(tr.target.Service, from), NotReady: tr.notReady(before, from), Listed: slices.Sorted(maps.Keys(tr.timeline.EndpointPods())),
 		Replacement: gate.Replacement{Before: before, After: tr.Snapshot(tb)}})
 }
 
@@ -382,7 +401,7 @@ func (tr *Traffic) ScaleHeld(tb testing.TB, what string, apply, until func()) {
 	to := time.Now()
 	tr.Mark(what + " done")
 	tr.Declare(Change{Kind: KindScaleHeld, What: what, From: from, To: to, Replicas: ready,
-		MinReady: tr.timeline.MinReady(tr.target.Service, from), Replacement: gate.Replacement{Before: before, After: tr.Snapshot(tb)}})
+		MinReady: tr.timeline.MinReady(tr.target.Service, from), NotReady: tr.notReady(before, from), Replacement: gate.Replacement{Before: before, After: tr.Snapshot(tb)}})
 }
 
 // NoChange declares a baseline: the load runs for d between two marks, and nothing may change.
@@ -394,7 +413,7 @@ func (tr *Traffic) NoChange(tb testing.TB, what string, d time.Duration) {
 	time.Sleep(d) // a measurement window, not a wait for a condition
 	to := time.Now()
 	tr.Mark(what + " done")
-	tr.Declare(Change{Kind: KindNone, What: what, From: from, To: to, MinReady: tr.timeline.MinReady(tr.target.Service, from),
+	tr.Declare(Change{Kind: KindNone, What: what, From: from, To: to, MinReady: tr.timeline.MinReady(tr.target.Service, from), NotReady: tr.notReady(before, from),
 		Replacement: gate.Replacement{Before: before, After: tr.Snapshot(tb)}})
 }
 

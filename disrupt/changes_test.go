@@ -66,6 +66,8 @@ func TestChangeCheck(t *testing.T) {
 			c.Replacement.After = gate.Pods{"uid-a1": {Name: "a1", Hash: "b"}, "uid-a2": {Name: "a2", Hash: "a"}, "uid-a3": {Name: "a3", Hash: "a"}}
 		}), []string{"pod a1 runs template b, a before"}},
 		{"old pods that stopped serving", with(bad, func(c *Change) { c.MinReady = 2 }), []string{"fell to 2 during the change, below 3"}},
+		{"old pods that stopped serving, and which", with(bad, func(c *Change) { c.MinReady = 2; c.NotReady = []string{"a2 at 18:33:40.120"} }),
+			[]string{"fell to 2 during the change, below 3; pods of before the change not ready meanwhile: a2 at 18:33:40.120"}},
 
 		{"a helm test that passed off the endpoints", test, nil},
 		{"a helm test pod that is an endpoint", with(test, func(c *Change) { c.Listed = append(c.Listed, "svc-test-connection") }),

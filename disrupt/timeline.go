@@ -261,6 +261,21 @@ func (tl *Timeline) MinReady(service string, since time.Time) int {
 	return min
 }
 
+// NotReady lists, for the named pods, each moment from since on that one of them was seen running but
+// not ready ("NAME at 15:04:05.000"), in order: what lowered a Service's ready count.
+func (tl *Timeline) NotReady(pods map[string]bool, since time.Time) []string {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	var out []string
+	for _, e := range tl.events {
+		name, isPod := strings.CutPrefix(e.Object, "pod/")
+		if isPod && pods[name] && e.What == "running, not ready" && !e.At.Before(since) {
+			out = append(out, name+" at "+e.At.Format("15:04:05.000"))
+		}
+	}
+	return out
+}
+
 // WatchEnded is when one of the watches ended before Stop (zero if neither did): the pods and endpoints
 // after it were not observed, and the run's reality checks cannot be trusted.
 func (tl *Timeline) WatchEnded() time.Time {

@@ -116,3 +116,31 @@ func TestTimelineWatchEndedEarly(t *testing.T) {
 	assert.NotZero(t, tl.WatchEnded())
 	assert.Equal(t, -1, tl.MinReady("svc", time.Now().Add(-time.Minute)))
 }
+
+// NotReady names the pods of a set that were seen running but not ready from a moment on, and when.
+func TestTimelineNotReady(t *testing.T) {
+	t.Parallel()
+	pod := func(name string, ready bool) *corev1.Pod {
+		status := corev1.ConditionFalse
+		if ready {
+			status = corev1.ConditionTrue
+		}
+		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.PodStatus{Phase: corev1.PodRunning,
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: status}}}}
+	}
+	_, cancel := context.WithCancel(context.Background())
+	tl := &Timeline{cancel: cancel, endpointPods: map[string]bool{}, readyPods: map[string]bool{}, phases: map[string]corev1.PodPhase{}}
+	w := watch.NewFakeWithChanSize(5, false)
+	for _, p := range []*corev1.Pod{pod("a1", true), pod("a2", true), pod("b1", false), pod("a2", false), pod("a2", true)} {
+		w.Modify(p)
+	}
+	tl.done.Add(1)
+	go tl.pods(w)
+	require.Eventually(t, func() bool { return len(w.ResultChan()) == 0 }, 5*time.Second, time.Millisecond)
+	w.Stop()
+	tl.done.Wait()
+	got := tl.NotReady(map[string]bool{"a1": true, "a2": true}, time.Now().Add(-time.Minute))
+	require.Len(t, got, 1, "a2 once; b1 is not one of the pods asked about")
+	assert.Regexp(t, `^a2 at \d\d:\d\d:\d\d\.\d{3}$`, got[0])
+	assert.Empty(t, tl.NotReady(map[string]bool{"a2": true}, time.Now().Add(time.Minute)), "nothing after the moment asked about")
+}
