@@ -150,6 +150,60 @@ func (w *workload) replicas() int32 {
 	return *w.d.Spec.Replicas
 }
 
+// checkSecurity: no container (app, sidecar or init container) is privileged or runs as root by its own
+// or the pod's securityContext: a sidecar is as much the pod as the app is.
+func checkSecurity(w *workload) {
+	spec := w.d.Spec.Template.Spec
+	pod := spec.SecurityContext
+	for _, list := range []struct {
+		field      string
+		containers []corev1.Container
+	}{{"containers", spec.Containers}, {"initContainers", spec.InitContainers}} {
+		for _, c := range list.containers {
+			field := fmt.Sprintf("spec.template.spec.%s[%s].securityContext", list.field, c.Name)
+			sc := c.SecurityContext
+			if sc != nil && sc.Privileged != nil && *sc.Privileged {
+				w.add("security.privileged", w.name(), field+".privileged", "Remove privileged unless the container is a node agent",
+					"container %s is privileged: it has every capability and the node's devices", c.Name)
+			}
+			if at, root := runsAsRoot(pod, sc, field); root {
+				w.add("security.root", w.name(), at, "Run it as a non-root UID (runAsNonRoot true, runAsUser other than 0)",
+					"container %s may run as root: a compromise of it owns the pod's volumes and what the container can reach", c.Name)
+			}
+		}
+	}
+}
+
+// runsAsRoot says whether a container's effective securityContext (its own over the pod's) asks for
+// root (runAsUser 0, or runAsNonRoot false with no runAsUser), and which field does, as a path in the
+// Deployment (container is the container's securityContext path): a container that asks nothing runs as
+// its image says, which these rules cannot see.
+func runsAsRoot(pod *corev1.PodSecurityContext, c *corev1.SecurityContext, container string) (string, bool) {
+	const podField = "spec.template.spec.securityContext"
+	var user, nonRoot string // where each is set
+	var uid *int64
+	var nr *bool
+	if pod != nil && pod.RunAsUser != nil {
+		uid, user = pod.RunAsUser, podField+".runAsUser"
+	}
+	if pod != nil && pod.RunAsNonRoot != nil {
+		nr, nonRoot = pod.RunAsNonRoot, podField+".runAsNonRoot"
+	}
+	if c != nil && c.RunAsUser != nil {
+		uid, user = c.RunAsUser, container+".runAsUser"
+	}
+	if c != nil && c.RunAsNonRoot != nil {
+		nr, nonRoot = c.RunAsNonRoot, container+".runAsNonRoot"
+	}
+	switch {
+	case uid != nil && *uid == 0:
+		return user, true
+	case uid == nil && nr != nil && !*nr: // no UID asked for: the image's, which may be root
+		return nonRoot, true
+	}
+	return "", false
+}
+
 // serving lists the containers that take traffic: those with ports, or the first one.
 func (w *workload) serving() []corev1.Container {
 	var out []corev1.Container
@@ -177,6 +231,7 @@ var all = []rule{
 	{"shutdown", checkShutdown},
 	{"disruption", checkDisruption},
 	{"spread", checkSpread},
+	{"security", checkSecurity},
 }
 
 // ReplicasAnnotation marks a Deployment whose chart leaves spec.replicas to the autoscaler and renders
@@ -344,6 +399,12 @@ func checkDisruption(w *workload) {
 	case s.MaxUnavailable == nil && s.MinAvailable == nil:
 		w.add("disruption.empty", name, "spec", "Set maxUnavailable to 1",
 			"the budget sets neither minAvailable nor maxUnavailable")
+	case n >= 2 && s.MinAvailable != nil && scaled(s.MinAvailable, n, true) < 1:
+		w.add("disruption.all-at-once", name, "spec.minAvailable", "Set maxUnavailable to 1",
+			"minAvailable %s lets evictions take all %d pods at once: a node drain can stop every pod before a replacement is ready", s.MinAvailable.String(), n)
+	case n >= 2 && s.MinAvailable == nil && scaled(s.MaxUnavailable, n, true) >= n:
+		w.add("disruption.all-at-once", name, "spec.maxUnavailable", "Set maxUnavailable to 1",
+			"maxUnavailable %s lets evictions take all %d pods at once: a node drain can stop every pod before a replacement is ready", s.MaxUnavailable.String(), n)
 	}
 	if w.kube.AtLeast(version.MustParseGeneric("1.27.0")) && (s.UnhealthyPodEvictionPolicy == nil || *s.UnhealthyPodEvictionPolicy != policyv1.AlwaysAllow) {
 		w.add("disruption.unhealthy-policy", name, "spec.unhealthyPodEvictionPolicy", "Set it to AlwaysAllow",

@@ -125,6 +125,34 @@ func TestEveryRuleFails(t *testing.T) {
 			pdb(o).Spec.MaxUnavailable, pdb(o).Spec.MinAvailable = nil, nil
 			return o
 		}},
+		{"disruption.all-at-once", kube, func(o []runtime.Object) []runtime.Object {
+			pdb(o).Spec.MaxUnavailable = ptr(intstr.FromInt32(2)) // the chart's 2 replicas
+			return o
+		}},
+		{"disruption.all-at-once", kube, func(o []runtime.Object) []runtime.Object {
+			pdb(o).Spec.MaxUnavailable = ptr(intstr.FromString("100%"))
+			return o
+		}},
+		{"disruption.all-at-once", kube, func(o []runtime.Object) []runtime.Object {
+			pdb(o).Spec.MaxUnavailable, pdb(o).Spec.MinAvailable = nil, ptr(intstr.FromInt32(0))
+			return o
+		}},
+		{"security.privileged", kube, func(o []runtime.Object) []runtime.Object {
+			spec := &deployment(o).Spec.Template.Spec
+			spec.Containers = append(spec.Containers, corev1.Container{Name: "proxy", Image: "proxy", SecurityContext: &corev1.SecurityContext{Privileged: ptr(true)}})
+			return o
+		}},
+		{"security.root", kube, func(o []runtime.Object) []runtime.Object {
+			spec := &deployment(o).Spec.Template.Spec
+			spec.InitContainers = append(spec.InitContainers, corev1.Container{Name: "setup", Image: "setup", SecurityContext: &corev1.SecurityContext{RunAsUser: ptr(int64(0))}})
+			return o
+		}},
+		{"security.root", kube, func(o []runtime.Object) []runtime.Object {
+			psc := deployment(o).Spec.Template.Spec.SecurityContext
+			psc.RunAsNonRoot, psc.RunAsUser = ptr(false), nil // the image's user, which may be root
+			container(o).SecurityContext.RunAsNonRoot, container(o).SecurityContext.RunAsUser = nil, nil
+			return o
+		}},
 		{"disruption.unhealthy-policy", kube, func(o []runtime.Object) []runtime.Object {
 			pdb(o).Spec.UnhealthyPodEvictionPolicy = nil
 			return o
@@ -219,4 +247,39 @@ func without[T runtime.Object](objs []runtime.Object) []runtime.Object {
 		}
 	}
 	return out
+}
+
+// A container is root only when its effective securityContext says so: runAsUser 0, or runAsNonRoot
+// false with no UID; a UID other than 0 is not root whatever runAsNonRoot says, and the container's own
+// settings win over the pod's.
+func TestSecurityRootIsWhatTheContainerRunsAs(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		pod, app *corev1.SecurityContext // app: the app container's; pod: only RunAsUser/RunAsNonRoot used
+		root     bool
+	}{
+		{"chart defaults", nil, nil, false},
+		{"runAsNonRoot false with a UID", &corev1.SecurityContext{RunAsNonRoot: ptr(false), RunAsUser: ptr(int64(1000))}, nil, false},
+		{"the pod's root UID, the container's own UID", &corev1.SecurityContext{RunAsUser: ptr(int64(0))}, &corev1.SecurityContext{RunAsUser: ptr(int64(1000))}, false},
+		{"the container's root UID", nil, &corev1.SecurityContext{RunAsUser: ptr(int64(0))}, true},
+		{"runAsNonRoot false and no UID", &corev1.SecurityContext{RunAsNonRoot: ptr(false)}, &corev1.SecurityContext{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := goService(t)
+			psc := deployment(o).Spec.Template.Spec.SecurityContext
+			c := container(o)
+			if tc.pod != nil {
+				psc.RunAsUser, psc.RunAsNonRoot = tc.pod.RunAsUser, tc.pod.RunAsNonRoot
+				c.SecurityContext.RunAsUser, c.SecurityContext.RunAsNonRoot = nil, nil
+			}
+			if tc.app != nil {
+				c.SecurityContext.RunAsUser, c.SecurityContext.RunAsNonRoot = tc.app.RunAsUser, tc.app.RunAsNonRoot
+			}
+			if tc.root {
+				assert.Contains(t, names(t, o, kube), "security.root")
+			} else {
+				assert.NotContains(t, names(t, o, kube), "security.root")
+			}
+		})
+	}
 }

@@ -208,6 +208,7 @@ func TestShutdownValues(t *testing.T) {
 			assert.Nil(t, container(t, r).Lifecycle)
 			assert.Equal(t, "0s", env(t, r, "GO_SERVICE_SHUTDOWN_DELAY"))
 			assert.EqualValues(t, 20, grace(t, r))
+			assert.Contains(t, r.Notes, "shutdown.preStop.delaySeconds is 0: there is no shutdown delay anywhere")
 		}},
 		{name: "contract env off", values: m{"shutdown": m{"env": false}}, check: func(t *testing.T, r *render.Result) {
 			c := container(t, r)
@@ -256,6 +257,19 @@ func TestDisruptionBudgetValues(t *testing.T) {
 		}},
 		{name: "policy left to the cluster", kube: "1.37.0", values: m{"podDisruptionBudget": m{"unhealthyPodEvictionPolicy": ""}}, check: func(t *testing.T, r *render.Result) {
 			assert.Nil(t, pdb(t, r).UnhealthyPodEvictionPolicy)
+		}},
+		{name: "a budget that lets every pod go warns", values: m{"podDisruptionBudget": m{"maxUnavailable": 2}}, check: func(t *testing.T, r *render.Result) {
+			assert.Equal(t, intstr.FromInt32(2), *pdb(t, r).MaxUnavailable)
+			assert.Contains(t, r.Notes, "podDisruptionBudget.maxUnavailable (2) lets evictions take all 2 pods (replicaCount) at once")
+		}},
+		{name: "a percentage that rounds up to every pod warns", values: m{"replicaCount": 3, "podDisruptionBudget": m{"maxUnavailable": "67%"}}, check: func(t *testing.T, r *render.Result) {
+			assert.Contains(t, r.Notes, "podDisruptionBudget.maxUnavailable (67%) lets evictions take all 3 pods")
+		}},
+		{name: "minAvailable 0 warns, at the HPA minimum", values: m{"autoscaling": m{"enabled": true, "minReplicas": 3}, "podDisruptionBudget": m{"minAvailable": 0}}, check: func(t *testing.T, r *render.Result) {
+			assert.Contains(t, r.Notes, "podDisruptionBudget.minAvailable (0) lets evictions take all 3 pods (autoscaling.minReplicas) at once")
+		}},
+		{name: "half of two pods does not warn", values: m{"podDisruptionBudget": m{"maxUnavailable": "50%"}}, check: func(t *testing.T, r *render.Result) {
+			assert.NotContains(t, r.Notes, "lets evictions take all")
 		}},
 		{name: "blocking budget on purpose", values: m{"replicaCount": 3, "podDisruptionBudget": m{"minAvailable": 3, "allowNoDisruptions": true}}, check: func(t *testing.T, r *render.Result) {
 			assert.Equal(t, intstr.FromInt32(3), *pdb(t, r).MinAvailable)
@@ -532,6 +546,19 @@ func TestSecurityWarnings(t *testing.T) {
 	runValueCases(t, []valueCase{
 		{name: "defaults warn of nothing", values: m{}, check: func(t *testing.T, r *render.Result) {
 			assert.NotContains(t, r.Notes, "WARNINGS")
+		}},
+		{name: "a privileged sidecar", values: m{"sidecars": []any{m{"name": "proxy", "image": "proxy:1", "securityContext": m{"privileged": true}}}}, check: func(t *testing.T, r *render.Result) {
+			assert.Contains(t, r.Notes, "sidecars[0] (proxy) is privileged")
+			assert.NotContains(t, r.Notes, "may run as root")
+		}},
+		{name: "a root init container", values: m{"initContainers": []any{m{"name": "setup", "image": "setup:1", "securityContext": m{"runAsUser": 0}}}}, check: func(t *testing.T, r *render.Result) {
+			assert.Contains(t, r.Notes, "initContainers[0] (setup) may run as root")
+		}},
+		{name: "a sidecar that asks for runAsNonRoot false", values: m{"sidecars": []any{m{"name": "agent", "image": "agent:1", "securityContext": m{"runAsNonRoot": false}}}}, check: func(t *testing.T, r *render.Result) {
+			assert.Contains(t, r.Notes, "sidecars[0] (agent) may run as root")
+		}},
+		{name: "a sidecar with the pod's defaults", values: m{"sidecars": []any{m{"name": "agent", "image": "agent:1"}}}, check: func(t *testing.T, r *render.Result) {
+			assert.NotContains(t, r.Notes, "sidecars[0]")
 		}},
 	})
 }

@@ -350,6 +350,21 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- if .custom }}0{{ else }}{{ mul .periodSeconds .failureThreshold }}{{ end }}
 {{- end }}
 
+{{/* How many of the pods at the minimum scale the PodDisruptionBudget lets evictions take at once,
+     rounded up as the eviction API rounds a percentage. */}}
+{{- define "go-service.pdbAllows" -}}
+{{- $pdb := .Values.podDisruptionBudget }}
+{{- $n := int64 (include "go-service.effectiveReplicas" .) }}
+{{- $v := ternary $pdb.maxUnavailable $pdb.minAvailable (kindIs "invalid" $pdb.minAvailable) }}
+{{- $scaled := 0 }}
+{{- if kindIs "string" $v }}
+  {{- $scaled = div (add (mul $n (atoi (trimSuffix "%" $v))) 99) 100 }}
+{{- else }}
+  {{- $scaled = int64 $v }}
+{{- end }}
+{{- if kindIs "invalid" $pdb.minAvailable }}{{ int64 $scaled }}{{ else }}{{ max 0 (sub $n $scaled) }}{{ end }}
+{{- end }}
+
 {{/* Warnings printed in NOTES: settings that render but give up some of the zero-downtime promise. */}}
 {{- define "go-service.warnings" -}}
 {{- $w := list }}
@@ -372,6 +387,25 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- end }}
 {{- if and (not .Values.podDisruptionBudget.enabled) (ge $replicas 2) }}
 {{- $w = append $w "podDisruptionBudget.enabled is false: a node drain may evict every pod at once. Enable the PodDisruptionBudget." }}
+{{- end }}
+{{- $pdb := .Values.podDisruptionBudget }}
+{{- if and $pdb.enabled (ge $replicas 2) (ge (int64 (include "go-service.pdbAllows" .)) $replicas) }}
+{{- $key := ternary "maxUnavailable" "minAvailable" (kindIs "invalid" $pdb.minAvailable) }}
+{{- $w = append $w (printf "podDisruptionBudget.%s (%v) lets evictions take all %d pods (%s) at once: a node drain can stop every pod before a replacement is ready. Set podDisruptionBudget.maxUnavailable to 1." $key (index $pdb $key) $replicas (include "go-service.replicasValue" .)) }}
+{{- end }}
+{{- if eq (int64 .Values.shutdown.preStop.delaySeconds) 0 }}
+{{- $w = append $w "shutdown.preStop.delaySeconds is 0: there is no shutdown delay anywhere (no preStop hook, none in the app), so the app stops accepting while kube-proxy and load balancers still send it new connections, and those fail. Set it to 5, or to what `go-service check --live` recommends for the cluster." }}
+{{- end }}
+{{- range $list := list "sidecars" "initContainers" }}
+  {{- range $i, $c := index $.Values $list | default list }}
+    {{- $csc := (kindIs "map" $c | ternary $c dict).securityContext | default dict }}
+    {{- if and (kindIs "map" $csc) $csc.privileged }}
+      {{- $w = append $w (printf "%s[%d] (%v) is privileged: it has every capability and the node's devices, so a compromise of it owns the node. Remove securityContext.privileged." $list $i $c.name) }}
+    {{- end }}
+    {{- if and (kindIs "map" $csc) (or (eq (toString (index $csc "runAsUser")) "0") (and (hasKey $csc "runAsNonRoot") (not $csc.runAsNonRoot))) }}
+      {{- $w = append $w (printf "%s[%d] (%v) may run as root (runAsUser 0 or runAsNonRoot false): a compromise of it owns the pod's shared volumes. Run it as a non-root UID." $list $i $c.name) }}
+    {{- end }}
+  {{- end }}
 {{- end }}
 {{- $psc := .Values.podSecurityContext | default dict }}
 {{- $sc := .Values.securityContext | default dict }}
