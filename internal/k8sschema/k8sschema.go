@@ -10,6 +10,7 @@ package k8sschema
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -164,21 +165,43 @@ func summary(d string) string {
 	return strings.TrimSpace(d)
 }
 
-// Overlay adds enums to generated definitions: enum[definition][property] lists the values. A
-// definition or property that is not there is an error, so an overlay cannot outlive the API it fixes.
-func Overlay(defs map[string]any, enum map[string]map[string][]any) error {
-	for def, props := range enum {
+// Overlay adds keywords the OpenAPI definitions lack to generated definitions: rules[definition]
+// [property] are the JSON Schema keywords to set on that property (an enum, a pattern, bounds), and
+// rules[definition][""] those to set on the definition itself (e.g. required). A definition or property
+// that is not there is an error, so an overlay cannot outlive the API it fixes. A "required" list is
+// added to the definition's own.
+func Overlay(defs map[string]any, rules map[string]map[string]map[string]any) error {
+	for def, props := range rules {
 		d, ok := defs[def].(map[string]any)
 		if !ok {
-			return &MissingError{Name: def, ReferredBy: "an enum overlay"}
+			return &MissingError{Name: def, ReferredBy: "an overlay"}
 		}
 		p, _ := d["properties"].(map[string]any)
-		for prop, values := range props {
-			s, ok := p[prop].(map[string]any)
-			if !ok {
-				return fmt.Errorf("k8sschema: enum overlay: %s has no property %q", def, prop)
+		for prop, keywords := range props {
+			target := d
+			if prop != "" {
+				s, ok := p[prop].(map[string]any)
+				if !ok {
+					return fmt.Errorf("k8sschema: overlay: %s has no property %q", def, prop)
+				}
+				target = s
 			}
-			s["enum"] = values
+			for k, v := range keywords {
+				if k == "required" {
+					have, _ := target["required"].([]any)
+					for _, r := range v.([]any) {
+						if _, ok := p[r.(string)]; !ok {
+							return fmt.Errorf("k8sschema: overlay: %s has no property %q to require", def, r)
+						}
+						if !slices.Contains(have, r) {
+							have = append(have, r)
+						}
+					}
+					target["required"] = have
+					continue
+				}
+				target[k] = v
+			}
 		}
 	}
 	return nil

@@ -90,11 +90,18 @@ func TestGenerateMissingDefinition(t *testing.T) {
 func TestOverlay(t *testing.T) {
 	out, err := k8sschema.Generate(decode(t, defs), []string{"io.k8s.api.core.v1.Thing"}, k8sschema.Options{})
 	require.NoError(t, err)
-	require.NoError(t, k8sschema.Overlay(out, map[string]map[string][]any{"io.k8s.api.core.v1.Thing": {"name": {"a", "b"}}}))
-	assert.JSONEq(t, `{"type":"string","enum":["a","b"]}`, encode(t, out["io.k8s.api.core.v1.Thing"].(map[string]any)["properties"].(map[string]any)["name"]))
+	require.NoError(t, k8sschema.Overlay(out, map[string]map[string]map[string]any{"io.k8s.api.core.v1.Thing": {
+		"name": {"enum": []any{"a", "b"}, "maxLength": 1},
+		"":     {"required": []any{"name"}},
+	}}))
+	thing := out["io.k8s.api.core.v1.Thing"].(map[string]any)
+	assert.JSONEq(t, `{"type":"string","enum":["a","b"],"maxLength":1}`, encode(t, thing["properties"].(map[string]any)["name"]))
+	assert.Equal(t, []any{"name"}, thing["required"], "required is added to the definition")
 
-	err = k8sschema.Overlay(out, map[string]map[string][]any{"io.k8s.api.core.v1.Thing": {"nope": {"a"}}})
+	err = k8sschema.Overlay(out, map[string]map[string]map[string]any{"io.k8s.api.core.v1.Thing": {"nope": {"enum": []any{"a"}}}})
 	assert.ErrorContains(t, err, `io.k8s.api.core.v1.Thing has no property "nope"`, "an overlay cannot outlive the property it fixes")
+	err = k8sschema.Overlay(out, map[string]map[string]map[string]any{"io.k8s.api.core.v1.Thing": {"": {"required": []any{"gone"}}}})
+	assert.ErrorContains(t, err, `has no property "gone" to require`)
 	var missing *k8sschema.MissingError
-	assert.ErrorAs(t, k8sschema.Overlay(out, map[string]map[string][]any{"io.k8s.api.core.v1.Gone": {"x": {"a"}}}), &missing)
+	assert.ErrorAs(t, k8sschema.Overlay(out, map[string]map[string]map[string]any{"io.k8s.api.core.v1.Gone": {"x": {"enum": []any{"a"}}}}), &missing)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -214,6 +215,31 @@ func TestTemplatedValues(t *testing.T) {
 	// The config checksum is over the rendered data: another release renders other data.
 	other := mustRender(t, render.Options{ReleaseName: "cart", Values: values})
 	assert.NotEqual(t, d.Spec.Template.Annotations["checksum/config"], deployment(t, other).Spec.Template.Annotations["checksum/config"])
+}
+
+// Names the API server accepts are not refused: an RBAC name with colons, a custom resource's dotted
+// name, an entry framed by "---" lines and comments (one object still), sidecar port names with digits.
+func TestValidNamesRender(t *testing.T) {
+	t.Parallel()
+	r := mustRender(t, render.Options{ReleaseName: "shop", APIVersions: []string{"example.com/v1/Widget"}, Values: m{
+		"extraObjects": []any{
+			m{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": m{"name": "system:shop:reader"}, "rules": []any{}},
+			"---\n# the cache settings\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cache\n---\n",
+			m{"apiVersion": "v1", "kind": "Service", "metadata": m{"name": "shop-admin"}, "spec": m{"ports": []any{m{"port": 9901}}}},
+		},
+		"sidecars": []any{m{"name": "envoy-1", "image": "envoy:1.0", "ports": []any{m{"name": "h2c-admin", "containerPort": 9901}}}},
+	}})
+	assert.Equal(t, "system:shop:reader", render.One[*rbacv1.Role](t, r).Name)
+	assert.NotNil(t, render.Named[*corev1.ConfigMap](t, r, "shop-cache"))
+	assert.NotNil(t, render.Named[*corev1.Service](t, r, "shop-admin"))
+	var ports []string
+	spec := deployment(t, r).Spec.Template.Spec
+	for _, c := range append(spec.Containers, spec.InitContainers...) { // a native sidecar is an init container
+		for _, p := range c.Ports {
+			ports = append(ports, p.Name)
+		}
+	}
+	assert.Contains(t, ports, "h2c-admin")
 }
 
 // A chart-managed Secret (env, files, its own checksum) and Secrets from elsewhere (env in order, a

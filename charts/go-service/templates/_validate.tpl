@@ -510,13 +510,45 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
     {{- end }}
   {{- end }}
   {{- range $i, $o := $v.extraObjects | default list }}
-    {{- $r := tpl (ternary $o (toYaml $o) (kindIs "string" $o)) $ | fromYaml }}
-    {{- if or (hasKey $r "Error") (not (kindIs "string" $r.apiVersion)) (not (kindIs "string" $r.kind)) (not (and (kindIs "map" $r.metadata) (kindIs "string" $r.metadata.name) $r.metadata.name)) }}
+    {{- $text := tpl (ternary $o (toYaml $o) (kindIs "string" $o)) $ }}
+    {{- $docs := 0 }}
+    {{- range regexSplit "(?m)^---[ \\t]*(#.*)?$" $text -1 }}
+      {{- if regexMatch "(?m)^[ \\t]*[^ \\t#\\r\\n]" . }}{{ $docs = add1 $docs }}{{ end }}
+    {{- end }}
+    {{- $r := fromYaml $text }}
+    {{- if gt $docs 1 }}
+      {{- $errs = append $errs (printf "extraObjects[%d] renders %d documents: each entry is one object, so that each is checked and a mistake names its entry. Give each object its own entry." $i $docs) }}
+    {{- else if or (hasKey $r "Error") (not (kindIs "string" $r.apiVersion)) (not (kindIs "string" $r.kind)) (not (and (kindIs "map" $r.metadata) (kindIs "string" $r.metadata.name) $r.metadata.name)) }}
       {{- $errs = append $errs (printf "extraObjects[%d] does not render to one Kubernetes object with apiVersion, kind and metadata.name as strings%s. Give it those (one object per entry)." $i (ternary (printf " (%v)" (get $r "Error")) "" (hasKey $r "Error"))) }}
+    {{- else }}
+      {{- $msg := include "go-service.objectNameProblem" (dict "apiVersion" $r.apiVersion "kind" $r.kind "name" $r.metadata.name) }}
+      {{- if $msg }}
+        {{- $errs = append $errs (printf "extraObjects[%d].metadata.name (%s) %s" $i $r.metadata.name $msg) }}
+      {{- end }}
     {{- end }}
   {{- end }}
 {{- end }}
 {{- toJson $errs }}
+{{- end }}
+
+{{/* What is wrong with an object's name for its kind, as the API server validates it, with the fix; empty
+     when nothing is: RBAC objects take any path segment (no '/' or '%', not '.' or '..'), Services and
+     Namespaces a DNS label, every other kind (custom resources included) a DNS subdomain. */}}
+{{- define "go-service.objectNameProblem" -}}
+{{- $name := .name }}
+{{- $label := "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" }}
+{{- $subdomain := "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" }}
+{{- if hasPrefix "rbac.authorization.k8s.io/" .apiVersion }}
+  {{- if or (contains "/" $name) (contains "%" $name) (eq $name ".") (eq $name "..") }}
+    {{- printf "is not a valid %s name: it may not contain '/' or '%%', nor be '.' or '..'. Rename it." .kind }}
+  {{- end }}
+{{- else if and (eq .apiVersion "v1") (has .kind (list "Service" "Namespace")) }}
+  {{- if or (gt (len $name) 63) (not (regexMatch $label $name)) }}
+    {{- printf "is not a valid %s name: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit. Rename it." .kind }}
+  {{- end }}
+{{- else if or (gt (len $name) 253) (not (regexMatch $subdomain $name)) }}
+  {{- printf "is not a valid %s name: at most 253 lowercase letters, digits, '-' and '.', each part starting and ending with a letter or digit. Rename it." .kind }}
+{{- end }}
 {{- end }}
 
 {{/* Scaling: one horizontal autoscaler (HPA or KEDA), and a VPA that never fights it over a resource. */}}
