@@ -1,6 +1,7 @@
 package chart_test
 
 import (
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -190,7 +191,7 @@ func TestGlobalImageRegistry(t *testing.T) {
 func TestTemplatedValues(t *testing.T) {
 	t.Parallel()
 	values := m{
-		"podAnnotations": m{"owner": "{{ .Release.Name }}-team", "plain": "100%"},
+		"podAnnotations": m{"owner": "{{ .Release.Name }}-team", "plain": "100%", "own": `{{ define "mine" }}{{ .Release.Name }}-own{{ end }}{{ include "mine" . }}`},
 		"env":            []any{m{"name": "SELF", "value": `http://{{ include "go-service.fullname" . }}:{{ .Values.service.port }}`}},
 		"config":         m{"data": m{"URL": "https://{{ .Release.Name }}.example.com"}},
 		"ingress": m{"enabled": true, "hosts": []any{m{"host": "{{ .Release.Name }}.example.com", "paths": []any{m{"path": "/", "pathType": "Prefix"}}}},
@@ -204,6 +205,7 @@ func TestTemplatedValues(t *testing.T) {
 	d := deployment(t, r)
 	assert.Equal(t, "shop-team", d.Spec.Template.Annotations["owner"])
 	assert.Equal(t, "100%", d.Spec.Template.Annotations["plain"], "a string without a template is used as is")
+	assert.Equal(t, "shop-own", d.Spec.Template.Annotations["own"], "a value may define its own templates")
 	assert.Equal(t, "http://shop-go-service:80", envVar(t, container(t, r), "SELF").Value)
 	assert.Equal(t, "https://shop.example.com", render.Named[*corev1.ConfigMap](t, r, "shop-go-service").Data["URL"])
 	ing := render.One[*networkingv1.Ingress](t, r)
@@ -215,6 +217,46 @@ func TestTemplatedValues(t *testing.T) {
 	// The config checksum is over the rendered data: another release renders other data.
 	other := mustRender(t, render.Options{ReleaseName: "cart", Values: values})
 	assert.NotEqual(t, d.Spec.Template.Annotations["checksum/config"], deployment(t, other).Spec.Template.Annotations["checksum/config"])
+}
+
+// A template in a value that fails to render names the value (Helm runs it as a named template of the
+// value's path) and the template's own error, wherever the value is used.
+func TestTemplateErrorsNameTheValue(t *testing.T) {
+	t.Parallel()
+	bad := "{{ .Values.nope.x }}"
+	ingress := func(host, tls string) m {
+		return m{"enabled": true, "hosts": []any{m{"host": host, "paths": []any{m{"path": "/", "pathType": "Prefix"}}}},
+			"tls": []any{m{"hosts": []any{tls}, "secretName": "tls"}}}
+	}
+	for _, tc := range []struct {
+		path   string
+		values m
+	}{
+		{"podAnnotations.owner", m{"podAnnotations": m{"owner": bad}}},
+		{"deploymentAnnotations.team", m{"deploymentAnnotations": m{"team": bad}}},
+		{"service.annotations.lb", m{"service": m{"annotations": m{"lb": bad}}}},
+		{"serviceAccount.annotations.role", m{"serviceAccount": m{"annotations": m{"role": bad}}}},
+		{"env[1].value", m{"env": []any{m{"name": "A", "value": "a"}, m{"name": "B", "value": bad}}}},
+		{"config.data.URL", m{"config": m{"data": m{"URL": bad}}}},
+		{"ingress.annotations.class", m{"ingress": m{"enabled": true, "annotations": m{"class": bad}}}},
+		{"ingress.hosts[0].host", m{"ingress": ingress(bad, "a.example.com")}},
+		{"ingress.tls[0].hosts[0]", m{"ingress": ingress("a.example.com", bad)}},
+		{"extraObjects[0]", m{"extraObjects": []any{m{"apiVersion": "v1", "kind": "ConfigMap", "metadata": m{"name": bad}}}}},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			t.Parallel()
+			_, err := render.Render(render.Options{Values: tc.values})
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), fmt.Sprintf(`executing %q at <.Values.nope.x>: nil pointer evaluating interface {}.x`, tc.path))
+		})
+	}
+	t.Run("a template that does not parse", func(t *testing.T) {
+		t.Parallel()
+		_, err := render.Render(render.Options{Values: m{"podAnnotations": m{"owner": "{{ .Release.Name "}}})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), `define \"podAnnotations.owner\"`, "the value's path is in the template Helm quotes")
+		assert.Contains(t, err.Error(), "cannot parse template")
+	})
 }
 
 // Names the API server accepts are not refused: an RBAC name with colons, a custom resource's dotted

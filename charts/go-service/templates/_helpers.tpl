@@ -623,7 +623,7 @@ hashed as the ConfigMap holds it (a string); toJson sorts the keys.
 {{- define "go-service.configChecksum" -}}
 {{- $data := dict }}
 {{- range $k, $v := .Values.config.data }}
-  {{- $_ := set $data $k (include "go-service.tpl" (dict "value" (toString $v) "context" $)) }}
+  {{- $_ := set $data $k (include "go-service.tpl" (dict "value" (toString $v) "context" $ "path" (printf "config.data.%s" $k))) }}
 {{- end }}
 {{- toJson $data | sha256sum }}
 {{- end }}
@@ -683,20 +683,28 @@ Templates in values (tpl): annotations, env values, config data and ingress host
 values and names ({{ .Release.Name }}). A string without "{{" is used as is.
 */}}
 
-{{/* .value rendered with tpl in .context when it is a string holding a template; anything else as is. */}}
+{{/* .value rendered with tpl in .context when it is a string holding a template; anything else as is.
+     .path names the value (podAnnotations.owner): the template runs as a named template of that name,
+     so that Helm's error for a template that fails names the value, then the template's own error
+     (`executing "podAnnotations.owner" at <.Values.nope.x>: nil pointer ...`). A value that defines
+     templates itself runs as it is. */}}
 {{- define "go-service.tpl" -}}
 {{- if and (kindIs "string" .value) (contains "{{" .value) }}
-  {{- tpl .value .context }}
+  {{- if or (not .path) (regexMatch "\\{\\{-?\\s*(define|block)\\b" .value) }}
+    {{- tpl .value .context }}
+  {{- else }}
+    {{- tpl (printf "{{ define %q }}%s{{ end }}{{ include %q . }}" .path .value .path) .context }}
+  {{- end }}
 {{- else }}
   {{- .value }}
 {{- end }}
 {{- end }}
 
-{{/* A map with each string value rendered with tpl, as JSON (nothing for an empty map). */}}
+{{/* A map with each string value rendered with tpl, as JSON (nothing for an empty map); .path names the map. */}}
 {{- define "go-service.tplMap" -}}
 {{- $out := dict }}
 {{- range $k, $v := .value | default dict }}
-  {{- $_ := set $out $k (include "go-service.tpl" (dict "value" $v "context" $.context)) }}
+  {{- $_ := set $out $k (include "go-service.tpl" (dict "value" $v "context" $.context "path" (printf "%s.%s" $.path $k))) }}
 {{- end }}
 {{- toJson $out }}
 {{- end }}
@@ -704,10 +712,10 @@ values and names ({{ .Release.Name }}). A string without "{{" is used as is.
 {{/* The user's env with each value rendered with tpl, as JSON. */}}
 {{- define "go-service.tplEnv" -}}
 {{- $out := list }}
-{{- range .Values.env | default list }}
-  {{- $e := deepCopy . }}
+{{- range $i, $env := .Values.env | default list }}
+  {{- $e := deepCopy $env }}
   {{- if hasKey $e "value" }}
-    {{- $_ := set $e "value" (include "go-service.tpl" (dict "value" $e.value "context" $)) }}
+    {{- $_ := set $e "value" (include "go-service.tpl" (dict "value" $e.value "context" $ "path" (printf "env[%d].value" $i))) }}
   {{- end }}
   {{- $out = append $out $e }}
 {{- end }}
@@ -742,7 +750,7 @@ values and names ({{ .Release.Name }}). A string without "{{" is used as is.
 {{- if and $es.names $es.checksum }}
   {{- $_ := set $a "checksum/existing-secrets" (include "go-service.existingSecretsChecksum" .) }}
 {{- end }}
-{{- toJson (merge $a (include "go-service.tplMap" (dict "value" .Values.podAnnotations "context" $) | fromJson)) }}
+{{- toJson (merge $a (include "go-service.tplMap" (dict "value" .Values.podAnnotations "context" $ "path" "podAnnotations") | fromJson)) }}
 {{- end }}
 
 {{/* Route rules (.rules) with the Service as the backend of every rule that names none (.backend), as JSON. */}}

@@ -503,14 +503,14 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
   {{- $hostRe := "^(\\*\\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" }}
   {{- range $i, $h := $v.ingress.hosts | default list }}
     {{- if and (kindIs "string" $h.host) (contains "{{" $h.host) }}
-      {{- $r := include "go-service.tpl" (dict "value" $h.host "context" $) }}
+      {{- $r := include "go-service.tpl" (dict "value" $h.host "context" $ "path" (printf "ingress.hosts[%d].host" $i)) }}
       {{- if or (gt (len $r) 253) (not (regexMatch $hostRe $r)) }}
         {{- $errs = append $errs (printf "ingress.hosts[%d].host renders %q, which is not a host name (lowercase letters, digits, '-' and '.'). Fix the template or the values it reads." $i $r) }}
       {{- end }}
     {{- end }}
   {{- end }}
   {{- range $i, $o := $v.extraObjects | default list }}
-    {{- $text := tpl (ternary $o (toYaml $o) (kindIs "string" $o)) $ }}
+    {{- $text := include "go-service.tpl" (dict "value" (ternary $o (toYaml $o) (kindIs "string" $o)) "context" $ "path" (printf "extraObjects[%d]" $i)) }}
     {{- $docs := 0 }}
     {{- range regexSplit "(?m)^---[ \\t]*(#.*)?$" $text -1 }}
       {{- if regexMatch "(?m)^[ \\t]*[^ \\t#\\r\\n]" . }}{{ $docs = add1 $docs }}{{ end }}
