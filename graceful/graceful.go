@@ -190,15 +190,30 @@ func (s *Server) track(c net.Conn, st http.ConnState) {
 // so that the client's next request goes out on another pooled connection, often one idle for long (a
 // pool hands out its most recently used connection first). Closing that one at that moment loses the
 // request sent on it (EOF), and a POST is never retried.
+//
+// A connection still counted idle whose next request has already arrived (unread bytes: its reading
+// goroutine has not run yet) is not quiet either: closing it loses that request the same way.
 func (s *Server) quiet(d time.Duration) bool {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
-	for _, st := range s.conns {
-		if st == http.StateActive {
+	for c, st := range s.conns {
+		if st == http.StateActive || (st == http.StateIdle && pendingBytes(c) > 0) {
 			return false
 		}
 	}
 	return time.Since(s.lastUse) >= d
+}
+
+// pending reports whether an idle connection holds a request its server has not read yet.
+func (s *Server) pending() bool {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	for c, st := range s.conns {
+		if st == http.StateIdle && pendingBytes(c) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // active counts the connections serving a request.
@@ -215,7 +230,8 @@ func (s *Server) active() int {
 }
 
 // waitQuiet waits until the idle connections have been idle for KeepAliveQuiet, at most four times
-// that and never past ctx's deadline (the drain timeout).
+// that (then at most KeepAliveQuiet more while an idle connection holds an unread request), and never
+// past ctx's deadline (the drain timeout).
 func (s *Server) waitQuiet(ctx context.Context) {
 	q := s.cfg.KeepAliveQuiet
 	if q <= 0 {
@@ -227,6 +243,15 @@ func (s *Server) waitQuiet(ctx context.Context) {
 	}
 	for !s.quiet(q) && time.Now().Before(deadline) {
 		time.Sleep(q / 10)
+	}
+	// Past the bound, connections still in use are closed by Shutdown, but one whose request has
+	// already arrived gets up to KeepAliveQuiet more to be read: closing it would lose that request.
+	deadline = time.Now().Add(q)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	for s.pending() && time.Now().Before(deadline) {
+		time.Sleep(q / 50)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -352,4 +353,40 @@ func TestStaleConnectionOutlivesTheLastResponse(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return")
 	}
+}
+
+// A connection the server still counts idle, but whose next request has already arrived (its reading
+// goroutine has not run: on a busy machine, for hundreds of milliseconds), is not quiet: closing it
+// would lose that request (a live rollout under CPU load lost a keep-alive POST this way, EOF).
+func TestQuietWaitsForARequestNotYetRead(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("unread bytes are read with SIOCINQ, on Linux only")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer client.Close()
+	server, err := ln.Accept()
+	require.NoError(t, err)
+	defer server.Close()
+
+	s := New(testConfig(), http.NotFoundHandler(), nil)
+	s.track(server, http.StateIdle)
+	time.Sleep(2 * time.Millisecond)
+	require.True(t, s.quiet(time.Millisecond), "an idle connection with nothing to read is quiet")
+
+	req := "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
+	_, err = client.Write([]byte(req))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return pendingBytes(server) == len(req) }, 5*time.Second, time.Millisecond, "the request reached the server's socket")
+	assert.False(t, s.quiet(time.Millisecond), "a request waits to be read on an idle connection")
+	assert.True(t, s.pending())
+
+	buf := make([]byte, len(req))
+	_, err = io.ReadFull(server, buf)
+	require.NoError(t, err)
+	assert.False(t, s.pending(), "read: nothing waits")
+	assert.True(t, s.quiet(time.Millisecond))
 }
