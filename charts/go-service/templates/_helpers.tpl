@@ -355,14 +355,21 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- define "go-service.pdbAllows" -}}
 {{- $pdb := .Values.podDisruptionBudget }}
 {{- $n := int64 (include "go-service.effectiveReplicas" .) }}
-{{- $v := ternary $pdb.maxUnavailable $pdb.minAvailable (kindIs "invalid" $pdb.minAvailable) }}
-{{- $scaled := 0 }}
-{{- if kindIs "string" $v }}
-  {{- $scaled = div (add (mul $n (atoi (trimSuffix "%" $v))) 99) 100 }}
+{{- if kindIs "invalid" $pdb.minAvailable }}
+  {{- include "go-service.scaled" (dict "value" $pdb.maxUnavailable "of" $n) }}
 {{- else }}
-  {{- $scaled = int64 $v }}
+  {{- max 0 (sub $n (int64 (include "go-service.scaled" (dict "value" $pdb.minAvailable "of" $n)))) }}
 {{- end }}
-{{- if kindIs "invalid" $pdb.minAvailable }}{{ int64 $scaled }}{{ else }}{{ max 0 (sub $n $scaled) }}{{ end }}
+{{- end }}
+
+{{/* An integer-or-percentage .value as a count of .of, a percentage rounded up (as the eviction API
+     and the disruption controller round both minAvailable and maxUnavailable). */}}
+{{- define "go-service.scaled" -}}
+{{- if kindIs "string" .value }}
+  {{- div (add (mul (int64 .of) (atoi (trimSuffix "%" .value))) 99) 100 }}
+{{- else }}
+  {{- int64 .value }}
+{{- end }}
 {{- end }}
 
 {{/* Warnings printed in NOTES: settings that render but give up some of the zero-downtime promise. */}}

@@ -292,13 +292,7 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- $what := include "go-service.replicasValue" $ }}
 {{- if not (kindIs "invalid" $pdb.minAvailable) }}
 {{- $min := $pdb.minAvailable }}
-{{- $need := 0 }}
-{{- if kindIs "string" $min }}
-{{- $pct := atoi (trimSuffix "%" $min) }}
-{{- $need = div (add (mul $replicas $pct) 99) 100 }}
-{{- else }}
-{{- $need = int64 $min }}
-{{- end }}
+{{- $need := int64 (include "go-service.scaled" (dict "value" $min "of" $replicas)) }}
 {{- if ge (int64 $need) $replicas }}
 {{- $errs = append $errs (printf "podDisruptionBudget.minAvailable (%v) needs %d of %d pods (%s) available: no eviction is ever allowed and every node drain blocks. Lower minAvailable, use maxUnavailable, or set podDisruptionBudget.allowNoDisruptions to true." $min (int64 $need) $replicas $what) }}
 {{- end }}
