@@ -14,8 +14,9 @@
 //     idle one, which must still be open), and new connections still arriving mean some proxy has not
 //     yet removed the endpoint;
 //  4. closes its listener and the idle connections, and waits for in-flight requests with
-//     http.Server.Shutdown, at most DrainTimeout (GO_SERVICE_DRAIN_TIMEOUT);
-//  5. returns nil after a clean drain (exit 0), an error if the drain timed out.
+//     http.Server.Shutdown, and for the long-lived streams registered with Stream (whose contexts
+//     ended after step 2: see streams.go), at most DrainTimeout (GO_SERVICE_DRAIN_TIMEOUT);
+//  5. returns nil after a clean drain (exit 0), a *DrainError if the drain timed out.
 //
 // The liveness endpoint stays healthy throughout, so a draining pod is never restarted. With the chart's
 // preStop mode httpGet, the kubelet calls PreStopPath: the handler starts draining and answers after
@@ -144,6 +145,14 @@ type Server struct {
 	connsMu sync.Mutex
 	conns   map[net.Conn]http.ConnState // open connections' states, from the server's ConnState hook
 	lastUse time.Time                   // the last change of any connection's state, under connsMu
+
+	// streamsEnd is closed when the shutdown delay is over; streams counts those registered with Stream
+	// and not done (streamsCond signals a change).
+	streamsEnd     chan struct{}
+	endStreamsOnce sync.Once
+	streamsMu      sync.Mutex
+	streamsCond    *sync.Cond
+	streams        int
 }
 
 // New returns a server for app. A nil logger discards logs. A Config that fails Validate makes Serve
@@ -152,7 +161,8 @@ func New(cfg Config, app http.Handler, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: logger, drainStarted: make(chan struct{}), conns: map[net.Conn]http.ConnState{}}
+	s := &Server{cfg: cfg, log: logger, drainStarted: make(chan struct{}), conns: map[net.Conn]http.ConnState{}, streamsEnd: make(chan struct{})}
+	s.streamsCond = sync.NewCond(&s.streamsMu)
 	if s.err = cfg.Validate(); s.err != nil {
 		s.srv = &http.Server{Addr: cfg.Addr}
 		return s
@@ -323,11 +333,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
 	defer cancel()
+	if n := s.OpenStreams(); n > 0 {
+		s.log.Info("ending long-lived streams", "streams", n)
+	}
+	s.endStreams()
 	s.waitQuiet(sctx)
 	s.log.Info("closing the listener, draining in-flight requests", "timeout", s.cfg.DrainTimeout)
 	if err := s.srv.Shutdown(sctx); err != nil {
 		_ = s.srv.Close()
-		return fmt.Errorf("drain not finished within %s: %w", s.cfg.DrainTimeout, err)
+		return &DrainError{Timeout: s.cfg.DrainTimeout, OpenStreams: s.OpenStreams(), Err: err}
+	}
+	if open := s.waitStreams(sctx); open > 0 {
+		return &DrainError{Timeout: s.cfg.DrainTimeout, OpenStreams: open}
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
