@@ -90,7 +90,7 @@ func TestHijackedStreamIsWaitedFor(t *testing.T) {
 	cfg := testConfig()
 	cfg.ShutdownDelay = 100 * time.Millisecond
 	cfg.KeepAliveQuiet = 50 * time.Millisecond // the plain connections' part of the drain is quick
-	var finished atomic.Int64 // when the handler was done with the connection (UnixNano)
+	var finished atomic.Int64                  // when the handler was done with the connection (UnixNano)
 	addr, cancel, done, _ := serveWith(t, cfg, func(s **Server) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			conn, rw, err := http.NewResponseController(w).Hijack()
