@@ -125,10 +125,12 @@ test-live: tools ## The live smoke suite on KUBECONFIG's cluster, or on the loca
 # The Helm 3 lane: the core scenarios again, deployed with Helm 3 (bin/helm3 as helm on PATH).
 HELM3_LANE := ^(TestHelmLane|TestRollingUpdate|TestUpgradeFromPreviousChart|TestBadRelease)$$
 
-e2e: tools ## The zero-downtime live suite with Helm 4, then its Helm 3 lane (KUBECONFIG's cluster, or a 2-node local cluster); reports in results/live and results/live-helm3.
-	@GO_SERVICE_NODES=2 $(call gotest,e2e,-count=1 -v -timeout 60m ./test/live/...) -v
-	@GO_SERVICE_NODES=2 GO_SERVICE_HELM=helm3 GO_SERVICE_RESULTS=$(CURDIR)/results/live-helm3 \
-	  $(call gotest,e2e-helm3,-count=1 -v -timeout 20m -run '$(HELM3_LANE)' ./test/live/) -v
+e2e: tools ## The zero-downtime live suite with Helm 4, then its Helm 3 lane (which runs even when the suite failed; KUBECONFIG's cluster, or a 2-node local cluster); reports in results/live and results/live-helm3.
+	@status=0; \
+	GO_SERVICE_NODES=2 $(call gotest,e2e,-count=1 -v -timeout 60m ./test/live/...) -v || status=1; \
+	GO_SERVICE_NODES=2 GO_SERVICE_HELM=helm3 GO_SERVICE_RESULTS=$(CURDIR)/results/live-helm3 \
+	  $(call gotest,e2e-helm3,-count=1 -v -timeout 20m -run '$(HELM3_LANE)' ./test/live/) -v || status=1; \
+	exit $$status
 
 N   ?= 3
 RUN ?=
