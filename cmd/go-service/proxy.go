@@ -25,7 +25,9 @@ import (
 // follows the app's drain: the app's "Connection: close" (a hop-by-hop header a proxy would drop) is
 // passed on, so a client's pooled connection leaves the pod with its next response, and once no client
 // connection has been used for -quiet the idle ones are closed, as the graceful package does (an idle
-// connection kept open would carry a later request to an app that has gone). -quiet defaults to half
+// connection kept open would carry a later request to an app that has gone). It also polls the app's
+// readiness path (-ready-path), so that it learns the app drains even when no request passes through.
+// -quiet defaults to half
 // the app's own quiet period (graceful.Defaults.KeepAliveQuiet): both timers restart on the same requests (the proxy forwards each one), so with equal periods the app
 // could close its listener at the moment the proxy still accepts a request on an idle client connection
 // and answers it 502; with half, the proxy's idle client connections are gone before the app closes. On SIGTERM it calls
@@ -38,6 +40,8 @@ func runProxy(args []string) int {
 	upstream := fs.String("upstream", "http://127.0.0.1:8080", "the app's URL")
 	drain := fs.Duration("drain-timeout", 15*time.Second, "how long requests in flight may take after SIGTERM")
 	quiet := fs.Duration("quiet", defaultProxyQuiet, "once the app drains, close idle client connections after this long without a request; keep it below the app's own quiet period")
+	readyPath := fs.String("ready-path", graceful.Defaults.ReadinessPath, "the app's readiness path, polled to learn that it drains even when no request passes (empty: learn it from responses only)")
+	poll := fs.Duration("poll", 100*time.Millisecond, "how often the app's readiness path is polled")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -48,9 +52,13 @@ func runProxy(args []string) int {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("proxy", *listen)
 	srv := &http.Server{Addr: *listen, ReadHeaderTimeout: 10 * time.Second}
-	srv.Handler, srv.ConnState = newProxy(u, srv, *quiet, log)
+	var appDrains func(why string)
+	srv.Handler, srv.ConnState, appDrains = newProxy(u, srv, *quiet, log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if *readyPath != "" {
+		go watchReadiness(ctx, u.ResolveReference(&url.URL{Path: *readyPath}).String(), *poll, appDrains)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("proxying", "upstream", u.String())
@@ -74,10 +82,41 @@ func runProxy(args []string) int {
 // before the app, seeing the same requests, can close its listener.
 var defaultProxyQuiet = graceful.Defaults.KeepAliveQuiet / 2
 
-// newProxy forwards to u. When the app closes a connection (it is draining) the client's connection is
-// closed after the response too, and the idle client connections of srv are closed once none has been
-// used for quiet. It returns the handler and srv's ConnState hook.
-func newProxy(u *url.URL, srv *http.Server, quiet time.Duration, log *slog.Logger) (http.Handler, func(net.Conn, http.ConnState)) {
+// watchReadiness polls the app's readiness URL every poll and calls drain once it answers 503 (the app
+// has started draining): a proxy that learned it only from a response would keep its idle client
+// connections open through a drain no request passed, and the first request on one after the app
+// closed its listener would get 502.
+func watchReadiness(ctx context.Context, readyURL string, poll time.Duration, drain func(why string)) {
+	client := &http.Client{Timeout: poll * 5, Transport: &http.Transport{DisableKeepAlives: true}}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, readyURL, nil)
+		if err != nil {
+			return
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			continue // not listening yet, or gone: nothing to learn
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			drain("the app's readiness fails")
+			return
+		}
+	}
+}
+
+// newProxy forwards to u. When the app closes a connection, or drain is called (the app's readiness
+// fails: watchReadiness), the app is draining: client connections are closed after their response too,
+// and the idle client connections of srv are closed once none has been used for quiet. It returns the
+// handler, srv's ConnState hook and drain.
+func newProxy(u *url.URL, srv *http.Server, quiet time.Duration, log *slog.Logger) (http.Handler, func(net.Conn, http.ConnState), func(why string)) {
 	var (
 		mu       sync.Mutex
 		lastUsed time.Time
@@ -105,14 +144,19 @@ func newProxy(u *url.URL, srv *http.Server, quiet time.Duration, log *slog.Logge
 			time.Sleep(quiet - idle)
 		}
 	}
+	drain := func(why string) {
+		if !draining.Swap(true) {
+			log.Info("the app is draining: responses close their connections", "learned", why)
+			go closeIdleWhenQuiet()
+		}
+	}
 	rp := httputil.NewSingleHostReverseProxy(u)
 	rp.ModifyResponse = func(resp *http.Response) error {
-		if resp.Close {
+		if resp.Close || draining.Load() {
 			resp.Header.Set("Connection", "close")
-			if !draining.Swap(true) {
-				log.Info("the app is draining: responses close their connections")
-				go closeIdleWhenQuiet()
-			}
+		}
+		if resp.Close {
+			drain("a response closed its connection")
 		}
 		return nil
 	}
@@ -120,5 +164,5 @@ func newProxy(u *url.URL, srv *http.Server, quiet time.Duration, log *slog.Logge
 		log.Warn("upstream", "err", err)
 		http.Error(w, "upstream: "+err.Error(), http.StatusBadGateway)
 	}
-	return rp, track
+	return rp, track, drain
 }

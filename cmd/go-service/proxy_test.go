@@ -35,7 +35,7 @@ func TestProxyFollowsTheAppsDrain(t *testing.T) {
 	u, err := url.Parse(app.URL)
 	require.NoError(t, err)
 	proxy := httptest.NewUnstartedServer(nil)
-	h, track := newProxy(u, proxy.Config, 200*time.Millisecond, slog.New(slog.DiscardHandler))
+	h, track, _ := newProxy(u, proxy.Config, 200*time.Millisecond, slog.New(slog.DiscardHandler))
 	var closed atomic.Int32
 	proxy.Config.Handler = h
 	proxy.Config.ConnState = func(c net.Conn, st http.ConnState) {
@@ -102,7 +102,7 @@ func TestProxyClosesIdleConnectionsBeforeTheApp(t *testing.T) {
 	u, err := url.Parse("http://" + ln.Addr().String())
 	require.NoError(t, err)
 	proxy := httptest.NewUnstartedServer(nil)
-	h, track := newProxy(u, proxy.Config, defaultProxyQuiet, slog.New(slog.DiscardHandler))
+	h, track, _ := newProxy(u, proxy.Config, defaultProxyQuiet, slog.New(slog.DiscardHandler))
 	var idleClosedAt atomic.Int64
 	var closes atomic.Int32
 	proxy.Config.Handler = h
@@ -133,4 +133,57 @@ func TestProxyClosesIdleConnectionsBeforeTheApp(t *testing.T) {
 	margin := time.Duration(appLn.at.Load() - idleClosedAt.Load())
 	t.Logf("the proxy closed its idle client connection %s before the app closed its listener", margin)
 	assert.Greater(t, margin, 100*time.Millisecond, "the proxy's idle client connections are gone well before the app stops listening")
+}
+
+// When the app drains while no request passes through the proxy, the proxy still learns it (the app's
+// readiness turns 503) and closes its idle client connections before the app closes its listener. A
+// proxy that learned it from responses only kept them open, and the first request on one after the app
+// had gone got 502 (a live rollout on a saturated machine lost two keep-alive POSTs this way: their pod's
+// app had drained with no request through its proxy for a second). Without watchReadiness this test
+// fails: the idle connection is still open when the app has stopped listening.
+func TestProxyLearnsTheDrainWithoutTraffic(t *testing.T) {
+	t.Parallel()
+	cfg := graceful.Defaults
+	cfg.Addr, cfg.ShutdownDelay, cfg.DrainTimeout = "127.0.0.1:0", 0, 5*time.Second
+	cfg.KeepAliveQuiet = time.Second // what the chart sets behind a proxy in the request path
+	app := graceful.New(cfg, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "pod=app\n") }), nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	appLn := &closeRecorder{Listener: ln}
+	ctx, sigterm := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- app.Serve(ctx, appLn) }()
+	defer sigterm()
+
+	u, err := url.Parse("http://" + ln.Addr().String())
+	require.NoError(t, err)
+	proxy := httptest.NewUnstartedServer(nil)
+	h, track, drain := newProxy(u, proxy.Config, defaultProxyQuiet, slog.New(slog.DiscardHandler))
+	var idleClosedAt atomic.Int64
+	proxy.Config.Handler = h
+	proxy.Config.ConnState = func(c net.Conn, st http.ConnState) {
+		track(c, st)
+		if st == http.StateClosed {
+			idleClosedAt.CompareAndSwap(0, time.Now().UnixNano())
+		}
+	}
+	proxy.Start()
+	defer proxy.Close()
+	watch, stopWatching := context.WithCancel(context.Background())
+	defer stopWatching()
+	go watchReadiness(watch, u.String()+cfg.ReadinessPath, 50*time.Millisecond, drain)
+
+	pooled := &http.Client{Transport: &http.Transport{}}
+	resp, err := pooled.Get(proxy.URL)
+	require.NoError(t, err)
+	_, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.False(t, resp.Close, "a pooled connection, idle from now on")
+
+	sigterm() // no request passes through the proxy from here on
+	require.NoError(t, <-served, "the app drained cleanly")
+	require.NotZero(t, idleClosedAt.Load(), "the proxy closed the idle pooled connection")
+	margin := time.Duration(appLn.at.Load() - idleClosedAt.Load())
+	t.Logf("the proxy closed its idle client connection %s before the app closed its listener", margin)
+	assert.Greater(t, margin, 100*time.Millisecond, "closed well before the app stops listening")
 }
