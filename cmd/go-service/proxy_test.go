@@ -81,6 +81,26 @@ func (l *closeRecorder) Close() error {
 	return l.Listener.Close()
 }
 
+// serveGracefulApp serves a graceful app (no shutdown delay, the given keep-alive quiet period) on a
+// loopback listener that records when it is closed. sigterm starts the app's shutdown; served returns
+// Serve's result. The app is stopped when the test ends.
+func serveGracefulApp(t *testing.T, quiet time.Duration) (app *graceful.Server, ln *closeRecorder, u *url.URL, sigterm context.CancelFunc, served <-chan error) {
+	t.Helper()
+	cfg := graceful.Defaults
+	cfg.Addr, cfg.ShutdownDelay, cfg.DrainTimeout, cfg.KeepAliveQuiet = "127.0.0.1:0", 0, 5*time.Second, quiet
+	app = graceful.New(cfg, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "pod=app\n") }), nil)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	ln = &closeRecorder{Listener: l}
+	ctx, sigterm := context.WithCancel(context.Background())
+	t.Cleanup(sigterm)
+	errc := make(chan error, 1)
+	go func() { errc <- app.Serve(ctx, ln) }()
+	u, err = url.Parse("http://" + l.Addr().String())
+	require.NoError(t, err)
+	return app, ln, u, sigterm, errc
+}
+
 // In front of a graceful app, the proxy closes its idle client connections well before the app, seeing
 // the same requests, closes its listener: a client that reuses an idle pooled connection after the app
 // is gone would otherwise get a 502 for a POST no one can retry (seen in CI: bursts of 502 on keep-alive
@@ -88,19 +108,7 @@ func (l *closeRecorder) Close() error {
 // two close within a few milliseconds of each other, and this test fails.
 func TestProxyClosesIdleConnectionsBeforeTheApp(t *testing.T) {
 	t.Parallel()
-	cfg := graceful.Defaults
-	cfg.Addr, cfg.ShutdownDelay, cfg.DrainTimeout = "127.0.0.1:0", 0, 5*time.Second
-	app := graceful.New(cfg, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "pod=app\n") }), nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	appLn := &closeRecorder{Listener: ln}
-	ctx, sigterm := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- app.Serve(ctx, appLn) }()
-	defer sigterm()
-
-	u, err := url.Parse("http://" + ln.Addr().String())
-	require.NoError(t, err)
+	app, appLn, u, sigterm, served := serveGracefulApp(t, graceful.Defaults.KeepAliveQuiet)
 	proxy := httptest.NewUnstartedServer(nil)
 	h, track, _ := newProxy(u, proxy.Config, defaultProxyQuiet, slog.New(slog.DiscardHandler))
 	var idleClosedAt atomic.Int64
@@ -143,20 +151,7 @@ func TestProxyClosesIdleConnectionsBeforeTheApp(t *testing.T) {
 // fails: the idle connection is still open when the app has stopped listening.
 func TestProxyLearnsTheDrainWithoutTraffic(t *testing.T) {
 	t.Parallel()
-	cfg := graceful.Defaults
-	cfg.Addr, cfg.ShutdownDelay, cfg.DrainTimeout = "127.0.0.1:0", 0, 5*time.Second
-	cfg.KeepAliveQuiet = time.Second // what the chart sets behind a proxy in the request path
-	app := graceful.New(cfg, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "pod=app\n") }), nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	appLn := &closeRecorder{Listener: ln}
-	ctx, sigterm := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- app.Serve(ctx, appLn) }()
-	defer sigterm()
-
-	u, err := url.Parse("http://" + ln.Addr().String())
-	require.NoError(t, err)
+	_, appLn, u, sigterm, served := serveGracefulApp(t, time.Second) // what the chart sets behind a proxy in the request path
 	proxy := httptest.NewUnstartedServer(nil)
 	h, track, drain := newProxy(u, proxy.Config, defaultProxyQuiet, slog.New(slog.DiscardHandler))
 	var idleClosedAt atomic.Int64
@@ -171,7 +166,7 @@ func TestProxyLearnsTheDrainWithoutTraffic(t *testing.T) {
 	defer proxy.Close()
 	watch, stopWatching := context.WithCancel(context.Background())
 	defer stopWatching()
-	go watchReadiness(watch, u.String()+cfg.ReadinessPath, 50*time.Millisecond, drain)
+	go watchReadiness(watch, u.String()+graceful.Defaults.ReadinessPath, 50*time.Millisecond, drain)
 
 	pooled := &http.Client{Transport: &http.Transport{}}
 	resp, err := pooled.Get(proxy.URL)
