@@ -206,18 +206,23 @@ func (s *Server) track(c net.Conn, st http.ConnState) {
 func (s *Server) quiet(d time.Duration) bool {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
-	for c, st := range s.conns {
-		if st == http.StateActive || (st == http.StateIdle && pendingBytes(c) > 0) {
+	for _, st := range s.conns {
+		if st == http.StateActive {
 			return false
 		}
 	}
-	return time.Since(s.lastUse) >= d
+	return !s.pendingLocked() && time.Since(s.lastUse) >= d
 }
 
 // pending reports whether an idle connection holds a request its server has not read yet.
 func (s *Server) pending() bool {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
+	return s.pendingLocked()
+}
+
+// pendingLocked is pending with connsMu held.
+func (s *Server) pendingLocked() bool {
 	for c, st := range s.conns {
 		if st == http.StateIdle && pendingBytes(c) > 0 {
 			return true
@@ -247,20 +252,20 @@ func (s *Server) waitQuiet(ctx context.Context) {
 	if q <= 0 {
 		return
 	}
-	deadline := time.Now().Add(4 * q)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+	// until is d from now, or ctx's deadline if that comes first.
+	until := func(d time.Duration) time.Time {
+		at := time.Now().Add(d)
+		if dl, ok := ctx.Deadline(); ok && dl.Before(at) {
+			return dl
+		}
+		return at
 	}
-	for !s.quiet(q) && time.Now().Before(deadline) {
+	for deadline := until(4 * q); !s.quiet(q) && time.Now().Before(deadline); {
 		time.Sleep(q / 10)
 	}
 	// Past the bound, connections still in use are closed by Shutdown, but one whose request has
 	// already arrived gets up to KeepAliveQuiet more to be read: closing it would lose that request.
-	deadline = time.Now().Add(q)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	for s.pending() && time.Now().Before(deadline) {
+	for deadline := until(q); s.pending() && time.Now().Before(deadline); {
 		time.Sleep(q / 50)
 	}
 }
