@@ -212,11 +212,7 @@ type ReadyCount struct {
 func (tl *Timeline) EndpointPods() map[string]bool {
 	tl.mu.Lock()
 	defer tl.mu.Unlock()
-	out := map[string]bool{}
-	for k := range tl.endpointPods {
-		out[k] = true
-	}
-	return out
+	return maps.Clone(tl.endpointPods)
 }
 
 // ReadyEndpointPods are the pods ever listed ready in an EndpointSlice of the namespace while the
