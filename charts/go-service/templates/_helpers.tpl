@@ -691,13 +691,13 @@ values and names ({{ .Release.Name }}). A string without "{{" is used as is.
 */}}
 
 {{/* .value rendered with tpl in .context when it is a string holding a template; anything else as is.
-     .path names the value (podAnnotations.owner): the template runs as a named template of that name,
+     .path (required) names the value (podAnnotations.owner): the template runs as a named template of that name,
      so that Helm's error for a template that fails names the value, then the template's own error
      (`executing "podAnnotations.owner" at <.Values.nope.x>: nil pointer ...`). A value that defines
      templates itself runs as it is. */}}
 {{- define "go-service.tpl" -}}
 {{- if and (kindIs "string" .value) (contains "{{" .value) }}
-  {{- if or (not .path) (regexMatch "\\{\\{-?\\s*(define|block)\\b" .value) }}
+  {{- if regexMatch "\\{\\{-?\\s*(define|block)\\b" .value }}
     {{- tpl .value .context }}
   {{- else }}
     {{- tpl (printf "{{ define %q }}%s{{ end }}{{ include %q . }}" .path .value .path) .context }}
