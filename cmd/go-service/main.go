@@ -3,7 +3,9 @@
 // a one-shot HTTP client, all in one static binary.
 //
 //	go-service                 serve; GO_SERVICE_MODE picks how SIGTERM is handled:
-//	                             graceful (default)  the graceful package's sequence
+//	                             graceful (default)  the graceful package's sequence, and with
+//	                                                 GO_SERVICE_GRPC_PORT a gRPC server beside it
+//	                                                 (package grpcx: health, /goservice.v1.Whoami/Get)
 //	                             naive               the common pattern: http.Server.Shutdown at once on SIGTERM
 //	                             no-signal           no handler: SIGTERM kills the process at once
 //	                             ignore-sigterm      ignores SIGTERM (killed at the end of the grace period)
@@ -96,7 +98,8 @@ func serve() int {
 	case "", "graceful":
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
-		if err := graceful.New(cfg, app, log).ListenAndServe(ctx); err != nil {
+		answer := fmt.Sprintf("pod=%s version=%s mode=%s", host, version, modeName)
+		if err := serveGraceful(ctx, log, os.Getenv, graceful.New(cfg, app, log), answer); err != nil {
 			log.Error("shutdown", "err", err)
 			return 1
 		}

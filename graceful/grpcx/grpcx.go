@@ -5,7 +5,8 @@
 // calls: a client stays on one pod until that connection ends. So on SIGTERM (the Serve context is
 // cancelled) the server, in order:
 //  1. turns its health service (grpc.health.v1, what the kubelet's native gRPC probe asks) NOT_SERVING
-//     for every service;
+//     for the server as a whole ("") and every registered service, and keeps LivenessService SERVING
+//     until the process exits, so that a liveness probe does not restart a pod that drains;
 //  2. keeps serving for ShutdownDelay (GO_SERVICE_SHUTDOWN_DELAY: the endpoint-propagation delay when no
 //     preStop hook covers it), so that calls on connections kube-proxy still sends here succeed;
 //  3. calls GracefulStop: every connection gets a GOAWAY (its client opens a new connection, through the
@@ -115,16 +116,29 @@ func New(cfg Config, logger *slog.Logger, opts ...grpc.ServerOption) *Server {
 	}
 	s := &Server{cfg: cfg, grpc: grpc.NewServer(append(ServerOptions(cfg), opts...)...), health: health.NewServer(), log: logger, draining: make(chan struct{})}
 	healthpb.RegisterHealthServer(s.grpc, s.health)
+	s.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	return s
 }
 
 // GRPC is the server to register services on.
 func (s *Server) GRPC() *grpc.Server { return s.grpc }
 
-// StartDraining turns every service's health NOT_SERVING. It is idempotent.
+// LivenessService is the health service name that stays SERVING while the server drains: what a liveness
+// (or startup) probe asks for. The server as a whole ("", what a readiness probe asks for) and every
+// registered service turn NOT_SERVING when draining starts. It is the chart's default grpcService for
+// those probes.
+const LivenessService = "liveness"
+
+// StartDraining turns the health of the server ("") and of every registered service NOT_SERVING, and
+// leaves LivenessService SERVING. It is idempotent.
 func (s *Server) StartDraining(reason string) {
 	s.once.Do(func() {
-		s.health.Shutdown()
+		s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		for name := range s.grpc.GetServiceInfo() {
+			if name != healthpb.Health_ServiceDesc.ServiceName {
+				s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
+			}
+		}
 		close(s.draining)
 		s.log.Info("draining: gRPC health NOT_SERVING", "reason", reason)
 	})
@@ -153,8 +167,12 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // Serve serves on ln until ctx is cancelled (SIGTERM), then runs the shutdown sequence. It returns nil
 // after a clean drain, a *DrainError when calls had to be cancelled.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	for name := range s.grpc.GetServiceInfo() {
-		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	select {
+	case <-s.draining: // Follow saw the HTTP server drain first: stay NOT_SERVING
+	default:
+		for name := range s.grpc.GetServiceInfo() {
+			s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+		}
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(ln) }()

@@ -107,6 +107,8 @@ func TestDrainSequence(t *testing.T) {
 	began := time.Now()
 	sigterm()
 	require.Eventually(t, func() bool { return healthOf(t, cc) == healthpb.HealthCheckResponse_NOT_SERVING }, time.Second, 10*time.Millisecond)
+	assert.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, healthStatus(t, cc, ""), "the server as a whole (readiness) is NOT_SERVING")
+	assert.Equal(t, healthpb.HealthCheckResponse_SERVING, healthStatus(t, cc, LivenessService), "liveness stays SERVING while the server drains")
 	assert.NoError(t, call(context.Background(), cc, 50*time.Millisecond), "a call during the shutdown delay is served")
 
 	assert.NoError(t, <-inFlight, "the call in flight at SIGTERM finished")
@@ -204,11 +206,32 @@ func TestFollowsTheHTTPServer(t *testing.T) {
 	require.Equal(t, healthpb.HealthCheckResponse_SERVING, overall(t, cc))
 	h.StartDraining("preStop hook")
 	assert.Eventually(t, func() bool { return overall(t, cc) == healthpb.HealthCheckResponse_NOT_SERVING }, time.Second, 10*time.Millisecond)
+	assert.Equal(t, healthpb.HealthCheckResponse_SERVING, healthStatus(t, cc, LivenessService))
+}
+
+// A drain that starts before Serve (the HTTP server's preStop endpoint was called first) is not undone
+// when Serve marks the registered services SERVING.
+func TestDrainBeforeServeStays(t *testing.T) {
+	svc := &slowService{peers: map[string]int{}}
+	s := New(Config{DrainTimeout: time.Second}, nil)
+	svc.register(s.GRPC())
+	s.StartDraining("preStop hook")
+	addr, _, _ := start(t, s)
+	cc := dial(t, addr)
+	assert.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, healthStatus(t, cc, "test.Slow"))
+	assert.Equal(t, healthpb.HealthCheckResponse_NOT_SERVING, healthStatus(t, cc, ""))
+	assert.Equal(t, healthpb.HealthCheckResponse_SERVING, healthStatus(t, cc, LivenessService))
 }
 
 func overall(t *testing.T, cc *grpc.ClientConn) healthpb.HealthCheckResponse_ServingStatus {
 	t.Helper()
-	resp, err := healthpb.NewHealthClient(cc).Check(context.Background(), &healthpb.HealthCheckRequest{})
+	return healthStatus(t, cc, "")
+}
+
+// healthStatus is the health service's answer for one service name.
+func healthStatus(t *testing.T, cc *grpc.ClientConn, service string) healthpb.HealthCheckResponse_ServingStatus {
+	t.Helper()
+	resp, err := healthpb.NewHealthClient(cc).Check(context.Background(), &healthpb.HealthCheckRequest{Service: service})
 	require.NoError(t, err)
 	return resp.Status
 }
