@@ -46,7 +46,9 @@ func TestServesGRPCBesideHTTP(t *testing.T) {
 	ctx, sigterm := context.WithCancel(context.Background())
 	defer sigterm()
 	done := make(chan error, 1)
-	go func() { done <- serveGraceful(ctx, slog.New(slog.DiscardHandler), getenv, graceful.New(cfg, http.NotFoundHandler(), nil), "pod=test") }()
+	go func() {
+		done <- serveGraceful(ctx, slog.New(slog.DiscardHandler), getenv, graceful.New(cfg, http.NotFoundHandler(), nil), "pod=test")
+	}()
 
 	cc, err := grpc.NewClient("127.0.0.1:"+strconv.Itoa(grpcPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
