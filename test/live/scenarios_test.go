@@ -313,10 +313,12 @@ func kubectlOnPath(t *testing.T) string {
 // 8b. ct install passes for every ci values file this cluster can run: chart-testing installs each in a
 // namespace of its own, waits, runs helm test and deletes it. The files that need what this cluster does
 // not have (a registry image, Gateway API and Prometheus Operator CRDs, a PriorityClass) are left out.
+// grpc-values.yaml becomes ready only if the kubelet's native gRPC probes reach the app's gRPC health
+// service (graceful/grpcx) on the port the chart resolved from its name.
 func TestChartTestingInstall(t *testing.T) {
 	appImage(t)
 	kubectlOnPath(t)
-	runnable := []string{"default-values.yaml", "autoscaling-values.yaml", "app-delay-values.yaml"}
+	runnable := []string{"default-values.yaml", "autoscaling-values.yaml", "app-delay-values.yaml", "grpc-values.yaml"}
 	dir := filepath.Join(t.TempDir(), "charts", "go-service")
 	src, err := render.ChartDir()
 	require.NoError(t, err)

@@ -272,17 +272,23 @@ httpGet:
 - name: GO_SERVICE_HTTP_PORT
   value: {{ int64 . | quote }}
 {{- end }}
-{{- if and .Values.probes.readiness.enabled (empty .Values.probes.readiness.custom) }}
+{{- if and .Values.probes.readiness.enabled (empty .Values.probes.readiness.custom) (ne (include "go-service.isGRPCProbe" .Values.probes.readiness) "true") }}
 - name: GO_SERVICE_READINESS_PATH
   value: {{ .Values.probes.readiness.path | quote }}
 {{- end }}
-{{- if and .Values.probes.liveness.enabled (empty .Values.probes.liveness.custom) }}
+{{- if and .Values.probes.liveness.enabled (empty .Values.probes.liveness.custom) (ne (include "go-service.isGRPCProbe" .Values.probes.liveness) "true") }}
 - name: GO_SERVICE_LIVENESS_PATH
   value: {{ .Values.probes.liveness.path | quote }}
 {{- end }}
 {{- if eq (include "go-service.preStopMode" .) "httpGet" }}
 - name: GO_SERVICE_PRESTOP_PATH
   value: {{ .Values.shutdown.preStop.httpGet.path | quote }}
+{{- end }}
+{{- if (.Values.grpc | default dict).enabled }}
+- name: GO_SERVICE_GRPC_PORT
+  value: {{ int64 .Values.containerPorts.grpc | quote }}
+- name: GO_SERVICE_GRPC_MAX_CONNECTION_AGE
+  value: {{ printf "%ds" (int64 .Values.grpc.maxConnectionAgeSeconds) | quote }}
 {{- end }}
 {{- if not (empty (include "go-service.requestPathSidecar" . | fromJson)) }}
 {{- /* Behind a proxy sidecar the app's clients are the proxy's connections: the app waits twice its
@@ -307,21 +313,61 @@ Probes and ports.
 {{- if kindIs "string" . }}{{ . | quote }}{{ else }}{{ int64 . }}{{ end }}
 {{- end }}
 
-{{/* A probe from its values block: the custom probe as given, or an httpGet probe. */}}
+{{/* A probe from its values block: the custom probe as given, an httpGet probe, or a grpc probe (whose
+     port must be a number: callers resolve a name with go-service.containerProbe). */}}
 {{- define "go-service.probe" -}}
 {{- if .custom }}
 {{- toYaml .custom }}
+{{- else }}
+{{- if eq (.type | default "http") "grpc" }}
+grpc:
+  port: {{ int64 .port }}
+  service: {{ .grpcService | default "" | quote }}
 {{- else }}
 httpGet:
   path: {{ .path | quote }}
   port: {{ include "go-service.portValue" .port }}
   scheme: HTTP
+{{- end }}
 initialDelaySeconds: {{ int64 .initialDelaySeconds }}
 periodSeconds: {{ int64 .periodSeconds }}
 timeoutSeconds: {{ int64 .timeoutSeconds }}
 successThreshold: {{ int64 .successThreshold }}
 failureThreshold: {{ int64 .failureThreshold }}
 {{- end }}
+{{- end }}
+
+{{/* A container's probe from its values block (.p): go-service.probe, with a grpc probe's port name
+     looked up in .ports (containerPorts), since the kubelet's GRPCAction has no named port. A new name, so
+     that go-service.probe keeps the signature an older go-service beside this one in a parent chart
+     calls (a parent's subcharts share their named templates). */}}
+{{- define "go-service.containerProbe" -}}
+{{- if eq (include "go-service.isGRPCProbe" .p) "true" }}
+{{- include "go-service.probe" (merge (dict "port" (include "go-service.portNumber" (dict "ref" .p.port "ports" .ports) | int64)) .p) }}
+{{- else }}
+{{- include "go-service.probe" .p }}
+{{- end }}
+{{- end }}
+
+{{/* The number of a port reference (.ref, a name of .ports or a number). */}}
+{{- define "go-service.portNumber" -}}
+{{- if kindIs "string" .ref }}{{ int64 (index .ports .ref) }}{{ else }}{{ int64 .ref }}{{ end }}
+{{- end }}
+
+{{/* "true" when the probe block .p is built by the chart as a grpc probe (not custom). */}}
+{{- define "go-service.isGRPCProbe" -}}
+{{- and (empty .custom) (eq (.type | default "http") "grpc") }}
+{{- end }}
+
+{{/* The Service port (a number) that reaches containerPorts.grpc: the main port when service.targetPort is
+     grpc, else the port the Service exposes under the container port's own name and number. */}}
+{{- define "go-service.grpcServicePort" -}}
+{{- if eq (include "go-service.servicePortName" .) "grpc" }}{{ int64 .Values.service.port }}{{ else }}{{ int64 .Values.containerPorts.grpc }}{{ end }}
+{{- end }}
+
+{{/* The name of the headless Service for client-side balancing (at most 63 characters). */}}
+{{- define "go-service.headlessName" -}}
+{{- printf "%s-headless" (include "go-service.fullname" . | trunc 54 | trimSuffix "-") }}
 {{- end }}
 
 {{/* The port a probe's handler connects to, "" for exec probes. */}}
@@ -460,6 +506,17 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- $w = append $w (printf "sidecars[%d] (%s) is in the request path (service.targetPort) as a regular container with no preStop hook: it gets SIGTERM as soon as a pod starts terminating, while its endpoint still takes traffic, and requests are dropped. %s" (int .index) .name $fix) }}
 {{- end }}
 {{- end }}
+{{- $g := .Values.grpc | default dict }}
+{{- if and $g.enabled (eq (int64 $g.maxConnectionAgeSeconds) 0) }}
+{{- if dig "headless" "enabled" false $g }}
+{{- $w = append $w (printf "grpc.maxConnectionAgeSeconds is 0 with grpc.headless.enabled: clients that balance over %s resolve its pods only when a connection fails or ends, and the server never ends one, so pods added by a rollout or a scale-up get no calls from clients already connected. Set grpc.maxConnectionAgeSeconds (e.g. 60)." (include "go-service.headlessName" .)) }}
+{{- else }}
+{{- $w = append $w "grpc.maxConnectionAgeSeconds is 0: a gRPC client keeps one connection to the pod it reached first (kube-proxy balances connections, not calls), so after a rollout the calls stay on the pods that came up first and new pods get none. Set grpc.maxConnectionAgeSeconds (e.g. 60)." }}
+{{- end }}
+{{- end }}
+{{- if and $g.enabled .Values.tests.enabled (eq (include "go-service.servicePortName" .) "grpc") (has "$(TEST_URL)" .Values.tests.command) }}
+{{- $w = append $w "service.targetPort is the gRPC port, and tests.command requests $(TEST_URL) over HTTP/1.1, so `helm test` fails. Set tests.command to a gRPC health client on $(TEST_GRPC_ADDR) (e.g. grpc-health-probe -addr=$(TEST_GRPC_ADDR) in tests.image), or tests.enabled to false." }}
+{{- end }}
 {{- if eq (include "go-service.preStopMode" .) "exec" }}
 {{- $w = append $w (printf "The preStop hook runs %q in the container (mode exec on Kubernetes %s): the image must contain that binary, or the pod gets no delay before SIGTERM." (first .Values.shutdown.preStop.sleepCommand) .Capabilities.KubeVersion.Version) }}
 {{- end }}
@@ -533,6 +590,9 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- $n := list }}
 {{- if .Values.shutdown.env }}
   {{- $n = concat $n (list "GO_SERVICE_PRESTOP_MODE" "GO_SERVICE_PRESTOP_DELAY" "GO_SERVICE_SHUTDOWN_DELAY" "GO_SERVICE_DRAIN_TIMEOUT" "GO_SERVICE_TERMINATION_GRACE_PERIOD" "GO_SERVICE_HTTP_PORT" "GO_SERVICE_READINESS_PATH" "GO_SERVICE_LIVENESS_PATH" "GO_SERVICE_PRESTOP_PATH") }}
+  {{- if (.Values.grpc | default dict).enabled }}
+    {{- $n = concat $n (list "GO_SERVICE_GRPC_PORT" "GO_SERVICE_GRPC_MAX_CONNECTION_AGE") }}
+  {{- end }}
   {{- if not (empty (include "go-service.requestPathSidecar" . | fromJson)) }}
     {{- $n = append $n "GO_SERVICE_KEEPALIVE_QUIET" }}
   {{- end }}

@@ -125,8 +125,20 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- end }}
 {{- $r := $v.probes.readiness }}
 {{- $l := $v.probes.liveness }}
-{{- if and $r.enabled $l.enabled (empty $r.custom) (empty $l.custom) (eq $r.path $l.path) (eq (toString $r.port) (toString $l.port)) }}
+{{- $rGRPC := eq (include "go-service.isGRPCProbe" $r) "true" }}
+{{- $lGRPC := eq (include "go-service.isGRPCProbe" $l) "true" }}
+{{- if and $r.enabled $l.enabled (empty $r.custom) (empty $l.custom) (not $rGRPC) (not $lGRPC) (eq $r.path $l.path) (eq (toString $r.port) (toString $l.port)) }}
 {{- $errs = append $errs (printf "probes.liveness.path and probes.readiness.path are both %s on port %v: a draining pod fails readiness but must stay live, so one endpoint cannot answer both (the kubelet would restart every pod that drains, and the graceful package refuses it). Give probes.liveness.path its own endpoint, e.g. /healthz/live." $l.path $l.port) }}
+{{- end }}
+{{- if and $r.enabled $l.enabled $rGRPC $lGRPC (eq (toString $r.grpcService) (toString $l.grpcService)) (eq (toString $r.port) (toString $l.port)) }}
+{{- $errs = append $errs (printf "probes.liveness.grpcService and probes.readiness.grpcService both ask for %q on port %v: a draining pod turns NOT_SERVING for readiness but must stay live, so one health service cannot answer both (the kubelet would restart every pod that drains). Set probes.liveness.grpcService to liveness (graceful/grpcx keeps it SERVING) and probes.readiness.grpcService to \"\"." $l.grpcService $l.port) }}
+{{- end }}
+{{- $g := $v.grpc | default dict }}
+{{- if and $g.enabled (not (hasKey $v.containerPorts "grpc")) }}
+{{- $errs = append $errs (printf "grpc.enabled is true but containerPorts has no grpc port (%s): the gRPC server needs one. Add containerPorts.grpc, e.g. 9090." (keys $v.containerPorts | sortAlpha | join ", ")) }}
+{{- end }}
+{{- if and (dig "headless" "enabled" false $g) (not $g.enabled) }}
+{{- $errs = append $errs "grpc.headless.enabled is true but grpc.enabled is false: the headless Service is for a gRPC port. Set grpc.enabled to true, or grpc.headless.enabled to false." }}
 {{- end }}
 {{- if and (ne (include "go-service.portExists" (dict "ref" $v.service.targetPort "ports" $v.containerPorts)) "true") (empty (include "go-service.requestPathSidecar" . | fromJson)) }}
 {{- $errs = append $errs (printf "service.targetPort (%v) is not one of containerPorts (%s) nor a port of a sidecar." $v.service.targetPort (keys $v.containerPorts | sortAlpha | join ", ")) }}

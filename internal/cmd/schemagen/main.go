@@ -116,6 +116,9 @@ const (
 	// ianaSvcName is IsValidPortName: lowercase letters, digits and '-', at least one letter, no '-'
 	// at either end nor two in a row, at most 15 characters.
 	ianaSvcName = `^([a-z0-9]+-)*[a-z0-9]*[a-z][a-z0-9]*(-[a-z0-9]+)*$`
+	// qualifiedName is IsQualifiedName (label keys, a Service port's appProtocol): an optional DNS
+	// subdomain and '/', then a name of at most 63 characters.
+	qualifiedName = `^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`
 )
 
 // rulesTheOpenAPIOmits are what the API server's validation code (k8s.io/kubernetes/pkg/apis/*/validation)
@@ -138,10 +141,12 @@ var rulesTheOpenAPIOmits = map[string]map[string]map[string]any{
 		"name":          {"pattern": ianaSvcName, "maxLength": 15},
 	},
 	"io.k8s.api.core.v1.ServicePort": {
-		"port":     {"minimum": 1, "maximum": 65535},
-		"nodePort": {"minimum": 0, "maximum": 65535},
-		"name":     {"pattern": dns1123Label, "maxLength": 63},
+		"port":        {"minimum": 1, "maximum": 65535},
+		"nodePort":    {"minimum": 0, "maximum": 65535},
+		"name":        {"pattern": dns1123Label, "maxLength": 63},
+		"appProtocol": {"pattern": qualifiedName, "maxLength": 317},
 	},
+	"io.k8s.api.core.v1.GRPCAction": {"port": {"minimum": 1, "maximum": 65535}},
 }
 
 // refs lists the generated definitions the hand-written schema refers to.
