@@ -2,8 +2,8 @@
 // constant rate whatever the responses do, classifies every failure (refused, reset, EOF, timeout, 5xx,
 // other), and keeps every request (when it was sent, its latency, its outcome and the backend that
 // answered), so a rollout's effect can be read second by second and gated on a window. Clients come in
-// the kinds callers of a Go service have: a new connection per request, and a keep-alive connection
-// pool sending POSTs that nobody retries.
+// the kinds callers of a Go service have: a new connection per request, a keep-alive connection pool
+// sending POSTs that nobody retries, and gRPC unary calls multiplexed on long-lived HTTP/2 connections.
 package load
 
 import (
@@ -42,6 +42,14 @@ type Config struct {
 	// StartAt is when the first request is sent and the run's Start (default: at once). Clients given
 	// the same StartAt start together, and a caller knows when they did without waiting on them.
 	StartAt time.Time `json:"startAt,omitzero"`
+	// GRPC, when set, makes the client a gRPC one: it calls the reference service's WhoamiMethod on URL,
+	// a gRPC target (host:port, or dns:///name:port), over one grpc.ClientConn with this balancing
+	// policy (GRPCPickFirst or GRPCRoundRobin). Method and KeepAlive do not apply: gRPC's connections
+	// are long-lived by design.
+	GRPC string `json:"grpc,omitempty"`
+	// GRPCRequest is the gRPC calls' request (e.g. "sleep=500ms", which the reference service honours,
+	// so calls are always in flight on the connection).
+	GRPCRequest string `json:"grpcRequest,omitempty"`
 	// Control marks a control client: it sends to a Service nothing disrupts, from the same place as
 	// the clients under test, so that a stall of the machine or the cluster shows in it too.
 	Control bool `json:"control,omitempty"`
@@ -130,11 +138,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Rate <= 0 || cfg.URL == "" {
 		return nil, errors.New("load: URL and a positive Rate are required")
 	}
-	switch cfg.Method {
-	case "":
+	switch {
+	case cfg.GRPC != "" && (cfg.Method != "" || cfg.KeepAlive):
+		return nil, fmt.Errorf("load: a gRPC client (GRPC %q) takes no Method nor KeepAlive", cfg.GRPC)
+	case cfg.GRPC != "":
+	case cfg.Method == "":
 		cfg.Method = http.MethodGet
-	case http.MethodGet, http.MethodPost:
-	default:
+	case cfg.Method != http.MethodGet && cfg.Method != http.MethodPost:
 		return nil, fmt.Errorf("load: Method %q: want GET or POST", cfg.Method)
 	}
 	if cfg.Timeout == 0 {
@@ -148,13 +158,24 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	tr := &http.Transport{
-		DisableKeepAlives:   !cfg.KeepAlive,
-		MaxIdleConnsPerHost: cfg.Rate,
-		DialContext:         dialRecording(&net.Dialer{Timeout: cfg.Timeout}),
+	var send func() outcome
+	if cfg.GRPC != "" {
+		conn, err := newGRPCConn(cfg)
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		send = func() outcome { return doGRPC(conn, cfg) }
+	} else {
+		tr := &http.Transport{
+			DisableKeepAlives:   !cfg.KeepAlive,
+			MaxIdleConnsPerHost: cfg.Rate,
+			DialContext:         dialRecording(&net.Dialer{Timeout: cfg.Timeout}),
+		}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr, Timeout: cfg.Timeout}
+		send = func() outcome { return do(client, cfg) }
 	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: cfg.Timeout}
 
 	start := time.Now()
 	if cfg.StartAt.After(start) {
@@ -218,7 +239,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		go func(sent time.Time) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			o := do(client, cfg)
+			o := send()
 			add(sent, time.Since(sent), o)
 		}(time.Now())
 	}
@@ -459,8 +480,11 @@ func Kinds(byKind map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// Mode names the client's kind: "GET new-conn", "POST keep-alive".
+// Mode names the client's kind: "GET new-conn", "POST keep-alive", "gRPC pick_first".
 func (c Config) Mode() string {
+	if c.GRPC != "" {
+		return "gRPC " + c.GRPC
+	}
 	m := c.Method
 	if m == "" {
 		m = http.MethodGet

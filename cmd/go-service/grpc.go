@@ -4,32 +4,16 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"google.golang.org/grpc"
-	"google.golang.org/protobuf/types/known/wrapperspb"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/go-service/go-service/graceful"
 	"github.com/go-service/go-service/graceful/grpcx"
+	"github.com/go-service/go-service/load"
 )
-
-// whoamiService is the reference service's one gRPC method, /goservice.v1.Whoami/Get: it answers with
-// the same line as an HTTP request ("pod=… version=… mode=…"), so a gRPC client can tell which pod
-// answered. It needs no generated code: the request and the answer are protobuf's well-known
-// StringValue.
-const whoamiService = "goservice.v1.Whoami"
-
-func registerWhoami(s *grpc.Server, answer string) {
-	s.RegisterService(&grpc.ServiceDesc{
-		ServiceName: whoamiService,
-		HandlerType: (*any)(nil),
-		Methods: []grpc.MethodDesc{{MethodName: "Get", Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-			if err := dec(new(wrapperspb.StringValue)); err != nil {
-				return nil, err
-			}
-			return wrapperspb.String(answer), nil
-		}}},
-	}, struct{}{})
-}
 
 // serveGraceful runs graceful's HTTP server and, when GO_SERVICE_GRPC_PORT is set (the chart's
 // grpc.enabled), grpcx's gRPC server beside it: the gRPC health follows the HTTP server's drain, and both
@@ -43,7 +27,7 @@ func serveGraceful(ctx context.Context, log *slog.Logger, getenv func(string) st
 		return err
 	}
 	g := grpcx.New(cfg, log)
-	registerWhoami(g.GRPC(), answer)
+	load.RegisterWhoami(g.GRPC(), answer)
 	g.Follow(ctx, h)
 	errc := make(chan error, 2)
 	go func() { errc <- wrap("http", h.ListenAndServe(ctx)) }()
@@ -60,4 +44,33 @@ func wrap(what string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// startNaiveGRPC is the naive mode's gRPC server, when GO_SERVICE_GRPC_PORT is set: Whoami, and a health
+// service that answers SERVING for the server and for grpcx's liveness service until the end. The
+// returned stop is what the naive mode calls at SIGTERM: grpc.Server.Stop, at once, with no NOT_SERVING
+// first and no GOAWAY, cutting the calls in flight: the gRPC negative control.
+func startNaiveGRPC(log *slog.Logger, getenv func(string) string, answer string) (stop func(), err error) {
+	if getenv("GO_SERVICE_GRPC_PORT") == "" {
+		return func() {}, nil
+	}
+	cfg, err := grpcx.FromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	s := grpc.NewServer()
+	hs := health.NewServer()
+	hs.SetServingStatus(grpcx.LivenessService, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(s, hs)
+	load.RegisterWhoami(s, answer)
+	go func() {
+		if err := s.Serve(ln); err != nil {
+			log.Error("grpc serve", "err", err)
+		}
+	}()
+	return s.Stop, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-service/go-service/graceful"
 	"github.com/go-service/go-service/graceful/grpcx"
+	"github.com/go-service/go-service/load"
 )
 
 // freePort is a loopback port nothing listens on.
@@ -62,9 +63,9 @@ func TestServesGRPCBesideHTTP(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return health("") == healthpb.HealthCheckResponse_SERVING }, 5*time.Second, 20*time.Millisecond)
 	assert.Equal(t, healthpb.HealthCheckResponse_SERVING, health(grpcx.LivenessService))
-	assert.Equal(t, healthpb.HealthCheckResponse_SERVING, health(whoamiService))
+	assert.Equal(t, healthpb.HealthCheckResponse_SERVING, health(load.WhoamiService))
 	out := new(wrapperspb.StringValue)
-	require.NoError(t, cc.Invoke(context.Background(), "/"+whoamiService+"/Get", wrapperspb.String(""), out))
+	require.NoError(t, cc.Invoke(context.Background(), load.WhoamiMethod, wrapperspb.String(""), out))
 	assert.Equal(t, "pod=test", out.GetValue())
 
 	sigterm()
@@ -85,4 +86,54 @@ func TestBadGRPCSettingIsRefused(t *testing.T) {
 	err := serveGraceful(context.Background(), slog.New(slog.DiscardHandler), func(k string) string { return env[k] }, graceful.New(graceful.Defaults, http.NotFoundHandler(), nil), "")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "GO_SERVICE_GRPC_MAX_CONNECTION_AGE")
+}
+
+func TestGRPCClientFlag(t *testing.T) {
+	t.Parallel()
+	var g grpcFlags
+	require.NoError(t, g.Set("pick_first:50:10.96.0.10:9090"))
+	require.NoError(t, g.Set("round_robin:20:dns:///app-headless.ns.svc:9090"))
+	assert.Equal(t, grpcFlags{
+		{GRPC: load.GRPCPickFirst, Rate: 50, URL: "10.96.0.10:9090"},
+		{GRPC: load.GRPCRoundRobin, Rate: 20, URL: "dns:///app-headless.ns.svc:9090"},
+	}, g)
+	for _, bad := range []string{"pick_first:50", "pick_first:50:", "least_request:50:10.0.0.1:9090", "pick_first:0:10.0.0.1:9090", "pick_first:x:10.0.0.1:9090"} {
+		assert.Error(t, g.Set(bad), bad)
+	}
+	assert.Len(t, g, 2, "a refused flag adds no client")
+}
+
+// The naive mode's gRPC server (the negative control) stays SERVING and cuts the calls in flight at
+// SIGTERM: UNAVAILABLE, no GOAWAY first.
+func TestNaiveGRPCCutsCallsInFlight(t *testing.T) {
+	t.Parallel()
+	port := freePort(t)
+	env := map[string]string{"GO_SERVICE_GRPC_PORT": strconv.Itoa(port)}
+	stop, err := startNaiveGRPC(slog.New(slog.DiscardHandler), func(k string) string { return env[k] }, "pod=naive")
+	require.NoError(t, err)
+	defer stop()
+	cc, err := grpc.NewClient("127.0.0.1:"+strconv.Itoa(port), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer cc.Close()
+	for _, service := range []string{"", grpcx.LivenessService} {
+		resp, err := healthpb.NewHealthClient(cc).Check(context.Background(), &healthpb.HealthCheckRequest{Service: service})
+		require.NoError(t, err)
+		assert.Equal(t, healthpb.HealthCheckResponse_SERVING, resp.Status, "health %q", service)
+	}
+	res := make(chan error, 1)
+	go func() {
+		res <- cc.Invoke(context.Background(), load.WhoamiMethod, wrapperspb.String("sleep=5s"), new(wrapperspb.StringValue))
+	}()
+	time.Sleep(200 * time.Millisecond) // the call reaches the server (were it later, Stop would refuse it the same way)
+	stop()
+	select {
+	case err := <-res:
+		assert.Equal(t, load.KindUnavailable, load.ClassifyGRPC(err), "%v", err)
+	case <-time.After(3 * time.Second):
+		t.Fatal("the call in flight was not cut by Stop")
+	}
+
+	stop, err = startNaiveGRPC(nil, func(string) string { return "" }, "")
+	require.NoError(t, err, "without GO_SERVICE_GRPC_PORT nothing is served")
+	stop()
 }

@@ -93,12 +93,12 @@ func serve() int {
 		}
 		fmt.Fprintf(w, "pod=%s version=%s mode=%s\n", host, version, modeName)
 	})
+	answer := fmt.Sprintf("pod=%s version=%s mode=%s", host, version, modeName) // a gRPC call's answer
 	log.Info("starting", "mode", mode, "pod", host, "version", version)
 	switch mode {
 	case "", "graceful":
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		defer stop()
-		answer := fmt.Sprintf("pod=%s version=%s mode=%s", host, version, modeName)
 		if err := serveGraceful(ctx, log, os.Getenv, graceful.New(cfg, app, log), answer); err != nil {
 			log.Error("shutdown", "err", err)
 			return 1
@@ -108,11 +108,17 @@ func serve() int {
 	case "naive":
 		// What most services do: on SIGTERM, stop listening at once and wait for in-flight requests.
 		srv := &http.Server{Addr: cfg.Addr, Handler: naiveMux(cfg, app)}
+		stopGRPC, err := startNaiveGRPC(log, os.Getenv, answer)
+		if err != nil {
+			log.Error("grpc", "err", err)
+			return 2
+		}
 		go func() {
 			sig := make(chan os.Signal, 1)
 			signal.Notify(sig, syscall.SIGTERM)
 			<-sig
 			log.Info("SIGTERM: Shutdown now")
+			stopGRPC()
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 			defer cancel()
 			_ = srv.Shutdown(ctx)
@@ -200,6 +206,9 @@ func runLoad(args []string) int {
 	url := fs.String("url", "", "URL to request")
 	var specs clientFlags
 	fs.Var(&specs, "client", "a client, METHOD:CONN:RATE[:QUERY] (GET:new-conn:200, POST:keep-alive:50:sleep=100ms); repeat for several")
+	var grpcSpecs grpcFlags
+	fs.Var(&grpcSpecs, "grpc", "a gRPC client, POLICY:RATE:TARGET (pick_first:50:10.96.0.10:9090, round_robin:50:dns:///app-headless.ns.svc:9090); repeat for several")
+	grpcRequest := fs.String("grpc-request", "", `the gRPC clients' request (e.g. "sleep=500ms")`)
 	duration := fs.Duration("duration", 30*time.Second, "how long (0: until stopped)")
 	timeout := fs.Duration("timeout", load.DefaultTimeout, "per-request timeout (a slower request has failed)")
 	control := fs.String("control", "", "serve GET /stop on this address")
@@ -212,13 +221,21 @@ func runLoad(args []string) int {
 		fmt.Fprintf(os.Stderr, "go-service load: -baseline-rate %d is not a positive rate\n", *baselineRate)
 		return 2
 	}
-	if len(specs) == 0 {
+	if len(specs) == 0 && len(grpcSpecs) == 0 {
 		specs = clientFlags{{Config: load.Config{Method: http.MethodGet, Rate: 200}}}
+	}
+	if len(specs) > 0 && *url == "" {
+		fmt.Fprintln(os.Stderr, "go-service load: -url is required for the HTTP clients (-client)")
+		return 2
 	}
 	cfgs := make([]load.Config, len(specs))
 	for i, s := range specs {
 		cfgs[i] = s.Config
 		cfgs[i].URL, cfgs[i].Duration, cfgs[i].Timeout = load.WithQuery(*url, s.query), *duration, *timeout
+	}
+	for _, g := range grpcSpecs {
+		g.Duration, g.Timeout, g.GRPCRequest = *duration, *timeout, *grpcRequest
+		cfgs = append(cfgs, g)
 	}
 	if *baseline != "" {
 		cfgs = append(cfgs, load.Config{URL: *baseline, Method: http.MethodGet, Rate: *baselineRate, Duration: *duration, Timeout: *timeout, Control: true})
@@ -297,6 +314,28 @@ func (c *clientFlags) Set(v string) error {
 		spec.query = parts[3]
 	}
 	*c = append(*c, spec)
+	return nil
+}
+
+// grpcFlags parses repeated -grpc POLICY:RATE:TARGET flags (the target last, as it has colons of its
+// own).
+type grpcFlags []load.Config
+
+func (g *grpcFlags) String() string { return fmt.Sprint(len(*g), " gRPC client(s)") }
+
+func (g *grpcFlags) Set(v string) error {
+	parts := strings.SplitN(v, ":", 3)
+	if len(parts) != 3 || parts[2] == "" {
+		return fmt.Errorf("%q: want POLICY:RATE:TARGET, e.g. pick_first:50:10.96.0.10:9090", v)
+	}
+	if parts[0] != load.GRPCPickFirst && parts[0] != load.GRPCRoundRobin {
+		return fmt.Errorf("%q: policy %q: want %s or %s", v, parts[0], load.GRPCPickFirst, load.GRPCRoundRobin)
+	}
+	rate, err := strconv.Atoi(parts[1])
+	if err != nil || rate <= 0 {
+		return fmt.Errorf("%q: rate %q is not a positive number", v, parts[1])
+	}
+	*g = append(*g, load.Config{GRPC: parts[0], Rate: rate, URL: parts[2]})
 	return nil
 }
 
