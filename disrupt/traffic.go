@@ -89,6 +89,15 @@ type Options struct {
 	// InClusterRate and InClusterKeepAliveRate are the same two clients in a pod (defaults 100/s and
 	// 50/s), sending to the Service from inside the cluster until Stop.
 	InClusterRate, InClusterKeepAliveRate int
+	// GRPCPort, when set, adds a gRPC client in each place: unary calls (load.WhoamiMethod) multiplexed
+	// on one long-lived HTTP/2 connection to the Service's cluster IP on this port (load.GRPCPickFirst),
+	// from the host at GRPCRate and from the load pod at InClusterGRPCRate (defaults 50/s). Such a
+	// client moves to another pod only when the server sends GOAWAY or the connection breaks.
+	GRPCPort                    int32
+	GRPCRate, InClusterGRPCRate int
+	// GRPCRequest is the gRPC clients' request (e.g. "sleep=500ms", which the reference service honours,
+	// so calls are always in flight on the connection).
+	GRPCRequest string
 	// NoInCluster runs no client in a pod (then the host clients are required).
 	NoInCluster bool
 	Host        HostClients
@@ -133,6 +142,8 @@ func (o *Options) defaults() {
 	def(&o.InClusterRate, 100)
 	def(&o.InClusterKeepAliveRate, 50)
 	def(&o.ControlRate, 20)
+	def(&o.GRPCRate, 50)
+	def(&o.InClusterGRPCRate, 50)
 	if o.Steady == 0 {
 		o.Steady = 3 * time.Second
 	}
@@ -239,6 +250,9 @@ func Start(tb testing.TB, target Target, o Options) *Traffic {
 		cfgs := []load.Config{
 			{Name: "host GET new-conn", URL: tr.url, Rate: o.Rate, StartAt: start},
 			{Name: "host POST keep-alive", URL: load.WithQuery(tr.url, o.KeepAliveQuery), Rate: o.KeepAliveRate, KeepAlive: true, Method: http.MethodPost, StartAt: start},
+		}
+		if o.GRPCPort != 0 {
+			cfgs = append(cfgs, load.Config{Name: "host gRPC pick_first", URL: tr.grpcTarget(), GRPC: load.GRPCPickFirst, GRPCRequest: o.GRPCRequest, Rate: o.GRPCRate, StartAt: start})
 		}
 		if o.ControlURL != "" {
 			cfgs = append(cfgs, load.Config{Name: "host control GET new-conn", URL: o.ControlURL, Rate: o.ControlRate, StartAt: start, Control: true})
@@ -414,16 +428,24 @@ func (tr *Traffic) startInCluster(tb testing.TB) {
 	}
 }
 
-// loadArgs are the in-cluster load pod's arguments: its two clients, and the control client when
-// Options.ControlURL is set.
+// loadArgs are the in-cluster load pod's arguments: its two clients, the gRPC client when
+// Options.GRPCPort is set, and the control client when Options.ControlURL is set.
 func (tr *Traffic) loadArgs() []string {
 	o := tr.o
 	args := []string{"load", "-url", tr.url, "-duration", "20m", "-control", ":" + controlPort,
 		"-client", fmt.Sprintf("GET:new-conn:%d", o.InClusterRate), "-client", strings.TrimSuffix(fmt.Sprintf("POST:keep-alive:%d:%s", o.InClusterKeepAliveRate, o.KeepAliveQuery), ":")}
+	if o.GRPCPort != 0 {
+		args = append(args, "-grpc", fmt.Sprintf("%s:%d:%s", load.GRPCPickFirst, o.InClusterGRPCRate, tr.grpcTarget()), "-grpc-request", o.GRPCRequest)
+	}
 	if o.ControlURL != "" {
 		args = append(args, "-baseline", o.ControlURL, "-baseline-rate", strconv.Itoa(o.ControlRate))
 	}
 	return args
+}
+
+// grpcTarget is the gRPC clients' target: the Service's cluster IP on Options.GRPCPort.
+func (tr *Traffic) grpcTarget() string {
+	return net.JoinHostPort(tr.ip, strconv.Itoa(int(tr.o.GRPCPort)))
 }
 
 // stopInCluster stops the pod's clients and returns their results.
