@@ -102,8 +102,9 @@ type Server struct {
 	grpc   *grpc.Server
 	health *health.Server
 	log    *slog.Logger
-	once   sync.Once
-	// draining is closed when draining starts.
+	// mu orders StartDraining and Serve's turn to SERVING, so a drain that starts while Serve starts is
+	// never undone; draining is closed when draining starts (under mu).
+	mu       sync.Mutex
 	draining chan struct{}
 }
 
@@ -132,16 +133,21 @@ const LivenessService = "liveness"
 // StartDraining turns the health of the server ("") and of every registered service NOT_SERVING, and
 // leaves LivenessService SERVING. It is idempotent.
 func (s *Server) StartDraining(reason string) {
-	s.once.Do(func() {
-		s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
-		for name := range s.grpc.GetServiceInfo() {
-			if name != healthpb.Health_ServiceDesc.ServiceName {
-				s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
-			}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.draining:
+		return
+	default:
+	}
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	for name := range s.grpc.GetServiceInfo() {
+		if name != healthpb.Health_ServiceDesc.ServiceName {
+			s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
 		}
-		close(s.draining)
-		s.log.Info("draining: gRPC health NOT_SERVING", "reason", reason)
-	})
+	}
+	close(s.draining)
+	s.log.Info("draining: gRPC health NOT_SERVING", "reason", reason)
 }
 
 // Follow starts draining when h does (its preStop endpoint, or its own SIGTERM), until ctx ends.
@@ -167,6 +173,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // Serve serves on ln until ctx is cancelled (SIGTERM), then runs the shutdown sequence. It returns nil
 // after a clean drain, a *DrainError when calls had to be cancelled.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	s.mu.Lock()
 	select {
 	case <-s.draining: // Follow saw the HTTP server drain first: stay NOT_SERVING
 	default:
@@ -174,6 +181,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 		}
 	}
+	s.mu.Unlock()
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(ln) }()
 	s.log.Info("serving gRPC", "addr", ln.Addr().String(), "shutdownDelay", s.cfg.ShutdownDelay, "drainTimeout", s.cfg.DrainTimeout, "maxConnectionAge", s.cfg.MaxConnectionAge)
