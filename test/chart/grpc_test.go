@@ -107,6 +107,33 @@ func TestGRPCValues(t *testing.T) {
 			backend := render.One[*gatewayv1.GRPCRoute](t, r).Spec.Rules[0].BackendRefs[0]
 			assert.EqualValues(t, 9090, *backend.Port)
 		}},
+		{name: "a port number written as a string", values: grpcService(m{"probes": m{
+			"readiness": m{"type": "grpc", "port": "9090"},
+		}}), check: func(t *testing.T, r *render.Result) {
+			assert.Equal(t, *grpcProbe(""), container(t, r).ReadinessProbe.ProbeHandler, "the number, not 0")
+		}},
+		{name: "service.targetPort the gRPC port's number", values: grpcService(m{
+			"service":   m{"targetPort": 9090},
+			"grpcRoute": m{"enabled": true, "parentRefs": []any{m{"name": "gw"}}},
+		}), check: func(t *testing.T, r *render.Result) {
+			main := render.One[*corev1.Service](t, r).Spec.Ports[0]
+			assert.Equal(t, intstr.FromInt32(9090), main.TargetPort)
+			assert.Equal(t, new("kubernetes.io/h2c"), main.AppProtocol, "the main port reaches the gRPC port by number")
+			backend := render.One[*gatewayv1.GRPCRoute](t, r).Spec.Rules[0].BackendRefs[0]
+			assert.EqualValues(t, 80, *backend.Port)
+			assert.Contains(t, r.Notes, "service.targetPort is the gRPC port, and tests.command requests $(TEST_URL) over HTTP/1.1")
+		}},
+		// A gRPC server without grpcx has no liveness service: its probes ask for the server as a whole. The
+		// kubelet stops liveness and startup probes once a pod terminates, so a drain restarts nothing.
+		{name: "liveness and readiness on one health service", values: grpcService(m{"probes": m{
+			"startup":   m{"type": "grpc", "port": "grpc", "grpcService": ""},
+			"readiness": m{"type": "grpc", "port": "grpc"},
+			"liveness":  m{"type": "grpc", "port": 9090, "grpcService": ""},
+		}}), check: func(t *testing.T, r *render.Result) {
+			c := container(t, r)
+			assert.Equal(t, *grpcProbe(""), c.LivenessProbe.ProbeHandler)
+			assert.Equal(t, *grpcProbe(""), c.ReadinessProbe.ProbeHandler)
+		}},
 		{name: "off by default", values: m{"containerPorts": m{"http": 8080, "grpc": 9090}}, check: func(t *testing.T, r *render.Result) {
 			env := envOf(container(t, r))
 			assert.NotContains(t, env, "GO_SERVICE_GRPC_PORT")

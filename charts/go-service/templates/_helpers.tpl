@@ -349,9 +349,9 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- end }}
 {{- end }}
 
-{{/* The number of a port reference (.ref, a name of .ports or a number). */}}
+{{/* The number of a port reference (.ref: a name of .ports, or a number, also written as a string). */}}
 {{- define "go-service.portNumber" -}}
-{{- if kindIs "string" .ref }}{{ int64 (index .ports .ref) }}{{ else }}{{ int64 .ref }}{{ end }}
+{{- if and (kindIs "string" .ref) (hasKey .ports .ref) }}{{ int64 (index .ports .ref) }}{{ else }}{{ int64 .ref }}{{ end }}
 {{- end }}
 
 {{/* "true" when the probe block .p is built by the chart as a grpc probe (not custom). */}}
@@ -359,10 +359,17 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- and (empty .custom) (eq (.type | default "http") "grpc") }}
 {{- end }}
 
+{{/* "true" when the Service's main port reaches containerPorts.grpc: service.targetPort names it or is its
+     number. */}}
+{{- define "go-service.mainPortIsGRPC" -}}
+{{- $c := .Values.containerPorts }}
+{{- and (hasKey $c "grpc") (or (eq (toString .Values.service.targetPort) "grpc") (eq (include "go-service.portNumber" (dict "ref" .Values.service.targetPort "ports" $c)) (toString (int64 $c.grpc)))) }}
+{{- end }}
+
 {{/* The Service port (a number) that reaches containerPorts.grpc: the main port when service.targetPort is
-     grpc, else the port the Service exposes under the container port's own name and number. */}}
+     the gRPC port, else the port the Service exposes under the container port's own name and number. */}}
 {{- define "go-service.grpcServicePort" -}}
-{{- if eq (include "go-service.servicePortName" .) "grpc" }}{{ int64 .Values.service.port }}{{ else }}{{ int64 .Values.containerPorts.grpc }}{{ end }}
+{{- if eq (include "go-service.mainPortIsGRPC" .) "true" }}{{ int64 .Values.service.port }}{{ else }}{{ int64 .Values.containerPorts.grpc }}{{ end }}
 {{- end }}
 
 {{/* The name of the headless Service for client-side balancing (at most 63 characters). */}}
@@ -514,7 +521,7 @@ failureThreshold: {{ int64 .failureThreshold }}
 {{- $w = append $w "grpc.maxConnectionAgeSeconds is 0: a gRPC client keeps one connection to the pod it reached first (kube-proxy balances connections, not calls), so after a rollout the calls stay on the pods that came up first and new pods get none. Set grpc.maxConnectionAgeSeconds (e.g. 60)." }}
 {{- end }}
 {{- end }}
-{{- if and $g.enabled .Values.tests.enabled (eq (include "go-service.servicePortName" .) "grpc") (has "$(TEST_URL)" .Values.tests.command) }}
+{{- if and $g.enabled .Values.tests.enabled (eq (include "go-service.mainPortIsGRPC" .) "true") (has "$(TEST_URL)" .Values.tests.command) }}
 {{- $w = append $w "service.targetPort is the gRPC port, and tests.command requests $(TEST_URL) over HTTP/1.1, so `helm test` fails. Set tests.command to a gRPC health client on $(TEST_GRPC_ADDR) (e.g. grpc-health-probe -addr=$(TEST_GRPC_ADDR) in tests.image), or tests.enabled to false." }}
 {{- end }}
 {{- if eq (include "go-service.preStopMode" .) "exec" }}

@@ -128,10 +128,7 @@ rejects unknown keys, wrong types, out-of-range numbers and malformed names.
 {{- $rGRPC := eq (include "go-service.isGRPCProbe" $r) "true" }}
 {{- $lGRPC := eq (include "go-service.isGRPCProbe" $l) "true" }}
 {{- if and $r.enabled $l.enabled (empty $r.custom) (empty $l.custom) (not $rGRPC) (not $lGRPC) (eq $r.path $l.path) (eq (toString $r.port) (toString $l.port)) }}
-{{- $errs = append $errs (printf "probes.liveness.path and probes.readiness.path are both %s on port %v: a draining pod fails readiness but must stay live, so one endpoint cannot answer both (the kubelet would restart every pod that drains, and the graceful package refuses it). Give probes.liveness.path its own endpoint, e.g. /healthz/live." $l.path $l.port) }}
-{{- end }}
-{{- if and $r.enabled $l.enabled $rGRPC $lGRPC (eq (toString $r.grpcService) (toString $l.grpcService)) (eq (toString $r.port) (toString $l.port)) }}
-{{- $errs = append $errs (printf "probes.liveness.grpcService and probes.readiness.grpcService both ask for %q on port %v: a draining pod turns NOT_SERVING for readiness but must stay live, so one health service cannot answer both (the kubelet would restart every pod that drains). Set probes.liveness.grpcService to liveness (graceful/grpcx keeps it SERVING) and probes.readiness.grpcService to \"\"." $l.grpcService $l.port) }}
+{{- $errs = append $errs (printf "probes.liveness.path and probes.readiness.path are both %s on port %v: a draining pod fails readiness but must stay live, so one endpoint cannot answer both (the graceful package refuses it: its readiness endpoint answers 503 from the start of the drain, its liveness endpoint 200 until the process exits). Give probes.liveness.path its own endpoint, e.g. /healthz/live." $l.path $l.port) }}
 {{- end }}
 {{- $g := $v.grpc | default dict }}
 {{- if and $g.enabled (not (hasKey $v.containerPorts "grpc")) }}
