@@ -252,7 +252,7 @@ func checkBackendsPerChange(r *Run, c gate.Check, p gate.Policy) []error {
 			continue // the other kinds replace no pod (checkAnswers)
 		}
 		if rp.Kind == KindEviction && (r.Load.KeepAlive || r.Load.GRPC != "") {
-			r.Notes = append(r.Notes, fmt.Sprintf("%s: which pods answered this keep-alive client was not checked: its pool's connections may never have been on the evicted pods (%s)", rp.What, strings.Join(rp.Evicted, ", ")))
+			r.Notes = append(r.Notes, fmt.Sprintf("%s: which pods answered this client was not checked: its long-lived connections (a keep-alive pool, a gRPC connection) may never have been on the evicted pods (%s)", rp.What, strings.Join(rp.Evicted, ", ")))
 			continue
 		}
 		from, to := rp.From, rp.To
