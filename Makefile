@@ -69,8 +69,8 @@ test: ## Everything CI runs, stage by stage, each timed; ends with the stage tim
 test-render: tools ## The render suite (with the race detector): the kit (render, rules, check) and the chart's renders, values, refusals, golden files, dependency chart.
 	@$(call gotest,render,-race -count=1 ./render/... ./rules/... ./check/... ./test/render/... ./test/chart/...)
 
-test-unit: tools ## Unit tests (with the race detector): the cluster harness, the graceful package, the load generator, the reference service's proxy, the gates, the disruption kit, testlog (no root, no cluster).
-	@$(call gotest,unit,-race -count=1 ./cluster/... ./graceful/... ./cmd/go-service/ ./load/... ./gate/... ./disrupt/... ./internal/...)
+test-unit: tools ## Unit tests (with the race detector): the cluster harness, the graceful package, the load generator, the reference service's proxy, the gates, the disruption kit, testlog, the kernel's TCP record (no cluster; tcptrace's tracefs test needs root).
+	@$(call gotest,unit,-race -count=1 ./cluster/... ./graceful/... ./cmd/go-service/ ./load/... ./gate/... ./disrupt/... ./internal/... ./tcptrace/...)
 
 test-lint: deps ## helm lint --strict, ct lint and the values-docs check, as Go tests.
 	@$(call gotest,lint,-count=1 ./test/lint/...)

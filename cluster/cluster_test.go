@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"syscall"
 	"testing"
@@ -103,4 +104,15 @@ func TestProcAlive(t *testing.T) { // not parallel: t.Setenv
 	}
 	_, ok := procAlive(paths{t.TempDir()}, "never-started")
 	assert.False(t, ok)
+}
+
+// A kernel watcher's tracefs instance left by a process that is gone is residue; a running process's
+// own is not.
+func TestTraceInstancesOfTheGoneOnly(t *testing.T) {
+	root := t.TempDir()
+	gone, mine := root+"/instances/go-service-999999999", fmt.Sprintf("%s/instances/go-service-%d", root, os.Getpid())
+	for _, d := range []string{gone, mine, root + "/instances/other"} {
+		require.NoError(t, os.MkdirAll(d, 0o755))
+	}
+	assert.Equal(t, []string{gone}, traceInstances(root))
 }

@@ -75,6 +75,9 @@ func Down(ctx context.Context, o Options) error {
 	}
 	removeCgroups(nodes)
 	removeGuard(ctx)
+	for _, d := range traceInstances() { // a test process that died before removing its own (tcptrace)
+		_ = os.Remove(d)
+	}
 	for _, d := range append(hostPaths, nodeDirs...) {
 		_ = os.RemoveAll(d)
 	}
@@ -351,5 +354,29 @@ func Residue() []string {
 			r = append(r, "directory "+d)
 		}
 	}
+	for _, d := range traceInstances() {
+		r = append(r, "tracefs instance "+d)
+	}
 	return r
+}
+
+// traceInstances are the tracefs instances the kernel watchers (tcptrace) of test processes that are
+// gone left behind; a running process's own (named for its PID) is its to remove.
+func traceInstances(tracefs ...string) []string {
+	if len(tracefs) == 0 {
+		tracefs = []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}
+	}
+	var out []string
+	var all []string
+	for _, root := range tracefs {
+		all = append(all, globs(root+"/instances/go-service-*")...)
+	}
+	for _, d := range all {
+		pid := strings.TrimPrefix(filepath.Base(d), "go-service-")
+		if _, err := os.Stat("/proc/" + pid); err == nil && pid != "" {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
 }

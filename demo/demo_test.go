@@ -11,6 +11,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"github.com/go-service/go-service/tcptrace"
 	"maps"
 	"os"
 	"path/filepath"
@@ -77,6 +78,8 @@ type demo struct {
 	checks   map[string][]string
 	// controlURL is the control clients' Service (kube.Env.StartControl), in the demo's namespace.
 	controlURL string
+	// kernel is the kernel's record of TCP handshakes (nil where it cannot be read: the reports say less).
+	kernel *tcptrace.Watcher
 }
 
 func TestDemo(t *testing.T) {
@@ -238,10 +241,16 @@ func (d *demo) install(t *testing.T) {
 
 // startLoad starts the same four clients on each release.
 func (d *demo) startLoad(t *testing.T) {
+	if w, err := tcptrace.Start(); err != nil {
+		t.Logf("the kernel's record of TCP handshakes is off (slow connects are reported without it): %v", err)
+	} else {
+		d.kernel = w
+		t.Cleanup(func() { require.NoError(t, w.Close(), "remove the tracefs instance") })
+	}
 	for _, r := range d.releases {
 		o := loadOptions
 		o.LoadImage = "go-service:0.1.0"
-		o.ControlURL = d.controlURL
+		o.ControlURL, o.Kernel = d.controlURL, d.kernel
 		if d.env.Local != nil {
 			o.ProxyMetrics = d.env.Local.ProxyMetricsURLs()
 		}

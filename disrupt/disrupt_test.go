@@ -3,6 +3,7 @@ package disrupt
 import (
 	"context"
 	"fmt"
+	"github.com/go-service/go-service/tcptrace"
 	"os"
 	"path/filepath"
 	"strings"
@@ -357,7 +358,7 @@ func TestNoiseNeedsTheControlAtTheSameMoment(t *testing.T) {
 	}{
 		{"a passing run needs no explanation", func(*Run) {}, controlRun(nil), false, ""},
 		{"timeouts while the control timed out too: noise", func(r *Run) { timeouts(r.Load, 10, 10.05) },
-			controlRun(func(c *load.Result) *load.Result { return timeouts(c, 10.2, 10.3) }), true, "was in trouble in every second this client was"},
+			controlRun(func(c *load.Result) *load.Result { return timeouts(c, 10.2, 10.3) }), true, "the control client (host control GET new-conn, a Service nothing disrupts) was too within a second"},
 		{"timeouts while the control was slow a second later: noise", func(r *Run) { timeouts(r.Load, 10, 10.05) },
 			controlRun(func(c *load.Result) *load.Result { c.Requests[220].LatencyMicros = 1500000; return c }), true, "the control a request of 1.5s"},
 		{"timeouts while the control ran clean: the change's", func(r *Run) { timeouts(r.Load, 10, 10.05) }, controlRun(nil), false, "had no trouble within a second: the change's"},
@@ -378,6 +379,24 @@ func TestNoiseNeedsTheControlAtTheSameMoment(t *testing.T) {
 			r.Load.Requests[1500].Backend = 1
 		}, controlRun(func(c *load.Result) *load.Result { return timeouts(c, 10, 10.1) }), false, "a violation no stall of the machine causes"},
 		{"no control", func(r *Run) { timeouts(r.Load, 10, 10.05) }, nil, false, "no control client ran"},
+		{"a slow connect whose SYNs the kernel saw answered by a TIME_WAIT, the control clean: noise", func(r *Run) { slowConnect(r.Load, 1000, tw) },
+			controlRun(nil), true, "at 00:00:10: a request of 1.04s: opening its connection took 1.037s, the kernel sent its SYN again 2 time(s), each after an older connection"},
+		{"a slow connect with a SYN lost with no answer, the control clean: the change's", func(r *Run) { slowConnect(r.Load, 1000, &tcptrace.Handshake{Retransmits: 2, OldAnswers: 1}) },
+			controlRun(nil), false, "had no trouble within a second: the change's"},
+		{"a slow connect the kernel did not see, the control clean: the change's", func(r *Run) { slowConnect(r.Load, 1000, nil) },
+			controlRun(nil), false, "had no trouble within a second: the change's"},
+		{"a TIME_WAIT's second, and slow after the handshake too: the change's", func(r *Run) {
+			slowConnect(r.Load, 1000, tw)
+			r.Load.Requests[1000].LatencyMicros = 2100000
+		}, controlRun(nil), false, "a request of 2.1s while the control client"},
+		{"a TIME_WAIT's second, and a timeout in the same second: the change's", func(r *Run) {
+			slowConnect(r.Load, 1000, tw)
+			r.Load.Requests[1001].Kind, r.Load.Requests[1001].Backend = load.KindTimeout, -1
+		}, controlRun(nil), false, "a timeout while the control client"},
+		{"a TIME_WAIT, but a refused connection too: the change's", func(r *Run) {
+			slowConnect(r.Load, 1000, tw)
+			r.Load.Requests[1500].Kind, r.Load.Requests[1500].Backend = load.KindRefused, -1
+		}, controlRun(nil), false, "ways a stall does not cause"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(0)
@@ -397,6 +416,16 @@ func TestNoiseNeedsTheControlAtTheSameMoment(t *testing.T) {
 			assert.Contains(t, r.Why, tc.why)
 		})
 	}
+}
+
+// tw is a handshake whose two retransmitted SYNs each followed an answer of an older connection.
+var tw = &tcptrace.Handshake{Retransmits: 2, OldAnswers: 2, PAWS: 2}
+
+// slowConnect makes request i take 1.04 s, 1.037 s of it a connect with 2 SYNs retransmitted, of which
+// the kernel recorded k.
+func slowConnect(r *load.Result, i int, k *tcptrace.Handshake) {
+	q := &r.Requests[i]
+	q.LatencyMicros, q.ConnectMicros, q.SynRetransmits, q.LocalPort, q.Kernel = 1040000, 1037000, 2, 40000, k
 }
 
 // recorder is a testing.TB that keeps what a gate said instead of failing the test.
@@ -454,4 +483,61 @@ func TestRepeatOnNoise(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A slow request whose SYNs the kernel saw answered by a TIME_WAIT repeats the scenario once, with the
+// control clean; on the repeat (no OnNoise) it fails as any slow request does.
+func TestRepeatOnTimeWait(t *testing.T) {
+	for _, repeat := range []bool{false, true} {
+		r := run(0)
+		slowConnect(r.Load, 1000, tw)
+		r.Control, r.Changes = controlRun(nil), []Change{baseline}
+		rec := &recorder{TB: t}
+		var why string
+		onNoise := func(w string) { why = w }
+		if repeat {
+			onNoise = nil
+		}
+		NewReports(t.TempDir()).gate(rec, []*Run{r}, ZeroFailures, gate.Policy{}, onNoise)
+		if repeat {
+			require.Len(t, rec.errors, 1, "%v", rec.errors)
+			assert.Contains(t, rec.errors[0], "1 request(s) slower than 1s")
+			continue
+		}
+		assert.Empty(t, rec.errors)
+		assert.Contains(t, why, "[host GET new-conn] at 00:00:10: a request of 1.04s")
+		assert.Contains(t, strings.Join(rec.logs, "\n"), "1 request(s) slower than 1s", "the first attempt's violation is logged")
+	}
+}
+
+// Each slow connect gets the kernel's record of its own port while it connected; a fast one gets none.
+func TestExplainHandshakes(t *testing.T) {
+	r := run(0).Load
+	slowConnect(r, 1000, nil)
+	slowConnect(r, 1500, nil)
+	r.Requests[1500].LocalPort = 40001
+	at := r.SentAt(r.Requests[1000])
+	events := []tcptrace.Event{
+		{At: at.Add(2 * time.Millisecond), Kind: tcptrace.TimeWaitPAWS},
+		{At: at.Add(3 * time.Millisecond), Kind: tcptrace.InvalidACK, Sock: "s1"},
+		{At: at.Add(12 * time.Millisecond), Kind: tcptrace.Retransmit, Sock: "s1", Sport: 40000},
+		{At: at.Add(14 * time.Millisecond), Kind: tcptrace.InvalidACK, Sock: "s1"},
+		{At: at.Add(1012 * time.Millisecond), Kind: tcptrace.Retransmit, Sock: "s1", Sport: 40000},
+		{At: at.Add(1020 * time.Millisecond), Kind: tcptrace.Retransmit, Sock: "s9", Sport: 40001}, // another port
+	}
+	all := func(from, to time.Time) []tcptrace.Event {
+		var out []tcptrace.Event
+		for _, e := range events {
+			if !e.At.Before(from) && !e.At.After(to) {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	explainHandshakes(all, []*load.Result{r})
+	require.NotNil(t, r.Requests[1000].Kernel)
+	assert.Equal(t, tcptrace.Handshake{Retransmits: 2, OldAnswers: 2, PAWS: 1}, *r.Requests[1000].Kernel)
+	require.NotNil(t, r.Requests[1500].Kernel)
+	assert.Equal(t, tcptrace.Handshake{}, *r.Requests[1500].Kernel, "sent later: port 40001's retransmission came before its connect began")
+	assert.Nil(t, r.Requests[999].Kernel, "a fast connect is not looked up")
 }

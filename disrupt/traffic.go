@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/go-service/go-service/tcptrace"
 	"net"
 	"net/http"
 	"os/exec"
@@ -129,6 +130,12 @@ type Options struct {
 	ControlRate int
 	// Reports collects the runs and writes their reports; nil writes them to ./results/disruption.
 	Reports *Reports
+	// Kernel, when set, is the kernel's record of TCP handshakes on this machine (tcptrace.Start, as
+	// root): every request whose connect had its SYN sent again gets what the kernel saw of it
+	// (load.Request.Kernel), in the host's clients and the load pod's alike (one kernel). A slow request
+	// whose SYNs were all answered by an older connection's TIME_WAIT, not lost, is the cluster's noise
+	// (Run.Noise): the scenario is repeated once.
+	Kernel *tcptrace.Watcher
 }
 
 func (o *Options) defaults() {
@@ -571,6 +578,13 @@ func (tr *Traffic) End(tb testing.TB, scenario string) []*Run {
 		tb.Errorf("disrupt: %s: the watch of the namespace's pods and endpoints ended at %s, before the run did: what followed was not observed, and the reality checks cannot be trusted", scenario, at.Format("15:04:05.000"))
 	}
 	results := append(append([]*load.Result(nil), tr.results...), inCluster...)
+	if tr.o.Kernel != nil {
+		explainHandshakes(tr.o.Kernel.Events, results)
+		tb.Logf("%s: %s", scenario, kernelSummary(tr.o.Kernel, results))
+		if err := tr.o.Kernel.Err(); err != nil {
+			tb.Logf("%s: the kernel's record of TCP handshakes is incomplete: %v", scenario, err)
+		}
+	}
 	prop := propagation(tr.o.ProxyMetrics, tr.progBefore, tr.progBeforeErrs)
 	var lagNotes []string
 	if len(prop) > 0 {
@@ -609,4 +623,55 @@ func (tr *Traffic) Stop(tb testing.TB, s Scenario) []*Run {
 	}
 	tr.o.Reports.gate(tb, runs, s.Expect, tr.o.Policy(), s.OnNoise)
 	return runs
+}
+
+// explainHandshakes gives every request whose connect was slow (load.SlowConnect) what the kernel
+// recorded of that handshake, found by the connection's local port while it connected.
+func explainHandshakes(events func(from, to time.Time) []tcptrace.Event, results []*load.Result) {
+	for _, res := range results {
+		for i := range res.Requests {
+			q := &res.Requests[i]
+			if q.ConnectMicros == 0 || q.LocalPort == 0 {
+				continue
+			}
+			from := res.SentAt(*q).Add(-10 * time.Millisecond)
+			to := res.SentAt(*q).Add(q.Connect() + 50*time.Millisecond)
+			h := tcptrace.Explain(events(from, to), q.LocalPort, from, to)
+			q.Kernel = &h
+		}
+	}
+}
+
+// kernelSummary counts what the kernel recorded while the results' load ran: SYNs a TIME_WAIT refused
+// (every socket on the machine), SYNs sent again, and the clients' slow connects it explained.
+func kernelSummary(w *tcptrace.Watcher, results []*load.Result) string {
+	var from, to time.Time
+	slow, collided := 0, 0
+	for _, res := range results {
+		if from.IsZero() || res.Start.Before(from) {
+			from = res.Start
+		}
+		if res.End.After(to) {
+			to = res.End
+		}
+		for _, q := range res.Requests {
+			if q.Kernel != nil {
+				slow++
+				if q.Kernel.Collided() {
+					collided++
+				}
+			}
+		}
+	}
+	paws, syns := 0, 0
+	for _, e := range w.Events(from, to) {
+		switch e.Kind {
+		case tcptrace.TimeWaitPAWS:
+			paws++
+		case tcptrace.Retransmit:
+			syns++
+		}
+	}
+	return fmt.Sprintf("the kernel, while the load ran: %d SYN(s) refused by a TIME_WAIT for PAWS (%s) and %d SYN(s) sent again, on the whole machine; %d of the clients' connects took longer than %s, %d of them only because older connections' TIME_WAITs answered their SYNs",
+		paws, tcptrace.TimeWaitPAWS, syns, slow, load.SlowConnect, collided)
 }

@@ -17,6 +17,7 @@ type handshake struct {
 	net.Conn
 	connect    time.Duration
 	synRetrans int
+	port       int // the local port, kept when the connect was slow (to find it in the kernel's record)
 }
 
 // dialRecording dials as d does and keeps the handshake's cost on the connection it returns.
@@ -32,6 +33,9 @@ func dialRecording(d *net.Dialer) func(ctx context.Context, network, addr string
 			h.synRetrans = -1
 			if tc, ok := c.(*net.TCPConn); ok {
 				h.synRetrans = retransmissions(tc)
+			}
+			if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+				h.port = a.Port
 			}
 		}
 		return h, nil

@@ -3,6 +3,7 @@ package live
 import (
 	"context"
 	"fmt"
+	"github.com/go-service/go-service/tcptrace"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,6 +32,8 @@ import (
 var (
 	env      *kube.Env
 	chartDir string
+	// kernel is the kernel's record of TCP handshakes on this machine (nil where it cannot be read).
+	kernel *tcptrace.Watcher
 )
 
 // The live suite runs on a 2-node local cluster (KUBECONFIG: any cluster) with kube-proxy's default
@@ -57,7 +60,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "live suite: FAIL:", err)
 		os.Exit(1)
 	}
+	if kernel, err = tcptrace.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "live suite: the kernel's record of TCP handshakes is off (slow connects are reported without it):", err)
+	}
 	code := m.Run()
+	if kernel != nil {
+		if err := kernel.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "live suite:", err)
+			code = 1
+		}
+	}
 	if err := deleteControl(); err != nil {
 		fmt.Fprintln(os.Stderr, "live suite: delete the control Service:", err)
 		code = 1
@@ -227,7 +239,7 @@ func (r *release) target(name string) disrupt.Target {
 func trafficTo(t *testing.T, target disrupt.Target, o disrupt.Options) *disrupt.Traffic {
 	t.Helper()
 	o.Host, o.LoadImage, o.LoadImagePullPolicy = disrupt.HostAlways, appImage(t), corev1.PullNever
-	o.ProxyMinSync, o.Reports, o.ControlURL = proxyMinSync, reports, controlURL(t)
+	o.ProxyMinSync, o.Reports, o.ControlURL, o.Kernel = proxyMinSync, reports, controlURL(t), kernel
 	if env.Local != nil {
 		o.ProxyMetrics = env.Local.ProxyMetricsURLs()
 	}
@@ -287,7 +299,7 @@ func attempts(t *testing.T, body func(t *testing.T)) {
 	t.Run("attempt 1", func(t *testing.T) {
 		repeatable.Store(t, func(w string) {
 			why = w
-			t.Skipf("the gates failed while the control clients failed or stalled too, the machine's or the cluster's noise, not the change's: %s; repeated once", w)
+			t.Skipf("the gates failed while the control clients failed or stalled too, or where the kernel recorded a SYN answered by a TIME_WAIT: the machine's or the cluster's noise, not the change's: %s; repeated once", w)
 		})
 		defer repeatable.Delete(t)
 		body(t)

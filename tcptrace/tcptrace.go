@@ -1,0 +1,342 @@
+// Package tcptrace reads the kernel's own account of TCP handshakes (tracefs: the tcp_retransmit_skb
+// tracepoint and the drop reasons of kfree_skb) while load runs, so that a connection whose SYN was
+// retransmitted can be told why: answered by an older connection of the same four addresses and ports
+// (a TIME_WAIT that refused it for PAWS, RFC 7323), or lost without an answer.
+//
+// A host client's connections to a Service are masqueraded by kube-proxy (MASQUERADE --random-fully)
+// to the node's address on the pod's network, the address the kubelet's probes come from too. When
+// the random port picked for a new connection is that of a connection still in TIME_WAIT at the pod,
+// from a socket with another TCP timestamp clock, the pod's TCP drops the SYN for PAWS and answers with
+// an ACK of the old connection; the client resets it and sends its SYN again (kubernetes/kubernetes
+// #90854 and #76699). Mostly the second SYN gets through within milliseconds; when it meets the same
+// TIME_WAIT, TCP's 1 s retransmission timeout follows. No rollout, no drain and no chart setting plays
+// a part in it.
+package tcptrace
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Drop reasons (include/net/dropreason-core.h) the watcher records.
+const (
+	// TimeWaitPAWS: a segment (here a SYN) met a TIME_WAIT socket and failed its timestamp check.
+	TimeWaitPAWS = "TCP_RFC7323_TW_PAWS"
+	// InvalidACK: a socket dropped an ACK that acknowledged nothing it sent; for a socket sending its
+	// SYN, the answer of an older connection of the same addresses and ports.
+	InvalidACK = "TCP_INVALID_ACK_SEQUENCE"
+)
+
+// Retransmit is the Kind of an Event for a SYN the kernel sent again.
+const Retransmit = "SYN retransmitted"
+
+// Event is one thing the kernel reported.
+type Event struct {
+	At time.Time
+	// Kind is Retransmit or a drop reason (TimeWaitPAWS, InvalidACK).
+	Kind string
+	// Sock is the socket (the kernel's hashed pointer): the retransmitting socket, or the socket that
+	// dropped the packet ("" for none).
+	Sock string
+	// Saddr and Sport are a retransmitted SYN's source (before any NAT), Daddr and Dport its destination.
+	Saddr, Daddr string
+	Sport, Dport int
+}
+
+// Watcher records the events while it runs. Its methods are safe for concurrent use.
+type Watcher struct {
+	dir     string // the tracefs instance
+	unmount string // tracefs mount point to unmount at Close ("" if it was mounted already)
+	fd      int
+	offset  time.Duration // wall clock minus CLOCK_MONOTONIC (the instance's trace_clock)
+	stop    chan struct{}
+	done    chan struct{}
+
+	mu     sync.Mutex
+	events []Event
+	err    error // why reading stopped early
+}
+
+// maxEvents bounds the memory a long run can take; events past it are counted as lost.
+const maxEvents = 1 << 20
+
+// Start creates a tracefs instance of its own (named for this process) and records SYN
+// retransmissions and the drops above until Close. It needs root and a kernel with these tracepoints
+// and drop reasons (Linux 6.10 or later); the error says what is missing.
+func Start() (*Watcher, error) {
+	root, unmount, err := tracefs()
+	if err != nil {
+		return nil, err
+	}
+	w := &Watcher{dir: filepath.Join(root, "instances", fmt.Sprintf("go-service-%d", os.Getpid())), unmount: unmount, fd: -1, stop: make(chan struct{}), done: make(chan struct{})}
+	fail := func(err error) (*Watcher, error) {
+		w.remove()
+		return nil, err
+	}
+	if err := os.Mkdir(w.dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return fail(fmt.Errorf("tcptrace: %w", err))
+	}
+	format, err := os.ReadFile(filepath.Join(w.dir, "events/skb/kfree_skb/format"))
+	if err != nil {
+		return fail(fmt.Errorf("tcptrace: the kfree_skb tracepoint: %w", err))
+	}
+	reasons, err := reasonNumbers(format, TimeWaitPAWS, InvalidACK)
+	if err != nil {
+		return fail(err)
+	}
+	steps := []struct{ file, value string }{
+		{"trace_clock", "mono"},
+		{"buffer_size_kb", "2048"},
+		{"events/tcp/tcp_retransmit_skb/filter", "state == 2"}, // TCP_SYN_SENT
+		{"events/skb/kfree_skb/filter", fmt.Sprintf("reason == %d || reason == %d", reasons[0], reasons[1])},
+		{"events/tcp/tcp_retransmit_skb/enable", "1"},
+		{"events/skb/kfree_skb/enable", "1"},
+		{"tracing_on", "1"},
+	}
+	for _, s := range steps {
+		if err := os.WriteFile(filepath.Join(w.dir, s.file), []byte(s.value), 0); err != nil {
+			return fail(fmt.Errorf("tcptrace: write %q to %s: %w", s.value, s.file, err))
+		}
+	}
+	w.fd, err = unix.Open(filepath.Join(w.dir, "trace_pipe"), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(fmt.Errorf("tcptrace: open trace_pipe: %w", err))
+	}
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return fail(fmt.Errorf("tcptrace: %w", err))
+	}
+	w.offset = time.Duration(time.Now().UnixNano() - ts.Nano())
+	go w.read()
+	return w, nil
+}
+
+// tracefs returns where tracefs is mounted, mounting it at /sys/kernel/tracing if it is nowhere (and
+// then returning that path as the one to unmount).
+func tracefs() (root, unmount string, err error) {
+	for _, p := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
+		if _, err := os.Stat(filepath.Join(p, "instances")); err == nil {
+			return p, "", nil
+		}
+	}
+	const p = "/sys/kernel/tracing"
+	if err := unix.Mount("nodev", p, "tracefs", 0, ""); err != nil {
+		return "", "", fmt.Errorf("tcptrace: mount tracefs at %s: %w", p, err)
+	}
+	return p, p, nil
+}
+
+// reasonNumbers finds the drop reasons' numbers in kfree_skb's format (they differ between kernels).
+func reasonNumbers(format []byte, names ...string) ([]int, error) {
+	out := make([]int, len(names))
+	for i, name := range names {
+		m := regexp.MustCompile(`\{ (\d+), "` + regexp.QuoteMeta(name) + `" \}`).FindSubmatch(format)
+		if m == nil {
+			return nil, fmt.Errorf("tcptrace: this kernel's kfree_skb has no drop reason %s", name)
+		}
+		out[i], _ = strconv.Atoi(string(m[1]))
+	}
+	return out, nil
+}
+
+func (w *Watcher) read() {
+	defer close(w.done)
+	buf := make([]byte, 64<<10)
+	var partial []byte
+	for {
+		n, err := unix.Read(w.fd, buf)
+		switch {
+		case n > 0:
+			partial = append(partial, buf[:n]...)
+			for {
+				i := bytes.IndexByte(partial, '\n')
+				if i < 0 {
+					break
+				}
+				if e, ok := parse(string(partial[:i]), w.offset); ok {
+					w.add(e)
+				}
+				partial = partial[i+1:]
+			}
+			continue
+		case err == nil, errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR):
+		default:
+			w.mu.Lock()
+			w.err = fmt.Errorf("tcptrace: read trace_pipe: %w", err)
+			w.mu.Unlock()
+			return
+		}
+		select {
+		case <-w.stop:
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (w *Watcher) add(e Event) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.events) >= maxEvents {
+		if w.err == nil {
+			w.err = fmt.Errorf("tcptrace: more than %d events; later ones were not kept", maxEvents)
+		}
+		return
+	}
+	w.events = append(w.events, e)
+}
+
+var line = regexp.MustCompile(`\s(\d+)\.(\d+): (tcp_retransmit_skb|kfree_skb): (.*)$`)
+
+// parse reads one line of trace_pipe; offset turns its CLOCK_MONOTONIC time into wall time.
+func parse(s string, offset time.Duration) (Event, bool) {
+	m := line.FindStringSubmatch(s)
+	if m == nil {
+		return Event{}, false
+	}
+	sec, _ := strconv.ParseInt(m[1], 10, 64)
+	frac := (m[2] + "000000000")[:9]
+	nsec, _ := strconv.ParseInt(frac, 10, 64)
+	e := Event{At: time.Unix(0, sec*int64(time.Second)+nsec).Add(offset)}
+	fields := map[string]string{}
+	rest := m[4]
+	if i := strings.Index(rest, " reason: "); i >= 0 {
+		fields["reason"] = strings.TrimSpace(rest[i+len(" reason: "):])
+		rest = rest[:i]
+	}
+	for _, f := range strings.Fields(rest) {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			fields[k] = v
+		}
+	}
+	switch m[3] {
+	case "tcp_retransmit_skb":
+		if fields["state"] != "TCP_SYN_SENT" {
+			return Event{}, false
+		}
+		e.Kind, e.Sock = Retransmit, fields["skaddr"]
+		e.Saddr, e.Daddr = fields["saddr"], fields["daddr"]
+		e.Sport, _ = strconv.Atoi(fields["sport"])
+		e.Dport, _ = strconv.Atoi(fields["dport"])
+	default:
+		if fields["reason"] == "" {
+			return Event{}, false
+		}
+		e.Kind = fields["reason"]
+		if s := fields["rx_sk"]; strings.Trim(s, "0") != "" {
+			e.Sock = s
+		}
+	}
+	return e, true
+}
+
+// Err says why the watcher stopped recording early, if it did.
+func (w *Watcher) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Events returns the events recorded from from to to, in order.
+func (w *Watcher) Events(from, to time.Time) []Event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []Event
+	for _, e := range w.events {
+		if !e.At.Before(from) && !e.At.After(to) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Close stops recording and removes the tracefs instance (and the tracefs mount Start made).
+func (w *Watcher) Close() error {
+	close(w.stop)
+	<-w.done
+	return w.remove()
+}
+
+func (w *Watcher) remove() error {
+	if w.fd >= 0 {
+		unix.Close(w.fd)
+		w.fd = -1
+	}
+	var errs []error
+	if _, err := os.Stat(w.dir); err == nil {
+		_ = os.WriteFile(filepath.Join(w.dir, "tracing_on"), []byte("0"), 0)
+		if err := os.Remove(w.dir); err != nil { // rmdir of an instance disables its events and frees it
+			errs = append(errs, fmt.Errorf("tcptrace: remove %s: %w", w.dir, err))
+		}
+	}
+	if w.unmount != "" {
+		if err := unix.Unmount(w.unmount, unix.MNT_DETACH); err != nil { // another process may still read it
+			errs = append(errs, fmt.Errorf("tcptrace: unmount %s: %w", w.unmount, err))
+		}
+		w.unmount = ""
+	}
+	return errors.Join(errs...)
+}
+
+// Handshake is what the kernel recorded of one connection's opening.
+type Handshake struct {
+	// Retransmits is how many times the kernel sent the connection's SYN again.
+	Retransmits int `json:"retransmits"`
+	// OldAnswers is how many ACKs of an older connection of the same addresses and ports the socket
+	// dropped (InvalidACK) while it sent its SYN: each made it reset that connection and try again.
+	OldAnswers int `json:"oldAnswers"`
+	// PAWS is how many SYNs TIME_WAIT sockets on this machine dropped for PAWS meanwhile (TimeWaitPAWS;
+	// the event does not say whose).
+	PAWS int `json:"paws"`
+}
+
+// Explain finds, among events, the handshake of the connection from local port sport opened from
+// from to to: its SYN retransmissions (by port) and the answers its socket dropped.
+func Explain(events []Event, sport int, from, to time.Time) Handshake {
+	var h Handshake
+	socks := map[string]bool{}
+	for _, e := range events {
+		if e.Kind == Retransmit && e.Sport == sport && in(e.At, from, to) {
+			h.Retransmits++
+			socks[e.Sock] = true
+		}
+	}
+	for _, e := range events {
+		switch {
+		case !in(e.At, from, to):
+		case e.Kind == InvalidACK && e.Sock != "" && socks[e.Sock]:
+			h.OldAnswers++
+		case e.Kind == TimeWaitPAWS:
+			h.PAWS++
+		}
+	}
+	return h
+}
+
+func in(t, from, to time.Time) bool { return !t.Before(from) && !t.After(to) }
+
+// Collided says whether every SYN the connection sent again followed an answer of an older connection
+// of the same addresses and ports: none of them was lost on the way.
+func (h Handshake) Collided() bool { return h.Retransmits > 0 && h.OldAnswers >= h.Retransmits }
+
+func (h Handshake) String() string {
+	switch {
+	case h.Retransmits == 0:
+		return "the kernel recorded no retransmission of its SYN from its port"
+	case h.Collided():
+		return fmt.Sprintf("the kernel sent its SYN again %d time(s), each after an older connection of the same addresses and ports answered it (%d such ACKs dropped as %s; %d SYNs dropped by a TIME_WAIT for PAWS, %s, meanwhile): kube-proxy's SNAT (--random-fully) picked a port still in TIME_WAIT at the pod from a socket with another timestamp clock (the kubelet's probes share the node's address), not a loss of the change's",
+			h.Retransmits, h.OldAnswers, InvalidACK, h.PAWS, TimeWaitPAWS)
+	}
+	return fmt.Sprintf("the kernel sent its SYN again %d time(s), %d of them after an answer of an older connection (%s): the rest were lost with no answer", h.Retransmits, h.OldAnswers, InvalidACK)
+}
