@@ -358,7 +358,7 @@ func TestNoiseNeedsTheControlAtTheSameMoment(t *testing.T) {
 	}{
 		{"a passing run needs no explanation", func(*Run) {}, controlRun(nil), false, ""},
 		{"timeouts while the control timed out too: noise", func(r *Run) { timeouts(r.Load, 10, 10.05) },
-			controlRun(func(c *load.Result) *load.Result { return timeouts(c, 10.2, 10.3) }), true, "the control client (host control GET new-conn, a Service nothing disrupts) was too within a second"},
+			controlRun(func(c *load.Result) *load.Result { return timeouts(c, 10.2, 10.3) }), true, "was in trouble in every second this client was"},
 		{"timeouts while the control was slow a second later: noise", func(r *Run) { timeouts(r.Load, 10, 10.05) },
 			controlRun(func(c *load.Result) *load.Result { c.Requests[220].LatencyMicros = 1500000; return c }), true, "the control a request of 1.5s"},
 		{"timeouts while the control ran clean: the change's", func(r *Run) { timeouts(r.Load, 10, 10.05) }, controlRun(nil), false, "had no trouble within a second: the change's"},
@@ -379,24 +379,8 @@ func TestNoiseNeedsTheControlAtTheSameMoment(t *testing.T) {
 			r.Load.Requests[1500].Backend = 1
 		}, controlRun(func(c *load.Result) *load.Result { return timeouts(c, 10, 10.1) }), false, "a violation no stall of the machine causes"},
 		{"no control", func(r *Run) { timeouts(r.Load, 10, 10.05) }, nil, false, "no control client ran"},
-		{"a slow connect whose SYNs the kernel saw answered by a TIME_WAIT, the control clean: noise", func(r *Run) { slowConnect(r.Load, 1000, tw) },
-			controlRun(nil), true, "at 00:00:10: a request of 1.04s: opening its connection took 1.037s, the kernel sent its SYN again 2 time(s), each after an older connection"},
-		{"a slow connect with a SYN lost with no answer, the control clean: the change's", func(r *Run) { slowConnect(r.Load, 1000, &tcptrace.Handshake{Retransmits: 2, OldAnswers: 1}) },
+		{"a slow connect whose SYNs the kernel saw answered by a TIME_WAIT, the control clean: still the change's (the kernel's record is reported, it excuses nothing)", func(r *Run) { slowConnect(r.Load, 1000, tw) },
 			controlRun(nil), false, "had no trouble within a second: the change's"},
-		{"a slow connect the kernel did not see, the control clean: the change's", func(r *Run) { slowConnect(r.Load, 1000, nil) },
-			controlRun(nil), false, "had no trouble within a second: the change's"},
-		{"a TIME_WAIT's second, and slow after the handshake too: the change's", func(r *Run) {
-			slowConnect(r.Load, 1000, tw)
-			r.Load.Requests[1000].LatencyMicros = 2100000
-		}, controlRun(nil), false, "a request of 2.1s while the control client"},
-		{"a TIME_WAIT's second, and a timeout in the same second: the change's", func(r *Run) {
-			slowConnect(r.Load, 1000, tw)
-			r.Load.Requests[1001].Kind, r.Load.Requests[1001].Backend = load.KindTimeout, -1
-		}, controlRun(nil), false, "a timeout while the control client"},
-		{"a TIME_WAIT, but a refused connection too: the change's", func(r *Run) {
-			slowConnect(r.Load, 1000, tw)
-			r.Load.Requests[1500].Kind, r.Load.Requests[1500].Backend = load.KindRefused, -1
-		}, controlRun(nil), false, "ways a stall does not cause"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := run(0)
@@ -482,31 +466,6 @@ func TestRepeatOnNoise(t *testing.T) {
 				assert.Contains(t, strings.Join(rec.logs, "\n"), "3 of 2000 requests failed", "the first attempt's violations are logged")
 			}
 		})
-	}
-}
-
-// A slow request whose SYNs the kernel saw answered by a TIME_WAIT repeats the scenario once, with the
-// control clean; on the repeat (no OnNoise) it fails as any slow request does.
-func TestRepeatOnTimeWait(t *testing.T) {
-	for _, repeat := range []bool{false, true} {
-		r := run(0)
-		slowConnect(r.Load, 1000, tw)
-		r.Control, r.Changes = controlRun(nil), []Change{baseline}
-		rec := &recorder{TB: t}
-		var why string
-		onNoise := func(w string) { why = w }
-		if repeat {
-			onNoise = nil
-		}
-		NewReports(t.TempDir()).gate(rec, []*Run{r}, ZeroFailures, gate.Policy{}, onNoise)
-		if repeat {
-			require.Len(t, rec.errors, 1, "%v", rec.errors)
-			assert.Contains(t, rec.errors[0], "1 request(s) slower than 1s")
-			continue
-		}
-		assert.Empty(t, rec.errors)
-		assert.Contains(t, why, "[host GET new-conn] at 00:00:10: a request of 1.04s")
-		assert.Contains(t, strings.Join(rec.logs, "\n"), "1 request(s) slower than 1s", "the first attempt's violation is logged")
 	}
 }
 

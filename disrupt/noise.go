@@ -27,12 +27,9 @@ func (t trouble) add(at time.Time, what string) {
 // troubleOf is the seconds in which a client timed out, answered slowly or sent too little (inside the
 // window for the last), and how many of its requests failed in a way no stall explains (refused, reset,
 // EOF, an HTTP error, overload): a stall delays packets, it does not refuse or reset connections.
-// A slow request whose time went into a handshake the kernel saw answered by an older connection of the
-// same addresses and ports (tcptrace.Handshake.Collided: a TIME_WAIT at the pod met by kube-proxy's
-// SNAT, not a loss) is in collided instead, unless the rest of its time alone is slow too.
-func troubleOf(r *load.Result, w gate.Window, p gate.Policy) (t trouble, hard int, collided trouble) {
+func troubleOf(r *load.Result, w gate.Window, p gate.Policy) (t trouble, hard int) {
 	p = p.WithDefaults()
-	t, collided = trouble{}, trouble{}
+	t = trouble{}
 	for _, q := range r.Requests {
 		at := r.SentAt(q)
 		switch {
@@ -40,8 +37,6 @@ func troubleOf(r *load.Result, w gate.Window, p gate.Policy) (t trouble, hard in
 			t.add(at, "a timeout")
 		case q.Kind != "":
 			hard++
-		case q.Latency() > p.SlowAfter && q.Kernel != nil && q.Kernel.Collided() && q.Latency()-q.Connect() <= p.SlowAfter:
-			collided.add(at, fmt.Sprintf("a request of %s: opening its connection took %s, %s", q.Latency().Round(time.Millisecond), q.Connect().Round(time.Millisecond), q.Kernel))
 		case q.Latency() > p.SlowAfter:
 			t.add(at, fmt.Sprintf("a request of %s", q.Latency().Round(time.Millisecond)))
 		}
@@ -49,7 +44,7 @@ func troubleOf(r *load.Result, w gate.Window, p gate.Policy) (t trouble, hard in
 	for _, l := range gate.LowSeconds(gate.Check{Result: r, Window: w}, p) {
 		t.add(l.At, fmt.Sprintf("%d sent", l.Sent))
 	}
-	return t, hard, collided
+	return t, hard
 }
 
 // coincidence says whether a failed run's trouble was the machine's or the cluster's: every second in
@@ -65,16 +60,11 @@ func coincidence(r *Run, w gate.Window, p gate.Policy) (noise []string, why stri
 	if all.Sent == 0 || float64(all.Failed) > maxControlFailures*float64(all.Sent) {
 		return nil, fmt.Sprintf("the control client (%s) is broken: %d of its %d requests failed (%s), more than %.0f%%: it vouches for nothing", c.Name, all.Failed, all.Sent, load.Kinds(all.ByKind), maxControlFailures*100)
 	}
-	mine, hard, collided := troubleOf(r.Load, w, p)
+	mine, hard := troubleOf(r.Load, w, p)
 	if hard > 0 {
 		return nil, fmt.Sprintf("%d request(s) failed in ways a stall does not cause (refused, reset, EOF, an HTTP error): the change's", hard)
 	}
-	theirs, _, theirCollided := troubleOf(c, w, p)
-	for s, what := range theirCollided {
-		if _, ok := theirs[s]; !ok {
-			theirs[s] = what
-		}
-	}
+	theirs, _ := troubleOf(c, w, p)
 	for _, q := range c.Requests { // the control's hard failures are the cluster's trouble too
 		if q.Kind != "" && q.Kind != load.KindTimeout {
 			theirs.add(c.SentAt(q), q.Kind)
@@ -98,16 +88,6 @@ func coincidence(r *Run, w gate.Window, p gate.Policy) (noise []string, why stri
 			return nil, fmt.Sprintf("at %s the client had %s while the control client (%s, a Service nothing disrupts) had no trouble within a second: the change's", stamp(at), mine[s], c.Name)
 		}
 		noise = append(noise, fmt.Sprintf("at %s: %s, the control %s; %s", stamp(at), mine[s], match, r.Load.CPUSaid(at.Add(500*time.Millisecond))))
-	}
-	secs = secs[:0]
-	for s := range collided {
-		if _, ok := mine[s]; !ok {
-			secs = append(secs, s)
-		}
-	}
-	sort.Slice(secs, func(i, j int) bool { return secs[i] < secs[j] })
-	for _, s := range secs { // the kernel vouches for these: no control needed
-		noise = append(noise, fmt.Sprintf("at %s: %s", stamp(time.Unix(s, 0)), collided[s]))
 	}
 	if len(noise) == 0 {
 		return nil, "the failures fall in no second the control client can vouch for"

@@ -132,9 +132,9 @@ type Options struct {
 	Reports *Reports
 	// Kernel, when set, is the kernel's record of TCP handshakes on this machine (tcptrace.Start, as
 	// root): every request whose connect had its SYN sent again gets what the kernel saw of it
-	// (load.Request.Kernel), in the host's clients and the load pod's alike (one kernel). A slow request
-	// whose SYNs were all answered by an older connection's TIME_WAIT, not lost, is the cluster's noise
-	// (Run.Noise): the scenario is repeated once.
+	// (load.Request.Kernel), in the host's clients and the load pod's alike (one kernel), and the latency
+	// gate's violation says it. It explains; it excuses nothing: a slow request fails the gate whatever
+	// the kernel says of it.
 	Kernel *tcptrace.Watcher
 }
 
@@ -579,10 +579,12 @@ func (tr *Traffic) End(tb testing.TB, scenario string) []*Run {
 	}
 	results := append(append([]*load.Result(nil), tr.results...), inCluster...)
 	if tr.o.Kernel != nil {
-		explainHandshakes(tr.o.Kernel.Events, results)
-		tb.Logf("%s: %s", scenario, kernelSummary(tr.o.Kernel, results))
+		tr.o.Kernel.Flush()
 		if err := tr.o.Kernel.Err(); err != nil {
-			tb.Logf("%s: the kernel's record of TCP handshakes is incomplete: %v", scenario, err)
+			tb.Logf("%s: the kernel's record of TCP handshakes is incomplete, so no slow connect is explained by it: %v", scenario, err)
+		} else {
+			explainHandshakes(tr.o.Kernel.Events, results)
+			tb.Logf("%s: %s", scenario, kernelSummary(tr.o.Kernel, results))
 		}
 	}
 	prop := propagation(tr.o.ProxyMetrics, tr.progBefore, tr.progBeforeErrs)
@@ -634,7 +636,7 @@ func explainHandshakes(events func(from, to time.Time) []tcptrace.Event, results
 			if q.ConnectMicros == 0 || q.LocalPort == 0 {
 				continue
 			}
-			from := res.SentAt(*q).Add(-10 * time.Millisecond)
+			from := res.SentAt(*q) // the dial starts after it: no event of an earlier socket at the same address counts
 			to := res.SentAt(*q).Add(q.Connect() + 50*time.Millisecond)
 			h := tcptrace.Explain(events(from, to), q.LocalPort, from, to)
 			q.Kernel = &h
@@ -672,6 +674,6 @@ func kernelSummary(w *tcptrace.Watcher, results []*load.Result) string {
 			syns++
 		}
 	}
-	return fmt.Sprintf("the kernel, while the load ran: %d SYN(s) refused by a TIME_WAIT for PAWS (%s) and %d SYN(s) sent again, on the whole machine; %d of the clients' connects took longer than %s, %d of them only because older connections' TIME_WAITs answered their SYNs",
+	return fmt.Sprintf("the kernel, while the load ran: %d SYN(s) refused by a TIME_WAIT for PAWS (%s) and %d SYN(s) sent again, on the whole machine; %d of the clients' connects took longer than %s, %d of them with every SYN sent again after an answer of an older connection (a TIME_WAIT at the pod)",
 		paws, tcptrace.TimeWaitPAWS, syns, slow, load.SlowConnect, collided)
 }

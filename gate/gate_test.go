@@ -134,7 +134,7 @@ func TestNoFailuresAndLatency(t *testing.T) {
 	syn.Requests[1200].Kernel = &tcptrace.Handshake{Retransmits: 2, OldAnswers: 2, PAWS: 2}
 	vs = violations(t, gate.CheckLatency(gate.Check{Client: "c", Result: syn, Window: window}, gate.Policy{}), gate.Latency)
 	require.Len(t, vs, 1, "a SYN answered by a TIME_WAIT is still a slow request: the gate fails, the report says why")
-	assert.Contains(t, vs[0].Detail, "opening its connection (local port 41234) took 1.031s, the kernel sent its SYN 2 times (TCP_INFO): the kernel sent its SYN again 2 time(s), each after an older connection")
+	assert.Contains(t, vs[0].Detail, "opening its connection (local port 41234) took 1.031s, the kernel sent its SYN 2 times (TCP_INFO): the kernel sent its SYN again 2 time(s), each after its socket dropped an ACK of an older connection")
 	syn.Requests[1200].Kernel = &tcptrace.Handshake{Retransmits: 1}
 	vs = violations(t, gate.CheckLatency(gate.Check{Client: "c", Result: syn, Window: window}, gate.Policy{}), gate.Latency)
 	require.Len(t, vs, 1)

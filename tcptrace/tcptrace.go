@@ -9,8 +9,8 @@
 // from a socket with another TCP timestamp clock, the pod's TCP drops the SYN for PAWS and answers with
 // an ACK of the old connection; the client resets it and sends its SYN again (kubernetes/kubernetes
 // #90854 and #76699). Mostly the second SYN gets through within milliseconds; when it meets the same
-// TIME_WAIT, TCP's 1 s retransmission timeout follows. No rollout, no drain and no chart setting plays
-// a part in it.
+// TIME_WAIT, TCP's 1 s retransmission timeout follows. The record explains a slow connect; it is not
+// proof that a disruption played no part, and the gates take it as no excuse.
 package tcptrace
 
 import (
@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +63,8 @@ type Watcher struct {
 	offset  time.Duration // wall clock minus CLOCK_MONOTONIC (the instance's trace_clock)
 	stop    chan struct{}
 	done    chan struct{}
+	flush   chan chan struct{}
+	once    sync.Once
 
 	mu     sync.Mutex
 	events []Event
@@ -69,7 +72,7 @@ type Watcher struct {
 }
 
 // maxEvents bounds the memory a long run can take; events past it are counted as lost.
-const maxEvents = 1 << 20
+const maxEvents = 1 << 18
 
 // Start creates a tracefs instance of its own (named for this process) and records SYN
 // retransmissions and the drops above until Close. It needs root and a kernel with these tracepoints
@@ -79,7 +82,7 @@ func Start() (*Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Watcher{dir: filepath.Join(root, "instances", fmt.Sprintf("go-service-%d", os.Getpid())), unmount: unmount, fd: -1, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &Watcher{dir: filepath.Join(root, "instances", fmt.Sprintf("go-service-%d", os.Getpid())), unmount: unmount, fd: -1, stop: make(chan struct{}), done: make(chan struct{}), flush: make(chan chan struct{})}
 	fail := func(err error) (*Watcher, error) {
 		w.remove()
 		return nil, err
@@ -117,7 +120,7 @@ func Start() (*Watcher, error) {
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		return fail(fmt.Errorf("tcptrace: %w", err))
 	}
-	w.offset = time.Duration(time.Now().UnixNano() - ts.Nano())
+	w.offset = clockOffset(0)
 	go w.read()
 	return w, nil
 }
@@ -154,34 +157,88 @@ func (w *Watcher) read() {
 	defer close(w.done)
 	buf := make([]byte, 64<<10)
 	var partial []byte
+	var waiting []chan struct{} // Flush calls answered once the pipe has nothing more
 	for {
+		select {
+		case <-w.stop:
+			return
+		default:
+		}
 		n, err := unix.Read(w.fd, buf)
 		switch {
 		case n > 0:
+			offset := clockOffset(w.offset)
 			partial = append(partial, buf[:n]...)
 			for {
 				i := bytes.IndexByte(partial, '\n')
 				if i < 0 {
 					break
 				}
-				if e, ok := parse(string(partial[:i]), w.offset); ok {
-					w.add(e)
-				}
+				w.line(string(partial[:i]), offset)
 				partial = partial[i+1:]
 			}
 			continue
 		case err == nil, errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR):
 		default:
-			w.mu.Lock()
-			w.err = fmt.Errorf("tcptrace: read trace_pipe: %w", err)
-			w.mu.Unlock()
+			w.fail(fmt.Errorf("tcptrace: read trace_pipe: %w", err))
+			for _, c := range waiting {
+				close(c)
+			}
 			return
 		}
+		for _, c := range waiting {
+			close(c)
+		}
+		waiting = waiting[:0]
 		select {
 		case <-w.stop:
 			return
+		case c := <-w.flush:
+			waiting = append(waiting, c)
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// line records one line of trace_pipe: an event, or the pipe's word that events were lost.
+func (w *Watcher) line(l string, offset time.Duration) {
+	if strings.Contains(l, "[LOST ") { // trace_pipe's own word that the buffer overflowed
+		w.fail(fmt.Errorf("tcptrace: the kernel's buffer overflowed, events were lost: %s", strings.TrimSpace(l)))
+		return
+	}
+	if e, ok := parse(l, offset); ok {
+		w.add(e)
+	}
+}
+
+// clockOffset is the wall clock minus CLOCK_MONOTONIC now (last if it cannot be read), so a step of
+// the wall clock during a long run does not shift the events.
+func clockOffset(last time.Duration) time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return last
+	}
+	return time.Duration(time.Now().UnixNano() - ts.Nano())
+}
+
+// Flush returns once the watcher has read what the kernel had reported when it was called.
+func (w *Watcher) Flush() {
+	c := make(chan struct{})
+	select {
+	case w.flush <- c:
+		select {
+		case <-c:
+		case <-w.done:
+		}
+	case <-w.done:
+	}
+}
+
+func (w *Watcher) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
 	}
 }
 
@@ -222,7 +279,7 @@ func parse(s string, offset time.Duration) (Event, bool) {
 	}
 	switch m[3] {
 	case "tcp_retransmit_skb":
-		if fields["state"] != "TCP_SYN_SENT" {
+		if fields["state"] != "TCP_SYN_SENT" || (fields["err"] != "" && fields["err"] != "0") { // err: not sent
 			return Event{}, false
 		}
 		e.Kind, e.Sock = Retransmit, fields["skaddr"]
@@ -263,9 +320,13 @@ func (w *Watcher) Events(from, to time.Time) []Event {
 
 // Close stops recording and removes the tracefs instance (and the tracefs mount Start made).
 func (w *Watcher) Close() error {
-	close(w.stop)
-	<-w.done
-	return w.remove()
+	var err error
+	w.once.Do(func() {
+		close(w.stop)
+		<-w.done
+		err = w.remove()
+	})
+	return err
 }
 
 func (w *Watcher) remove() error {
@@ -280,8 +341,8 @@ func (w *Watcher) remove() error {
 			errs = append(errs, fmt.Errorf("tcptrace: remove %s: %w", w.dir, err))
 		}
 	}
-	if w.unmount != "" {
-		if err := unix.Unmount(w.unmount, unix.MNT_DETACH); err != nil { // another process may still read it
+	if others, _ := filepath.Glob(filepath.Join(filepath.Dir(w.dir), "*")); w.unmount != "" && len(others) == 0 { // no one else's instance
+		if err := unix.Unmount(w.unmount, unix.MNT_DETACH); err != nil {
 			errs = append(errs, fmt.Errorf("tcptrace: unmount %s: %w", w.unmount, err))
 		}
 		w.unmount = ""
@@ -293,8 +354,9 @@ func (w *Watcher) remove() error {
 type Handshake struct {
 	// Retransmits is how many times the kernel sent the connection's SYN again.
 	Retransmits int `json:"retransmits"`
-	// OldAnswers is how many ACKs of an older connection of the same addresses and ports the socket
-	// dropped (InvalidACK) while it sent its SYN: each made it reset that connection and try again.
+	// OldAnswers is how many of those retransmissions followed, since the SYN before, an ACK of an
+	// older connection of the same addresses and ports that the socket dropped (InvalidACK): an answer
+	// that made it reset that connection and try again, not a loss.
 	OldAnswers int `json:"oldAnswers"`
 	// PAWS is how many SYNs TIME_WAIT sockets on this machine dropped for PAWS meanwhile (TimeWaitPAWS;
 	// the event does not say whose).
@@ -302,23 +364,31 @@ type Handshake struct {
 }
 
 // Explain finds, among events, the handshake of the connection from local port sport opened from
-// from to to: its SYN retransmissions (by port) and the answers its socket dropped.
+// from to to: its SYN retransmissions (by port), and for each whether its socket dropped an answer of
+// an older connection after the SYN before it.
 func Explain(events []Event, sport int, from, to time.Time) Handshake {
 	var h Handshake
-	socks := map[string]bool{}
+	var sorted []Event
 	for _, e := range events {
-		if e.Kind == Retransmit && e.Sport == sport && in(e.At, from, to) {
-			h.Retransmits++
-			socks[e.Sock] = true
+		if in(e.At, from, to) {
+			sorted = append(sorted, e)
 		}
 	}
-	for _, e := range events {
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].At.Before(sorted[j].At) })
+	prev := from
+	for _, r := range sorted {
 		switch {
-		case !in(e.At, from, to):
-		case e.Kind == InvalidACK && e.Sock != "" && socks[e.Sock]:
-			h.OldAnswers++
-		case e.Kind == TimeWaitPAWS:
+		case r.Kind == TimeWaitPAWS:
 			h.PAWS++
+		case r.Kind == Retransmit && r.Sport == sport:
+			h.Retransmits++
+			for _, a := range sorted {
+				if a.Kind == InvalidACK && a.Sock != "" && a.Sock == r.Sock && a.At.After(prev) && !a.At.After(r.At) {
+					h.OldAnswers++
+					break
+				}
+			}
+			prev = r.At
 		}
 	}
 	return h
@@ -328,15 +398,15 @@ func in(t, from, to time.Time) bool { return !t.Before(from) && !t.After(to) }
 
 // Collided says whether every SYN the connection sent again followed an answer of an older connection
 // of the same addresses and ports: none of them was lost on the way.
-func (h Handshake) Collided() bool { return h.Retransmits > 0 && h.OldAnswers >= h.Retransmits }
+func (h Handshake) Collided() bool { return h.Retransmits > 0 && h.OldAnswers == h.Retransmits }
 
 func (h Handshake) String() string {
 	switch {
 	case h.Retransmits == 0:
 		return "the kernel recorded no retransmission of its SYN from its port"
 	case h.Collided():
-		return fmt.Sprintf("the kernel sent its SYN again %d time(s), each after an older connection of the same addresses and ports answered it (%d such ACKs dropped as %s; %d SYNs dropped by a TIME_WAIT for PAWS, %s, meanwhile): kube-proxy's SNAT (--random-fully) picked a port still in TIME_WAIT at the pod from a socket with another timestamp clock (the kubelet's probes share the node's address), not a loss of the change's",
-			h.Retransmits, h.OldAnswers, InvalidACK, h.PAWS, TimeWaitPAWS)
+		return fmt.Sprintf("the kernel sent its SYN again %d time(s), each after its socket dropped an ACK of an older connection of the same addresses and ports (%s; %d SYN(s) dropped by a TIME_WAIT for PAWS, %s, on the machine meanwhile): most likely kube-proxy's SNAT (--random-fully) picked a port still in TIME_WAIT at the pod from a socket with another timestamp clock (the kubelet's probes share the node's address)",
+			h.Retransmits, InvalidACK, h.PAWS, TimeWaitPAWS)
 	}
 	return fmt.Sprintf("the kernel sent its SYN again %d time(s), %d of them after an answer of an older connection (%s): the rest were lost with no answer", h.Retransmits, h.OldAnswers, InvalidACK)
 }

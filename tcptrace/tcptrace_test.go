@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,12 +33,23 @@ func TestParse(t *testing.T) {
 	assert.Equal(t, Event{At: time.Unix(1, 500000000), Kind: TimeWaitPAWS}, e, "no receiving socket: Sock stays empty")
 	for _, s := range []string{
 		"# tracer: nop",
+		strings.Replace(synLine, "err=0", "err=-105", 1), // a retransmission that was not sent
 		`  x-1 [000] ..s2. 1.5: tcp_retransmit_skb: skaddr=01 sport=1 state=TCP_ESTABLISHED`,
 		`  x-1 [000] ..s2. 1.5: kfree_skb: skbaddr=01 rx_sk=00`,
 	} {
 		_, ok := parse(s, 0)
 		assert.False(t, ok, s)
 	}
+}
+
+// A line saying the kernel's buffer overflowed makes the record incomplete: Err says so.
+func TestLostEventsAreAnError(t *testing.T) {
+	w := &Watcher{}
+	w.line(synLine, 0)
+	require.NoError(t, w.Err())
+	assert.Len(t, w.Events(time.Unix(0, 0), time.Unix(1<<40, 0)), 1)
+	w.line("CPU:1 [LOST 12 EVENTS]", 0)
+	assert.ErrorContains(t, w.Err(), "events were lost: CPU:1 [LOST 12 EVENTS]")
 }
 
 func TestReasonNumbers(t *testing.T) {
@@ -62,28 +74,35 @@ func TestExplain(t *testing.T) {
 		events   []Event
 		want     Handshake
 		collided bool
+		says     string
 	}{
 		{"answered by a TIME_WAIT twice, then through (the 1.04 s CI case)",
 			[]Event{withAt(paws, 1), ack(2, "s1"), syn(12, 4000, "s1"), withAt(paws, 13), ack(14, "s1"), syn(1012, 4000, "s1")},
-			Handshake{Retransmits: 2, OldAnswers: 2, PAWS: 2}, true},
+			Handshake{Retransmits: 2, OldAnswers: 2, PAWS: 2}, true, "each after its socket dropped an ACK of an older connection"},
 		{"answered once, then the retransmission lost",
 			[]Event{withAt(paws, 1), ack(2, "s1"), syn(12, 4000, "s1"), syn(1012, 4000, "s1")},
-			Handshake{Retransmits: 2, OldAnswers: 1, PAWS: 1}, false},
-		{"lost with no answer", []Event{syn(1000, 4000, "s1")}, Handshake{Retransmits: 1}, false},
+			Handshake{Retransmits: 2, OldAnswers: 1, PAWS: 1}, false, "2 time(s), 1 of them after an answer"},
+		{"lost with no answer", []Event{syn(1000, 4000, "s1")}, Handshake{Retransmits: 1}, false, "the rest were lost with no answer"},
 		{"another socket's answer does not count",
 			[]Event{ack(2, "s2"), syn(12, 4000, "s1"), syn(20, 5000, "s2")},
-			Handshake{Retransmits: 1}, false},
+			Handshake{Retransmits: 1}, false, "0 of them after an answer"},
+		{"two answers before the first retransmission, none before the second",
+			[]Event{ack(2, "s1"), ack(3, "s1"), syn(12, 4000, "s1"), syn(1012, 4000, "s1")},
+			Handshake{Retransmits: 2, OldAnswers: 1}, false, "1 of them after an answer"},
+		{"events out of order are put in order",
+			[]Event{syn(1012, 4000, "s1"), ack(14, "s1"), syn(12, 4000, "s1"), ack(2, "s1")},
+			Handshake{Retransmits: 2, OldAnswers: 2}, true, "each after its socket dropped"},
 		{"the same socket address reused by a later connection, outside the window",
 			[]Event{syn(12, 4000, "s1"), ack(3000, "s1")},
-			Handshake{Retransmits: 1}, false},
-		{"nothing recorded for the port", []Event{ack(2, "s1"), syn(12, 5000, "s1")}, Handshake{OldAnswers: 0}, false},
+			Handshake{Retransmits: 1}, false, "0 of them after an answer"},
+		{"nothing recorded for the port", []Event{ack(2, "s1"), syn(12, 5000, "s1")}, Handshake{OldAnswers: 0}, false, "recorded no retransmission"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h := Explain(c.events, 4000, at(0), at(1100))
 			assert.Equal(t, c.want, h)
 			assert.Equal(t, c.collided, h.Collided())
-			assert.NotEmpty(t, h.String())
+			assert.Contains(t, h.String(), c.says)
 		})
 	}
 }
@@ -99,6 +118,7 @@ func TestWatcherSeesALostSYN(t *testing.T) {
 	dir := w.dir
 	defer func() {
 		require.NoError(t, w.Close())
+		assert.NoError(t, w.Close(), "a second Close is harmless")
 		_, err := os.Stat(dir)
 		assert.True(t, os.IsNotExist(err), "the tracefs instance %s is removed", dir)
 	}()
@@ -124,6 +144,7 @@ func TestWatcherSeesALostSYN(t *testing.T) {
 	}
 	var seen Event
 	require.Eventually(t, func() bool {
+		w.Flush()
 		for _, e := range w.Events(start, time.Now()) {
 			if e.Kind == Retransmit && e.Dport == port && e.Daddr == "127.0.0.1" {
 				seen = e
