@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/go-service/go-service/gate"
@@ -27,9 +28,14 @@ func (t trouble) add(at time.Time, what string) {
 // troubleOf is the seconds in which a client timed out, answered slowly or sent too little (inside the
 // window for the last), and how many of its requests failed in a way no stall explains (refused, reset,
 // EOF, an HTTP error, overload): a stall delays packets, it does not refuse or reset connections.
-func troubleOf(r *load.Result, w gate.Window, p gate.Policy) (t trouble, hard int) {
+// For a client whose connections kube-proxy masquerades (snat: the host's), a slow request whose time
+// went into a handshake in which the kernel saw every retransmitted SYN follow a TIME_WAIT's answer
+// (tcptrace.Handshake.Collided: a PAWS drop, then the socket's reset of an older connection's ACK, of
+// exactly as many retransmissions as TCP_INFO counted) is in collided instead, unless the rest of its
+// time alone is slow too.
+func troubleOf(r *load.Result, w gate.Window, p gate.Policy, snat bool) (t trouble, hard int, collided trouble) {
 	p = p.WithDefaults()
-	t = trouble{}
+	t, collided = trouble{}, trouble{}
 	for _, q := range r.Requests {
 		at := r.SentAt(q)
 		switch {
@@ -37,6 +43,8 @@ func troubleOf(r *load.Result, w gate.Window, p gate.Policy) (t trouble, hard in
 			t.add(at, "a timeout")
 		case q.Kind != "":
 			hard++
+		case q.Latency() > p.SlowAfter && snat && q.Kernel != nil && q.Kernel.Collided() && q.Kernel.Retransmits == q.SynRetransmits && q.Latency()-q.Connect() <= p.SlowAfter:
+			collided.add(at, fmt.Sprintf("a request of %s: opening its connection took %s, %s", q.Latency().Round(time.Millisecond), q.Connect().Round(time.Millisecond), q.Kernel))
 		case q.Latency() > p.SlowAfter:
 			t.add(at, fmt.Sprintf("a request of %s", q.Latency().Round(time.Millisecond)))
 		}
@@ -44,7 +52,7 @@ func troubleOf(r *load.Result, w gate.Window, p gate.Policy) (t trouble, hard in
 	for _, l := range gate.LowSeconds(gate.Check{Result: r, Window: w}, p) {
 		t.add(l.At, fmt.Sprintf("%d sent", l.Sent))
 	}
-	return t, hard
+	return t, hard, collided
 }
 
 // coincidence says whether a failed run's trouble was the machine's or the cluster's: every second in
@@ -60,11 +68,12 @@ func coincidence(r *Run, w gate.Window, p gate.Policy) (noise []string, why stri
 	if all.Sent == 0 || float64(all.Failed) > maxControlFailures*float64(all.Sent) {
 		return nil, fmt.Sprintf("the control client (%s) is broken: %d of its %d requests failed (%s), more than %.0f%%: it vouches for nothing", c.Name, all.Failed, all.Sent, load.Kinds(all.ByKind), maxControlFailures*100)
 	}
-	mine, hard := troubleOf(r.Load, w, p)
+	mine, hard, collided := troubleOf(r.Load, w, p, strings.HasPrefix(r.Client, "host "))
 	if hard > 0 {
 		return nil, fmt.Sprintf("%d request(s) failed in ways a stall does not cause (refused, reset, EOF, an HTTP error): the change's", hard)
 	}
-	theirs, _ := troubleOf(c, w, p)
+	// A control's slow request that met a TIME_WAIT was no stall of the machine: it vouches for nothing.
+	theirs, _, _ := troubleOf(c, w, p, true)
 	for _, q := range c.Requests { // the control's hard failures are the cluster's trouble too
 		if q.Kind != "" && q.Kind != load.KindTimeout {
 			theirs.add(c.SentAt(q), q.Kind)
@@ -88,6 +97,16 @@ func coincidence(r *Run, w gate.Window, p gate.Policy) (noise []string, why stri
 			return nil, fmt.Sprintf("at %s the client had %s while the control client (%s, a Service nothing disrupts) had no trouble within a second: the change's", stamp(at), mine[s], c.Name)
 		}
 		noise = append(noise, fmt.Sprintf("at %s: %s, the control %s; %s", stamp(at), mine[s], match, r.Load.CPUSaid(at.Add(500*time.Millisecond))))
+	}
+	secs = secs[:0]
+	for s := range collided {
+		if _, ok := mine[s]; !ok {
+			secs = append(secs, s)
+		}
+	}
+	sort.Slice(secs, func(i, j int) bool { return secs[i] < secs[j] })
+	for _, s := range secs { // the kernel vouches for these: no control needed
+		noise = append(noise, fmt.Sprintf("at %s: %s", stamp(time.Unix(s, 0)), collided[s]))
 	}
 	if len(noise) == 0 {
 		return nil, "the failures fall in no second the control client can vouch for"

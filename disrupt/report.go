@@ -167,7 +167,7 @@ func Evaluate(runs []*Run, e Expect, p gate.Policy) []error {
 		default:
 			r.Noise, r.Why = coincidence(r, w, p)
 			if len(r.Noise) > 0 {
-				r.Why = fmt.Sprintf("the control client (%s, a Service nothing disrupts) was in trouble in every second this client was, within a second, and this client failed in no way a stall cannot cause: the machine's or the cluster's trouble: %s", r.Control.Name, strings.Join(r.Noise, "; "))
+				r.Why = fmt.Sprintf("in every second this client was in trouble, the control client (%s, a Service nothing disrupts) was too within a second, or (for the host's clients, whose connections kube-proxy masquerades) the kernel recorded that every SYN the slow request sent again had first been answered by an older connection's TIME_WAIT (not lost), and this client failed in no way a stall cannot cause: the machine's or the cluster's trouble: %s", r.Control.Name, strings.Join(r.Noise, "; "))
 			}
 		}
 		if r.Control != nil && r.Why != "" && len(r.Noise) == 0 {
@@ -224,7 +224,7 @@ func (rp *Reports) gate(tb testing.TB, runs []*Run, e Expect, p gate.Policy, onN
 	noisy, why := Noisy(runs, cluster)
 	if noisy && onNoise != nil {
 		fail = tb.Logf
-		tb.Logf("%s: the gates failed while the control clients failed or stalled too; the violations follow, not counted: the scenario is repeated", runs[0].Scenario)
+		tb.Logf("%s: the gates failed while the control clients failed or stalled too, or where the kernel recorded a SYN answered by a TIME_WAIT; the violations follow, not counted: the scenario is repeated", runs[0].Scenario)
 	}
 	for _, err := range cluster {
 		fail("%s: %v", runs[0].Scenario, err)

@@ -256,7 +256,7 @@ func handshakeOf(q load.Request) string {
 	case q.ConnectMicros == 0:
 		return fmt.Sprintf("; its connection was reused or opened within %s: the time went after the TCP handshake", load.SlowConnect)
 	case q.SynRetransmits > 0 && q.Kernel != nil:
-		return fmt.Sprintf("; opening its connection (local port %d) took %s, the kernel sent its SYN %d times (TCP_INFO): %s", q.LocalPort, connect, q.SynRetransmits+1, q.Kernel)
+		return fmt.Sprintf("; opening its connection (%s to %s) took %s, the kernel sent its SYN %d times (TCP_INFO): %s", q.Local, q.Remote, connect, q.SynRetransmits+1, q.Kernel)
 	case q.SynRetransmits > 0:
 		return fmt.Sprintf("; opening its connection took %s, the kernel sent its SYN %d times (TCP_INFO): a packet of the TCP handshake was lost before the app could see the connection (no record of the kernel's says which or why)", connect, q.SynRetransmits+1)
 	case q.SynRetransmits < 0:

@@ -130,11 +130,11 @@ func TestNoFailuresAndLatency(t *testing.T) {
 	require.Len(t, vs, 1)
 	assert.Contains(t, vs[0].Detail, "answered by pod=new-1 version=")
 	assert.Contains(t, vs[0].Detail, "opening its connection took 1.031s, the kernel sent its SYN 2 times (TCP_INFO): a packet of the TCP handshake was lost")
-	syn.Requests[1200].LocalPort = 41234
+	syn.Requests[1200].Local, syn.Requests[1200].Remote = "192.0.2.2:41234", "10.96.0.20:80"
 	syn.Requests[1200].Kernel = &tcptrace.Handshake{Retransmits: 2, OldAnswers: 2, PAWS: 2}
 	vs = violations(t, gate.CheckLatency(gate.Check{Client: "c", Result: syn, Window: window}, gate.Policy{}), gate.Latency)
 	require.Len(t, vs, 1, "a SYN answered by a TIME_WAIT is still a slow request: the gate fails, the report says why")
-	assert.Contains(t, vs[0].Detail, "opening its connection (local port 41234) took 1.031s, the kernel sent its SYN 2 times (TCP_INFO): the kernel sent its SYN again 2 time(s), each after its socket dropped an ACK of an older connection")
+	assert.Contains(t, vs[0].Detail, "opening its connection (192.0.2.2:41234 to 10.96.0.20:80) took 1.031s, the kernel sent its SYN 2 times (TCP_INFO): the kernel sent its SYN again 2 time(s), each after a TIME_WAIT of an older connection")
 	syn.Requests[1200].Kernel = &tcptrace.Handshake{Retransmits: 1}
 	vs = violations(t, gate.CheckLatency(gate.Check{Client: "c", Result: syn, Window: window}, gate.Policy{}), gate.Latency)
 	require.Len(t, vs, 1)

@@ -17,7 +17,9 @@ type handshake struct {
 	net.Conn
 	connect    time.Duration
 	synRetrans int
-	port       int // the local port, kept when the connect was slow (to find it in the kernel's record)
+	// local and remote are the connection's addresses, kept when the connect was slow (to find it in
+	// the kernel's record)
+	local, remote string
 }
 
 // dialRecording dials as d does and keeps the handshake's cost on the connection it returns.
@@ -34,9 +36,7 @@ func dialRecording(d *net.Dialer) func(ctx context.Context, network, addr string
 			if tc, ok := c.(*net.TCPConn); ok {
 				h.synRetrans = retransmissions(tc)
 			}
-			if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
-				h.port = a.Port
-			}
+			h.local, h.remote = c.LocalAddr().String(), c.RemoteAddr().String()
 		}
 		return h, nil
 	}

@@ -101,10 +101,12 @@ type Request struct {
 	// (-1 where TCP_INFO cannot be read). A lost SYN or SYN-ACK costs TCP's 1 s retransmission timeout.
 	ConnectMicros  int64 `json:"c,omitempty"`
 	SynRetransmits int   `json:"s,omitempty"`
-	// LocalPort is that connection's local port, and Kernel what the kernel recorded of its opening
-	// (filled in by a process that watched it, tcptrace; nil when nothing did).
-	LocalPort int                 `json:"p,omitempty"`
-	Kernel    *tcptrace.Handshake `json:"kernel,omitempty"`
+	// Local and Remote are that connection's addresses (host:port, as its socket saw them), and Kernel
+	// what the kernel recorded of its opening (filled in by a process that watched it, tcptrace; nil
+	// when nothing did).
+	Local  string              `json:"la,omitempty"`
+	Remote string              `json:"ra,omitempty"`
+	Kernel *tcptrace.Handshake `json:"kernel,omitempty"`
 }
 
 // WithQuery returns url with the query string q appended (url itself when q is empty).
@@ -220,7 +222,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		q := Request{SentMicros: sent.Sub(res.Start).Microseconds(), LatencyMicros: lat.Microseconds(), Kind: kind, Backend: b}
 		if o.conn != nil && o.conn.connect > SlowConnect {
-			q.ConnectMicros, q.SynRetransmits, q.LocalPort = o.conn.connect.Microseconds(), o.conn.synRetrans, o.conn.port
+			q.ConnectMicros, q.SynRetransmits, q.Local, q.Remote = o.conn.connect.Microseconds(), o.conn.synRetrans, o.conn.local, o.conn.remote
 		}
 		res.Requests = append(res.Requests, q)
 	}

@@ -1,7 +1,7 @@
 // Package tcptrace reads the kernel's own account of TCP handshakes (tracefs: the tcp_retransmit_skb
-// tracepoint and the drop reasons of kfree_skb) while load runs, so that a connection whose SYN was
-// retransmitted can be told why: answered by an older connection of the same four addresses and ports
-// (a TIME_WAIT that refused it for PAWS, RFC 7323), or lost without an answer.
+// and tcp_send_reset tracepoints, and kfree_skb's PAWS drops) while load runs, so that a connection
+// whose SYN was retransmitted can be told why: answered by an older connection of the same four
+// addresses and ports (a TIME_WAIT that refused it for PAWS, RFC 7323), or lost without an answer.
 //
 // A host client's connections to a Service are masqueraded by kube-proxy (MASQUERADE --random-fully)
 // to the node's address on the pod's network, the address the kubelet's probes come from too. When
@@ -9,14 +9,14 @@
 // from a socket with another TCP timestamp clock, the pod's TCP drops the SYN for PAWS and answers with
 // an ACK of the old connection; the client resets it and sends its SYN again (kubernetes/kubernetes
 // #90854 and #76699). Mostly the second SYN gets through within milliseconds; when it meets the same
-// TIME_WAIT, TCP's 1 s retransmission timeout follows. The record explains a slow connect; it is not
-// proof that a disruption played no part, and the gates take it as no excuse.
+// TIME_WAIT, TCP's 1 s retransmission timeout follows.
 package tcptrace
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -30,29 +30,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Drop reasons (include/net/dropreason-core.h) the watcher records.
-const (
-	// TimeWaitPAWS: a segment (here a SYN) met a TIME_WAIT socket and failed its timestamp check.
-	TimeWaitPAWS = "TCP_RFC7323_TW_PAWS"
-	// InvalidACK: a socket dropped an ACK that acknowledged nothing it sent; for a socket sending its
-	// SYN, the answer of an older connection of the same addresses and ports.
-	InvalidACK = "TCP_INVALID_ACK_SEQUENCE"
-)
+// TimeWaitPAWS is the drop reason (include/net/dropreason-core.h) of a segment, here a SYN, that met a
+// TIME_WAIT socket and failed its timestamp check (PAWS).
+const TimeWaitPAWS = "TCP_RFC7323_TW_PAWS"
 
-// Retransmit is the Kind of an Event for a SYN the kernel sent again.
-const Retransmit = "SYN retransmitted"
+// InvalidACK is the reset reason (include/net/rstreason.h) of a socket that got an ACK acknowledging
+// nothing it sent; for a socket sending its SYN, the answer of an older connection of the same
+// addresses and ports.
+const InvalidACK = "TCP_INVALID_ACK_SEQUENCE"
+
+// Kinds of events.
+const (
+	// Retransmit: a socket in SYN_SENT sent its SYN again.
+	Retransmit = "SYN retransmitted"
+	// Reset: a socket in SYN_SENT reset the connection an ACK came from (reason InvalidACK).
+	Reset = "reset an older connection's ACK"
+	// PAWS: a TIME_WAIT dropped a SYN for PAWS (TimeWaitPAWS); the event names no addresses.
+	PAWS = TimeWaitPAWS
+)
 
 // Event is one thing the kernel reported.
 type Event struct {
 	At time.Time
-	// Kind is Retransmit or a drop reason (TimeWaitPAWS, InvalidACK).
+	// Kind is Retransmit, Reset or PAWS.
 	Kind string
-	// Sock is the socket (the kernel's hashed pointer): the retransmitting socket, or the socket that
-	// dropped the packet ("" for none).
-	Sock string
-	// Saddr and Sport are a retransmitted SYN's source (before any NAT), Daddr and Dport its destination.
-	Saddr, Daddr string
-	Sport, Dport int
+	// Local and Remote are the socket's addresses (host:port, before any NAT) for Retransmit and Reset.
+	Local, Remote string
 }
 
 // Watcher records the events while it runs. Its methods are safe for concurrent use.
@@ -90,11 +93,11 @@ func Start() (*Watcher, error) {
 	if err := os.Mkdir(w.dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return fail(fmt.Errorf("tcptrace: %w", err))
 	}
-	format, err := os.ReadFile(filepath.Join(w.dir, "events/skb/kfree_skb/format"))
+	drop, err := reasonNumber(w.dir, "skb/kfree_skb", TimeWaitPAWS)
 	if err != nil {
-		return fail(fmt.Errorf("tcptrace: the kfree_skb tracepoint: %w", err))
+		return fail(err)
 	}
-	reasons, err := reasonNumbers(format, TimeWaitPAWS, InvalidACK)
+	rst, err := reasonNumber(w.dir, "tcp/tcp_send_reset", InvalidACK)
 	if err != nil {
 		return fail(err)
 	}
@@ -102,8 +105,10 @@ func Start() (*Watcher, error) {
 		{"trace_clock", "mono"},
 		{"buffer_size_kb", "2048"},
 		{"events/tcp/tcp_retransmit_skb/filter", "state == 2"}, // TCP_SYN_SENT
-		{"events/skb/kfree_skb/filter", fmt.Sprintf("reason == %d || reason == %d", reasons[0], reasons[1])},
+		{"events/tcp/tcp_send_reset/filter", fmt.Sprintf("state == 2 && reason == %d", rst)},
+		{"events/skb/kfree_skb/filter", fmt.Sprintf("reason == %d", drop)},
 		{"events/tcp/tcp_retransmit_skb/enable", "1"},
+		{"events/tcp/tcp_send_reset/enable", "1"},
 		{"events/skb/kfree_skb/enable", "1"},
 		{"tracing_on", "1"},
 	}
@@ -140,17 +145,22 @@ func tracefs() (root, unmount string, err error) {
 	return p, p, nil
 }
 
-// reasonNumbers finds the drop reasons' numbers in kfree_skb's format (they differ between kernels).
-func reasonNumbers(format []byte, names ...string) ([]int, error) {
-	out := make([]int, len(names))
-	for i, name := range names {
-		m := regexp.MustCompile(`\{ (\d+), "` + regexp.QuoteMeta(name) + `" \}`).FindSubmatch(format)
-		if m == nil {
-			return nil, fmt.Errorf("tcptrace: this kernel's kfree_skb has no drop reason %s", name)
-		}
-		out[i], _ = strconv.Atoi(string(m[1]))
+// reasonNumber finds a reason's number in a tracepoint's format (the numbers differ between kernels).
+func reasonNumber(dir, event, name string) (int, error) {
+	format, err := os.ReadFile(filepath.Join(dir, "events", event, "format"))
+	if err != nil {
+		return 0, fmt.Errorf("tcptrace: the %s tracepoint: %w", event, err)
 	}
-	return out, nil
+	return reasonIn(format, event, name)
+}
+
+func reasonIn(format []byte, event, name string) (int, error) {
+	m := regexp.MustCompile(`\{ (\d+), "` + regexp.QuoteMeta(name) + `" \}`).FindSubmatch(format)
+	if m == nil {
+		return 0, fmt.Errorf("tcptrace: this kernel's %s has no reason %s", event, name)
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n, nil
 }
 
 func (w *Watcher) read() {
@@ -254,7 +264,7 @@ func (w *Watcher) add(e Event) {
 	w.events = append(w.events, e)
 }
 
-var line = regexp.MustCompile(`\s(\d+)\.(\d+): (tcp_retransmit_skb|kfree_skb): (.*)$`)
+var line = regexp.MustCompile(`\s(\d+)\.(\d+): (tcp_retransmit_skb|tcp_send_reset|kfree_skb): (.*)$`)
 
 // parse reads one line of trace_pipe; offset turns its CLOCK_MONOTONIC time into wall time.
 func parse(s string, offset time.Duration) (Event, bool) {
@@ -268,7 +278,7 @@ func parse(s string, offset time.Duration) (Event, bool) {
 	e := Event{At: time.Unix(0, sec*int64(time.Second)+nsec).Add(offset)}
 	fields := map[string]string{}
 	rest := m[4]
-	if i := strings.Index(rest, " reason: "); i >= 0 {
+	if i := strings.Index(rest, " reason: "); i >= 0 { // kfree_skb's
 		fields["reason"] = strings.TrimSpace(rest[i+len(" reason: "):])
 		rest = rest[:i]
 	}
@@ -282,18 +292,22 @@ func parse(s string, offset time.Duration) (Event, bool) {
 		if fields["state"] != "TCP_SYN_SENT" || (fields["err"] != "" && fields["err"] != "0") { // err: not sent
 			return Event{}, false
 		}
-		e.Kind, e.Sock = Retransmit, fields["skaddr"]
-		e.Saddr, e.Daddr = fields["saddr"], fields["daddr"]
-		e.Sport, _ = strconv.Atoi(fields["sport"])
-		e.Dport, _ = strconv.Atoi(fields["dport"])
-	default:
-		if fields["reason"] == "" {
+		if fields["family"] != "AF_INET" || fields["sport"] == "" || fields["dport"] == "" {
 			return Event{}, false
 		}
-		e.Kind = fields["reason"]
-		if s := fields["rx_sk"]; strings.Trim(s, "0") != "" {
-			e.Sock = s
+		e.Kind = Retransmit
+		e.Local = net.JoinHostPort(fields["saddr"], fields["sport"])
+		e.Remote = net.JoinHostPort(fields["daddr"], fields["dport"])
+	case "tcp_send_reset":
+		if fields["state"] != "TCP_SYN_SENT" || fields["reason"] != InvalidACK || fields["src"] == "" || fields["dest"] == "" {
+			return Event{}, false
 		}
+		e.Kind, e.Local, e.Remote = Reset, fields["src"], fields["dest"]
+	default:
+		if fields["reason"] != TimeWaitPAWS {
+			return Event{}, false
+		}
+		e.Kind = PAWS
 	}
 	return e, true
 }
@@ -354,59 +368,70 @@ func (w *Watcher) remove() error {
 type Handshake struct {
 	// Retransmits is how many times the kernel sent the connection's SYN again.
 	Retransmits int `json:"retransmits"`
-	// OldAnswers is how many of those retransmissions followed, since the SYN before, an ACK of an
-	// older connection of the same addresses and ports that the socket dropped (InvalidACK): an answer
-	// that made it reset that connection and try again, not a loss.
+	// OldAnswers is how many of those retransmissions followed, since the SYN before, a reset the
+	// connection's socket sent to an ACK of an older connection of the same addresses and ports
+	// (InvalidACK): an answer, not a loss.
 	OldAnswers int `json:"oldAnswers"`
-	// PAWS is how many SYNs TIME_WAIT sockets on this machine dropped for PAWS meanwhile (TimeWaitPAWS;
-	// the event does not say whose).
+	// PAWS is how many of those answers came right after (PAWSLead) a TIME_WAIT on this machine dropped
+	// a SYN for PAWS: the TIME_WAIT that answered.
 	PAWS int `json:"paws"`
 }
 
-// Explain finds, among events, the handshake of the connection from local port sport opened from
-// from to to: its SYN retransmissions (by port), and for each whether its socket dropped an answer of
-// an older connection after the SYN before it.
-func Explain(events []Event, sport int, from, to time.Time) Handshake {
+// PAWSLead is how long before a reset the TIME_WAIT's PAWS drop must be for the two to be one exchange
+// (the TIME_WAIT drops the SYN and answers at once; the answer crosses no wire).
+const PAWSLead = 5 * time.Millisecond
+
+// Explain finds, among events, the handshake of the connection from local to remote (host:port, as
+// the client's socket saw them) opened from from to to: its SYN retransmissions, and for each whether
+// the socket reset an older connection's answer after the SYN before it, right after a TIME_WAIT's
+// PAWS drop. Only one socket can hold the four addresses and ports at a time.
+func Explain(events []Event, local, remote string, from, to time.Time) Handshake {
 	var h Handshake
 	var sorted []Event
 	for _, e := range events {
-		if in(e.At, from, to) {
+		if !e.At.Before(from) && !e.At.After(to) {
 			sorted = append(sorted, e)
 		}
 	}
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].At.Before(sorted[j].At) })
+	mine := func(e Event) bool { return e.Local == local && e.Remote == remote }
 	prev := from
 	for _, r := range sorted {
-		switch {
-		case r.Kind == TimeWaitPAWS:
-			h.PAWS++
-		case r.Kind == Retransmit && r.Sport == sport:
-			h.Retransmits++
-			for _, a := range sorted {
-				if a.Kind == InvalidACK && a.Sock != "" && a.Sock == r.Sock && a.At.After(prev) && !a.At.After(r.At) {
-					h.OldAnswers++
+		if r.Kind != Retransmit || !mine(r) {
+			continue
+		}
+		h.Retransmits++
+		for _, a := range sorted {
+			if a.Kind != Reset || !mine(a) || !a.At.After(prev) || a.At.After(r.At) {
+				continue
+			}
+			h.OldAnswers++
+			for _, d := range sorted {
+				if d.Kind == PAWS && !d.At.After(a.At) && a.At.Sub(d.At) <= PAWSLead {
+					h.PAWS++
 					break
 				}
 			}
-			prev = r.At
+			break
 		}
+		prev = r.At
 	}
 	return h
 }
 
-func in(t, from, to time.Time) bool { return !t.Before(from) && !t.After(to) }
-
-// Collided says whether every SYN the connection sent again followed an answer of an older connection
-// of the same addresses and ports: none of them was lost on the way.
-func (h Handshake) Collided() bool { return h.Retransmits > 0 && h.OldAnswers == h.Retransmits }
+// Collided says whether every SYN the connection sent again followed a TIME_WAIT's answer: a PAWS
+// drop and, right after it, the socket's reset of an older connection's ACK. None was lost.
+func (h Handshake) Collided() bool {
+	return h.Retransmits > 0 && h.OldAnswers == h.Retransmits && h.PAWS == h.Retransmits
+}
 
 func (h Handshake) String() string {
 	switch {
 	case h.Retransmits == 0:
-		return "the kernel recorded no retransmission of its SYN from its port"
+		return "the kernel recorded no retransmission of its SYN"
 	case h.Collided():
-		return fmt.Sprintf("the kernel sent its SYN again %d time(s), each after its socket dropped an ACK of an older connection of the same addresses and ports (%s; %d SYN(s) dropped by a TIME_WAIT for PAWS, %s, on the machine meanwhile): most likely kube-proxy's SNAT (--random-fully) picked a port still in TIME_WAIT at the pod from a socket with another timestamp clock (the kubelet's probes share the node's address)",
-			h.Retransmits, InvalidACK, h.PAWS, TimeWaitPAWS)
+		return fmt.Sprintf("the kernel sent its SYN again %d time(s), each after a TIME_WAIT of an older connection of the same addresses and ports had dropped the SYN before for PAWS (%s) and answered with an ACK the socket reset (%s): kube-proxy's SNAT (--random-fully) picked a port still in TIME_WAIT at the pod from a socket with another timestamp clock (the kubelet's probes share the node's address)",
+			h.Retransmits, TimeWaitPAWS, InvalidACK)
 	}
-	return fmt.Sprintf("the kernel sent its SYN again %d time(s), %d of them after an answer of an older connection (%s): the rest were lost with no answer", h.Retransmits, h.OldAnswers, InvalidACK)
+	return fmt.Sprintf("the kernel sent its SYN again %d time(s): %d after an older connection's answer (%s), %d of those right after a TIME_WAIT's PAWS drop; the rest were lost with no answer", h.Retransmits, h.OldAnswers, InvalidACK, h.PAWS)
 }

@@ -14,28 +14,36 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Lines as trace_pipe printed them on a 2-node run (kernel 6.18), a SYN rejected by a TIME_WAIT.
+// Lines as trace_pipe printed them on a 2-node run (kernel 6.18): a SYN dropped by a TIME_WAIT for
+// PAWS, the client's reset of the TIME_WAIT's ACK, and the client's SYN sent again.
 const (
-	pawsLine = `       live.test-24914   [001] .Ns1. 65108.338055: kfree_skb: skbaddr=00000000a371c298 rx_sk=000000006e55752e protocol=2048 location=tcp_v4_rcv+0x99/0x1400 reason: TCP_RFC7323_TW_PAWS`
-	ackLine  = `       live.test-24914   [001] .N... 65108.338073: kfree_skb: skbaddr=00000000d8dd6cac rx_sk=000000006ca8f4dc protocol=2048 location=tcp_v4_do_rcv+0x7c/0x2d0 reason: TCP_INVALID_ACK_SEQUENCE`
-	synLine  = `          <idle>-0       [001] .Ns2. 65108.352208: tcp_retransmit_skb: skbaddr=00000000085aed56 skaddr=000000006ca8f4dc family=AF_INET sport=57786 dport=80 saddr=192.0.2.2 daddr=10.96.219.43 saddrv6=::ffff:192.0.2.2 daddrv6=::ffff:10.96.219.43 state=TCP_SYN_SENT err=0`
+	pawsLine  = `       live.test-24914   [001] .Ns1. 65108.338055: kfree_skb: skbaddr=00000000a371c298 rx_sk=000000006e55752e protocol=2048 location=tcp_v4_rcv+0x99/0x1400 reason: TCP_RFC7323_TW_PAWS`
+	resetLine = `       live.test-24914   [001] .N... 65108.338070: tcp_send_reset: skbaddr=00000000d8dd6cac skaddr=000000006ca8f4dc src=192.0.2.2:57786 dest=10.96.219.43:80 state=TCP_SYN_SENT reason=TCP_INVALID_ACK_SEQUENCE`
+	synLine   = `          <idle>-0       [001] .Ns2. 65108.352208: tcp_retransmit_skb: skbaddr=00000000085aed56 skaddr=000000006ca8f4dc family=AF_INET sport=57786 dport=80 saddr=192.0.2.2 daddr=10.96.219.43 saddrv6=::ffff:192.0.2.2 daddrv6=::ffff:10.96.219.43 state=TCP_SYN_SENT err=0`
 )
 
 func TestParse(t *testing.T) {
-	e, ok := parse(synLine, 0)
-	require.True(t, ok)
-	assert.Equal(t, Event{At: time.Unix(65108, 352208000), Kind: Retransmit, Sock: "000000006ca8f4dc", Saddr: "192.0.2.2", Daddr: "10.96.219.43", Sport: 57786, Dport: 80}, e)
-	e, ok = parse(ackLine, time.Second)
-	require.True(t, ok)
-	assert.Equal(t, Event{At: time.Unix(65109, 338073000), Kind: InvalidACK, Sock: "000000006ca8f4dc"}, e)
-	e, ok = parse(`  x-1 [000] ..s2. 1.5: kfree_skb: skbaddr=0000000000000001 rx_sk=0000000000000000 protocol=2048 location=tcp_v4_rcv+0x99/0x1400 reason: TCP_RFC7323_TW_PAWS`, 0)
-	require.True(t, ok)
-	assert.Equal(t, Event{At: time.Unix(1, 500000000), Kind: TimeWaitPAWS}, e, "no receiving socket: Sock stays empty")
+	const local, remote = "192.0.2.2:57786", "10.96.219.43:80"
+	for _, c := range []struct {
+		line   string
+		offset time.Duration
+		want   Event
+	}{
+		{synLine, 0, Event{At: time.Unix(65108, 352208000), Kind: Retransmit, Local: local, Remote: remote}},
+		{resetLine, time.Second, Event{At: time.Unix(65109, 338070000), Kind: Reset, Local: local, Remote: remote}},
+		{pawsLine, 0, Event{At: time.Unix(65108, 338055000), Kind: PAWS}},
+	} {
+		e, ok := parse(c.line, c.offset)
+		require.True(t, ok, c.line)
+		assert.Equal(t, c.want, e)
+	}
 	for _, s := range []string{
 		"# tracer: nop",
-		strings.Replace(synLine, "err=0", "err=-105", 1), // a retransmission that was not sent
-		`  x-1 [000] ..s2. 1.5: tcp_retransmit_skb: skaddr=01 sport=1 state=TCP_ESTABLISHED`,
-		`  x-1 [000] ..s2. 1.5: kfree_skb: skbaddr=01 rx_sk=00`,
+		strings.Replace(synLine, "err=0", "err=-105", 1),                                         // a retransmission that was not sent
+		strings.Replace(synLine, "state=TCP_SYN_SENT", "state=TCP_ESTABLISHED", 1),               // not a SYN
+		strings.Replace(resetLine, "state=TCP_SYN_SENT", "state=TCP_ESTABLISHED", 1),             // not a connection's opening
+		strings.Replace(resetLine, "reason=TCP_INVALID_ACK_SEQUENCE", "reason=NOT_SPECIFIED", 1), // another reset
+		strings.Replace(pawsLine, "TCP_RFC7323_TW_PAWS", "TCP_OLD_SEQUENCE", 1),                  // another drop
 	} {
 		_, ok := parse(s, 0)
 		assert.False(t, ok, s)
@@ -52,23 +60,21 @@ func TestLostEventsAreAnError(t *testing.T) {
 	assert.ErrorContains(t, w.Err(), "events were lost: CPU:1 [LOST 12 EVENTS]")
 }
 
-func TestReasonNumbers(t *testing.T) {
+func TestReasonIn(t *testing.T) {
 	format := []byte(`print fmt: "...", __print_symbolic(REC->reason, { 2, "NOT_SPECIFIED" }, { 38, "TCP_RFC7323_TW_PAWS" }, { 44, "TCP_INVALID_ACK_SEQUENCE" })`)
-	n, err := reasonNumbers(format, TimeWaitPAWS, InvalidACK)
+	n, err := reasonIn(format, "skb/kfree_skb", TimeWaitPAWS)
 	require.NoError(t, err)
-	assert.Equal(t, []int{38, 44}, n)
-	_, err = reasonNumbers([]byte(`{ 2, "NOT_SPECIFIED" }`), TimeWaitPAWS)
-	assert.ErrorContains(t, err, "no drop reason TCP_RFC7323_TW_PAWS")
+	assert.Equal(t, 38, n)
+	_, err = reasonIn([]byte(`{ 2, "NOT_SPECIFIED" }`), "skb/kfree_skb", TimeWaitPAWS)
+	assert.ErrorContains(t, err, "skb/kfree_skb has no reason TCP_RFC7323_TW_PAWS")
 }
 
 func TestExplain(t *testing.T) {
+	const local, remote = "192.0.2.2:4000", "10.96.0.20:80"
 	at := func(ms int) time.Time { return time.Unix(100, 0).Add(time.Duration(ms) * time.Millisecond) }
-	paws := Event{Kind: TimeWaitPAWS}
-	ack := func(ms int, sock string) Event { return Event{At: at(ms), Kind: InvalidACK, Sock: sock} }
-	syn := func(ms, port int, sock string) Event {
-		return Event{At: at(ms), Kind: Retransmit, Sock: sock, Sport: port}
-	}
-	withAt := func(e Event, ms int) Event { e.At = at(ms); return e }
+	paws := func(ms int) Event { return Event{At: at(ms), Kind: PAWS} }
+	rst := func(ms int, l string) Event { return Event{At: at(ms), Kind: Reset, Local: l, Remote: remote} }
+	syn := func(ms int, l string) Event { return Event{At: at(ms), Kind: Retransmit, Local: l, Remote: remote} }
 	cases := []struct {
 		name     string
 		events   []Event
@@ -77,29 +83,35 @@ func TestExplain(t *testing.T) {
 		says     string
 	}{
 		{"answered by a TIME_WAIT twice, then through (the 1.04 s CI case)",
-			[]Event{withAt(paws, 1), ack(2, "s1"), syn(12, 4000, "s1"), withAt(paws, 13), ack(14, "s1"), syn(1012, 4000, "s1")},
-			Handshake{Retransmits: 2, OldAnswers: 2, PAWS: 2}, true, "each after its socket dropped an ACK of an older connection"},
+			[]Event{paws(1), rst(2, local), syn(12, local), paws(13), rst(14, local), syn(1012, local)},
+			Handshake{Retransmits: 2, OldAnswers: 2, PAWS: 2}, true, "each after a TIME_WAIT of an older connection"},
 		{"answered once, then the retransmission lost",
-			[]Event{withAt(paws, 1), ack(2, "s1"), syn(12, 4000, "s1"), syn(1012, 4000, "s1")},
-			Handshake{Retransmits: 2, OldAnswers: 1, PAWS: 1}, false, "2 time(s), 1 of them after an answer"},
-		{"lost with no answer", []Event{syn(1000, 4000, "s1")}, Handshake{Retransmits: 1}, false, "the rest were lost with no answer"},
-		{"another socket's answer does not count",
-			[]Event{ack(2, "s2"), syn(12, 4000, "s1"), syn(20, 5000, "s2")},
-			Handshake{Retransmits: 1}, false, "0 of them after an answer"},
+			[]Event{paws(1), rst(2, local), syn(12, local), syn(1012, local)},
+			Handshake{Retransmits: 2, OldAnswers: 1, PAWS: 1}, false, "1 after an older connection's answer"},
+		{"answered, but no PAWS drop right before: not a TIME_WAIT's answer",
+			[]Event{paws(1), rst(20, local), syn(30, local)},
+			Handshake{Retransmits: 1, OldAnswers: 1}, false, "0 of those right after a TIME_WAIT's PAWS drop"},
+		{"lost with no answer", []Event{syn(1000, local)}, Handshake{Retransmits: 1}, false, "the rest were lost with no answer"},
+		{"another connection's answer does not count",
+			[]Event{paws(1), rst(2, "192.0.2.2:4001"), syn(12, local)},
+			Handshake{Retransmits: 1}, false, "0 after an older connection's answer"},
+		{"the same local port to another Service does not count",
+			[]Event{paws(1), {At: at(2), Kind: Reset, Local: local, Remote: "10.96.0.21:80"}, syn(12, local)},
+			Handshake{Retransmits: 1}, false, "0 after"},
 		{"two answers before the first retransmission, none before the second",
-			[]Event{ack(2, "s1"), ack(3, "s1"), syn(12, 4000, "s1"), syn(1012, 4000, "s1")},
-			Handshake{Retransmits: 2, OldAnswers: 1}, false, "1 of them after an answer"},
+			[]Event{paws(1), rst(2, local), paws(2), rst(3, local), syn(12, local), syn(1012, local)},
+			Handshake{Retransmits: 2, OldAnswers: 1, PAWS: 1}, false, "1 after"},
 		{"events out of order are put in order",
-			[]Event{syn(1012, 4000, "s1"), ack(14, "s1"), syn(12, 4000, "s1"), ack(2, "s1")},
-			Handshake{Retransmits: 2, OldAnswers: 2}, true, "each after its socket dropped"},
-		{"the same socket address reused by a later connection, outside the window",
-			[]Event{syn(12, 4000, "s1"), ack(3000, "s1")},
-			Handshake{Retransmits: 1}, false, "0 of them after an answer"},
-		{"nothing recorded for the port", []Event{ack(2, "s1"), syn(12, 5000, "s1")}, Handshake{OldAnswers: 0}, false, "recorded no retransmission"},
+			[]Event{syn(1012, local), rst(14, local), syn(12, local), paws(13), rst(2, local), paws(1)},
+			Handshake{Retransmits: 2, OldAnswers: 2, PAWS: 2}, true, "each after a TIME_WAIT"},
+		{"before the connection began: not its own",
+			[]Event{paws(-5), rst(-4, local), syn(12, local)},
+			Handshake{Retransmits: 1}, false, "0 after"},
+		{"nothing recorded for the connection", []Event{paws(1), rst(2, "192.0.2.2:5000"), syn(12, "192.0.2.2:5000")}, Handshake{}, false, "recorded no retransmission"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			h := Explain(c.events, 4000, at(0), at(1100))
+			h := Explain(c.events, local, remote, at(0), at(1100))
 			assert.Equal(t, c.want, h)
 			assert.Equal(t, c.collided, h.Collided())
 			assert.Contains(t, h.String(), c.says)
@@ -146,14 +158,14 @@ func TestWatcherSeesALostSYN(t *testing.T) {
 	require.Eventually(t, func() bool {
 		w.Flush()
 		for _, e := range w.Events(start, time.Now()) {
-			if e.Kind == Retransmit && e.Dport == port && e.Daddr == "127.0.0.1" {
+			if e.Kind == Retransmit && e.Remote == net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) {
 				seen = e
 				return true
 			}
 		}
 		return false
 	}, 10*time.Second, 100*time.Millisecond, "a SYN to a full accept queue (port %d) was retransmitted, and the watcher saw it", port)
-	assert.Equal(t, 1, Explain(w.Events(start, time.Now()), seen.Sport, seen.At, seen.At).Retransmits)
+	assert.Equal(t, 1, Explain(w.Events(start, time.Now()), seen.Local, seen.Remote, seen.At, seen.At).Retransmits)
 	assert.WithinDuration(t, time.Now(), seen.At, 5*time.Second, "the event's time is wall time")
 	require.NoError(t, w.Err())
 }

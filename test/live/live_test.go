@@ -299,7 +299,7 @@ func attempts(t *testing.T, body func(t *testing.T)) {
 	t.Run("attempt 1", func(t *testing.T) {
 		repeatable.Store(t, func(w string) {
 			why = w
-			t.Skipf("the gates failed while the control clients failed or stalled too, the machine's or the cluster's noise, not the change's: %s; repeated once", w)
+			t.Skipf("the gates failed while the control clients failed or stalled too, or where the kernel recorded a SYN answered by a TIME_WAIT: the machine's or the cluster's noise, not the change's: %s; repeated once", w)
 		})
 		defer repeatable.Delete(t)
 		body(t)
