@@ -385,6 +385,10 @@ func TestNoiseNeedsTheControlAtTheSameMoment(t *testing.T) {
 			r.Client = "in-cluster GET new-conn"
 			slowConnect(r.Load, 1000, tw)
 		}, controlRun(nil), false, "had no trouble within a second: the change's"},
+		{"one fast retry after a TIME_WAIT's answer, then 1 s lost elsewhere (a SYN-ACK): the change's", func(r *Run) {
+			slowConnect(r.Load, 1000, &tcptrace.Handshake{Retransmits: 1, OldAnswers: 1, PAWS: 1, Waited: 12 * time.Millisecond})
+			r.Load.Requests[1000].SynRetransmits = 1
+		}, controlRun(nil), false, "had no trouble within a second: the change's"},
 		{"answered, but not right after a PAWS drop: the change's", func(r *Run) { slowConnect(r.Load, 1000, &tcptrace.Handshake{Retransmits: 2, OldAnswers: 2, PAWS: 1}) },
 			controlRun(nil), false, "had no trouble within a second: the change's"},
 		{"a slow connect with a SYN lost with no answer, the control clean: the change's", func(r *Run) { slowConnect(r.Load, 1000, &tcptrace.Handshake{Retransmits: 2, OldAnswers: 1, PAWS: 1}) },
@@ -439,7 +443,7 @@ func TestNoiseNeedsTheControlAtTheSameMoment(t *testing.T) {
 }
 
 // tw is a handshake whose two retransmitted SYNs each followed an answer of an older connection.
-var tw = &tcptrace.Handshake{Retransmits: 2, OldAnswers: 2, PAWS: 2}
+var tw = &tcptrace.Handshake{Retransmits: 2, OldAnswers: 2, PAWS: 2, Waited: 1012 * time.Millisecond}
 
 // slowConnect makes request i take 1.04 s, 1.037 s of it a connect with 2 SYNs retransmitted, of which
 // the kernel recorded k.
@@ -532,7 +536,7 @@ func TestExplainHandshakes(t *testing.T) {
 	}
 	explainHandshakes(all, []*load.Result{r})
 	require.NotNil(t, r.Requests[1000].Kernel)
-	assert.Equal(t, tcptrace.Handshake{Retransmits: 2, OldAnswers: 2, PAWS: 2}, *r.Requests[1000].Kernel)
+	assert.Equal(t, tcptrace.Handshake{Retransmits: 2, OldAnswers: 2, PAWS: 2, Waited: 1012 * time.Millisecond}, *r.Requests[1000].Kernel)
 	require.NotNil(t, r.Requests[1001].Kernel)
 	assert.Equal(t, tcptrace.Handshake{}, *r.Requests[1001].Kernel, "another connection's events are not its")
 	assert.Nil(t, r.Requests[999].Kernel, "a fast connect is not looked up")

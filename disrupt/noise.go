@@ -31,8 +31,9 @@ func (t trouble) add(at time.Time, what string) {
 // For a client whose connections kube-proxy masquerades (snat: the host's), a slow request whose time
 // went into a handshake in which the kernel saw every retransmitted SYN follow a TIME_WAIT's answer
 // (tcptrace.Handshake.Collided: a PAWS drop, then the socket's reset of an older connection's ACK, of
-// exactly as many retransmissions as TCP_INFO counted) is in collided instead, unless the rest of its
-// time alone is slow too.
+// exactly as many retransmissions as TCP_INFO counted) is in collided instead, unless its time after
+// its last SYN went (the time the TIME_WAITs cost it) is slow too: one fast retry after a TIME_WAIT's
+// answer and then a lost SYN-ACK is a loss, not the TIME_WAIT's.
 func troubleOf(r *load.Result, w gate.Window, p gate.Policy, snat bool) (t trouble, hard int, collided trouble) {
 	p = p.WithDefaults()
 	t, collided = trouble{}, trouble{}
@@ -43,7 +44,7 @@ func troubleOf(r *load.Result, w gate.Window, p gate.Policy, snat bool) (t troub
 			t.add(at, "a timeout")
 		case q.Kind != "":
 			hard++
-		case q.Latency() > p.SlowAfter && snat && q.Kernel != nil && q.Kernel.Collided() && q.Kernel.Retransmits == q.SynRetransmits && q.Latency()-q.Connect() <= p.SlowAfter:
+		case q.Latency() > p.SlowAfter && snat && q.Kernel != nil && q.Kernel.Collided() && q.Kernel.Retransmits == q.SynRetransmits && q.Latency()-q.Kernel.Waited <= p.SlowAfter:
 			collided.add(at, fmt.Sprintf("a request of %s: opening its connection took %s, %s", q.Latency().Round(time.Millisecond), q.Connect().Round(time.Millisecond), q.Kernel))
 		case q.Latency() > p.SlowAfter:
 			t.add(at, fmt.Sprintf("a request of %s", q.Latency().Round(time.Millisecond)))

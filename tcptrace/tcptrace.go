@@ -373,8 +373,11 @@ type Handshake struct {
 	// (InvalidACK): an answer, not a loss.
 	OldAnswers int `json:"oldAnswers"`
 	// PAWS is how many of those answers came right after (PAWSLead) a TIME_WAIT on this machine dropped
-	// a SYN for PAWS: the TIME_WAIT that answered.
+	// a SYN for PAWS, since the SYN before: the TIME_WAIT that answered.
 	PAWS int `json:"paws"`
+	// Waited is how long after the connection's start its last SYN went (0: none went again): the time
+	// its SYNs took to be answered, up to the SYN that was.
+	Waited time.Duration `json:"waited"`
 }
 
 // PAWSLead is how long before a reset the TIME_WAIT's PAWS drop must be for the two to be one exchange
@@ -407,7 +410,7 @@ func Explain(events []Event, local, remote string, from, to time.Time) Handshake
 			}
 			h.OldAnswers++
 			for _, d := range sorted {
-				if d.Kind == PAWS && !d.At.After(a.At) && a.At.Sub(d.At) <= PAWSLead {
+				if d.Kind == PAWS && d.At.After(prev) && !d.At.After(a.At) && a.At.Sub(d.At) <= PAWSLead {
 					h.PAWS++
 					break
 				}
@@ -415,6 +418,7 @@ func Explain(events []Event, local, remote string, from, to time.Time) Handshake
 			break
 		}
 		prev = r.At
+		h.Waited = r.At.Sub(from)
 	}
 	return h
 }

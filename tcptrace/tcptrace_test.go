@@ -91,6 +91,9 @@ func TestExplain(t *testing.T) {
 		{"answered, but no PAWS drop right before: not a TIME_WAIT's answer",
 			[]Event{paws(1), rst(20, local), syn(30, local)},
 			Handshake{Retransmits: 1, OldAnswers: 1}, false, "0 of those right after a TIME_WAIT's PAWS drop"},
+		{"a PAWS drop before the SYN before does not vouch for the next answer",
+			[]Event{paws(10), rst(11, local), syn(12, local), rst(14, local), syn(1012, local)},
+			Handshake{Retransmits: 2, OldAnswers: 2, PAWS: 1}, false, "2 after an older connection's answer (TCP_INVALID_ACK_SEQUENCE), 1 of those"},
 		{"lost with no answer", []Event{syn(1000, local)}, Handshake{Retransmits: 1}, false, "the rest were lost with no answer"},
 		{"another connection's answer does not count",
 			[]Event{paws(1), rst(2, "192.0.2.2:4001"), syn(12, local)},
@@ -109,9 +112,18 @@ func TestExplain(t *testing.T) {
 			Handshake{Retransmits: 1}, false, "0 after"},
 		{"nothing recorded for the connection", []Event{paws(1), rst(2, "192.0.2.2:5000"), syn(12, "192.0.2.2:5000")}, Handshake{}, false, "recorded no retransmission"},
 	}
+	assert.Equal(t, 1012*time.Millisecond, Explain(cases[0].events, local, remote, at(0), at(1100)).Waited, "the CI case's last SYN went 1.012 s after the start")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			h := Explain(c.events, local, remote, at(0), at(1100))
+			var last time.Duration // the last retransmission's time after the start
+			for _, e := range c.events {
+				if e.Kind == Retransmit && e.Local == local && e.At.Sub(at(0)) > last {
+					last = e.At.Sub(at(0))
+				}
+			}
+			assert.Equal(t, last, h.Waited, "Waited: the last SYN's time")
+			h.Waited = 0
 			assert.Equal(t, c.want, h)
 			assert.Equal(t, c.collided, h.Collided())
 			assert.Contains(t, h.String(), c.says)
