@@ -11,7 +11,6 @@ package demo
 import (
 	"context"
 	"fmt"
-	"github.com/go-service/go-service/tcptrace"
 	"maps"
 	"os"
 	"path/filepath"
@@ -31,6 +30,7 @@ import (
 	"github.com/go-service/go-service/cluster/image"
 	"github.com/go-service/go-service/disrupt"
 	"github.com/go-service/go-service/internal/repo"
+	"github.com/go-service/go-service/tcptrace"
 	"github.com/go-service/go-service/test/kube"
 	"github.com/go-service/go-service/test/tools"
 )

@@ -3,7 +3,6 @@ package disrupt
 import (
 	"context"
 	"fmt"
-	"github.com/go-service/go-service/tcptrace"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/go-service/go-service/gate"
 	"github.com/go-service/go-service/load"
+	"github.com/go-service/go-service/tcptrace"
 )
 
 func objects(svcIP string, sel *metav1.LabelSelector) []runtime.Object {

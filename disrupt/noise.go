@@ -25,6 +25,16 @@ func (t trouble) add(at time.Time, what string) {
 	}
 }
 
+// seconds returns the troubled seconds in order.
+func (t trouble) seconds() []int64 {
+	secs := make([]int64, 0, len(t))
+	for s := range t {
+		secs = append(secs, s)
+	}
+	sort.Slice(secs, func(i, j int) bool { return secs[i] < secs[j] })
+	return secs
+}
+
 // troubleOf is the seconds in which a client timed out, answered slowly or sent too little (inside the
 // window for the last), and how many of its requests failed in a way no stall explains (refused, reset,
 // EOF, an HTTP error, overload): a stall delays packets, it does not refuse or reset connections.
@@ -80,12 +90,7 @@ func coincidence(r *Run, w gate.Window, p gate.Policy) (noise []string, why stri
 			theirs.add(c.SentAt(q), q.Kind)
 		}
 	}
-	secs := make([]int64, 0, len(mine))
-	for s := range mine {
-		secs = append(secs, s)
-	}
-	sort.Slice(secs, func(i, j int) bool { return secs[i] < secs[j] })
-	for _, s := range secs {
+	for _, s := range mine.seconds() {
 		at := time.Unix(s, 0)
 		var match string
 		for _, d := range []int64{0, -1, 1} {
@@ -99,15 +104,10 @@ func coincidence(r *Run, w gate.Window, p gate.Policy) (noise []string, why stri
 		}
 		noise = append(noise, fmt.Sprintf("at %s: %s, the control %s; %s", stamp(at), mine[s], match, r.Load.CPUSaid(at.Add(500*time.Millisecond))))
 	}
-	secs = secs[:0]
-	for s := range collided {
+	for _, s := range collided.seconds() { // the kernel vouches for these: no control needed
 		if _, ok := mine[s]; !ok {
-			secs = append(secs, s)
+			noise = append(noise, fmt.Sprintf("at %s: %s", stamp(time.Unix(s, 0)), collided[s]))
 		}
-	}
-	sort.Slice(secs, func(i, j int) bool { return secs[i] < secs[j] })
-	for _, s := range secs { // the kernel vouches for these: no control needed
-		noise = append(noise, fmt.Sprintf("at %s: %s", stamp(time.Unix(s, 0)), collided[s]))
 	}
 	if len(noise) == 0 {
 		return nil, "the failures fall in no second the control client can vouch for"

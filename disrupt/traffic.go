@@ -22,7 +22,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/go-service/go-service/tcptrace"
 	"net"
 	"net/http"
 	"os/exec"
@@ -44,6 +43,7 @@ import (
 	"github.com/go-service/go-service/gate"
 	"github.com/go-service/go-service/internal/kubeproxy"
 	"github.com/go-service/go-service/load"
+	"github.com/go-service/go-service/tcptrace"
 )
 
 // Target is the release under test: where it runs and which objects the disruption replaces.

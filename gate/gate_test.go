@@ -2,7 +2,6 @@ package gate_test
 
 import (
 	"errors"
-	"github.com/go-service/go-service/tcptrace"
 	"testing"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 
 	"github.com/go-service/go-service/gate"
 	"github.com/go-service/go-service/load"
+	"github.com/go-service/go-service/tcptrace"
 )
 
 var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)

@@ -3,7 +3,6 @@ package live
 import (
 	"context"
 	"fmt"
-	"github.com/go-service/go-service/tcptrace"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,6 +23,7 @@ import (
 	"github.com/go-service/go-service/cluster/image"
 	"github.com/go-service/go-service/disrupt"
 	"github.com/go-service/go-service/internal/repo"
+	"github.com/go-service/go-service/tcptrace"
 	"github.com/go-service/go-service/test/kube"
 	"github.com/go-service/go-service/test/render"
 	"github.com/go-service/go-service/test/tools"
