@@ -566,3 +566,32 @@ func TestRepeatOnTimeWait(t *testing.T) {
 		assert.Contains(t, strings.Join(rec.logs, "\n"), "1 request(s) slower than 1s", "the first attempt's violation is logged")
 	}
 }
+
+// Loads that overlapped in time name each other in their runs' reports; one that ended when another
+// started does not; one still running is named by its namespace.
+func TestReportsBeside(t *testing.T) {
+	rp := NewReports(t.TempDir())
+	at := func(s int) time.Time { return time.Unix(1000+int64(s), 0) }
+	a := &loadSpan{ns: "a", scenario: "A", from: at(0), to: at(10)}
+	b := &loadSpan{ns: "b", scenario: "B", from: at(5), to: at(20)}
+	c := &loadSpan{ns: "c", scenario: "C", from: at(20), to: at(30)}
+	d := &loadSpan{ns: "d", test: "TestD", from: at(25)}
+	rp.loads = []*loadSpan{a, b, c, d}
+	for _, tc := range []struct {
+		s    *loadSpan
+		want []string
+	}{
+		{a, []string{"B"}},
+		{b, []string{"A"}},
+		{c, []string{"TestD's load in namespace d (still running)"}},
+		{d, []string{"C"}},
+	} {
+		t.Run(tc.s.ns, func(t *testing.T) { assert.Equal(t, tc.want, rp.beside(tc.s)) })
+	}
+	rp.finish(d, "D")
+	assert.Equal(t, []string{"D"}, rp.beside(c), "a finished load is named by its scenario")
+	first := d.to
+	rp.finish(d, "")
+	assert.Equal(t, first, d.to, "a load's end is recorded once")
+	assert.Equal(t, "D", d.scenario)
+}

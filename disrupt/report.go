@@ -60,7 +60,10 @@ type Run struct {
 	Noise   []string     `json:"noise,omitempty"`
 	Why     string       `json:"why,omitempty"`
 	// Notes say what could not be checked and why.
-	Notes  []string `json:"notes,omitempty"`
+	Notes []string `json:"notes,omitempty"`
+	// Beside names the other loads started with the same Reports that ran at some time during this
+	// one's (scenarios run concurrently): their scenario, or their namespace while they still ran.
+	Beside []string `json:"beside,omitempty"`
 	Passed bool     `json:"passed"`
 }
 
@@ -292,9 +295,62 @@ func podNames(backends map[string]int) map[string]int {
 // Reports collects the runs of a suite and writes each one's JSON and HTML report into Dir. It is safe
 // for concurrent use.
 type Reports struct {
-	Dir  string
-	mu   sync.Mutex
-	runs []*Run
+	Dir   string
+	mu    sync.Mutex
+	runs  []*Run
+	loads []*loadSpan
+}
+
+// loadSpan is one Traffic's time, from Start until its clients stopped (to is zero while it runs).
+type loadSpan struct {
+	ns, test, scenario string
+	from, to           time.Time
+}
+
+// begin records that a load on namespace ns, started by the test named test, starts now.
+func (rp *Reports) begin(ns, test string) *loadSpan {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	s := &loadSpan{ns: ns, test: test, from: time.Now()}
+	rp.loads = append(rp.loads, s)
+	return s
+}
+
+// finish records that the load of s stopped now (once; a scenario name given later is kept).
+func (rp *Reports) finish(s *loadSpan, scenario string) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if s.to.IsZero() {
+		s.to = time.Now()
+	}
+	if scenario != "" {
+		s.scenario = scenario
+	}
+}
+
+// beside names the other loads whose time overlapped s's: a finished one by its scenario, one still
+// running by its test and namespace.
+func (rp *Reports) beside(s *loadSpan) []string {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	to := s.to
+	if to.IsZero() {
+		to = time.Now()
+	}
+	var out []string
+	for _, o := range rp.loads {
+		if o == s || !o.from.Before(to) || (!o.to.IsZero() && !o.to.After(s.from)) {
+			continue
+		}
+		name := o.scenario
+		if name == "" {
+			name = fmt.Sprintf("%s's load in namespace %s (still running)", o.test, o.ns)
+		}
+		if !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // NewReports writes into dir (created on the first report).
@@ -408,6 +464,15 @@ func (rp *Reports) Summary() string {
 	if len(lags) > 0 {
 		fmt.Fprintf(&b, "endpoint propagation while each scenario's load ran (each node's kube-proxy, every Service's changes):\n%s\n", strings.Join(lags, "\n"))
 	}
+	beside := map[string]bool{}
+	for _, r := range runs {
+		if len(r.Beside) > 0 {
+			beside[fmt.Sprintf("  %s: %s", r.Scenario, strings.Join(r.Beside, "; "))] = true
+		}
+	}
+	if len(beside) > 0 {
+		fmt.Fprintf(&b, "scenarios that ran beside others (their loads at the same time on this machine and cluster):\n%s\n", strings.Join(slices.Sorted(maps.Keys(beside)), "\n"))
+	}
 	notes := map[string]bool{}
 	for _, r := range runs {
 		for _, n := range r.Notes {
@@ -478,6 +543,7 @@ var page = template.Must(template.New("run").Funcs(Funcs).Parse(`<!doctype html>
 {{if .Violations}}<ul>{{range .Violations}}<li class="fail">{{.}}</li>{{end}}</ul>{{end}}
 {{with .Why}}<p>{{.}}</p>{{end}}
 {{with .Control}}<p>Control client ({{.Name}}, a Service nothing disrupts, from the same place): {{len .Requests}} requests, {{.Failed}} failed: {{kinds .ByKind}}.</p>{{end}}
+{{if .Beside}}<p>Ran beside (other scenarios' load at the same time): {{range $i, $b := .Beside}}{{if $i}}; {{end}}{{$b}}{{end}}.</p>{{end}}
 {{if .Notes}}<p>Not checked:</p><ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{if .Changes}}<p>Declared changes, each checked against what its kind must do:</p><ul>{{range .Changes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <p>Disruption {{dur .Disruption}}{{if .Floor}} (the settings allow {{dur .Floor}} at best){{end}}. Latency in steady state: {{lat .Steady}}; during the disruption: {{lat .During}}.{{if ge .CPUWait 0}} The machine's CPU: in the busiest second of the disruption some task waited {{dur .CPUWait}} for a CPU (/proc/pressure/cpu, as this client measured it).{{end}}</p>

@@ -198,6 +198,8 @@ type Traffic struct {
 	// progBefore are the nodes' network programming histograms read when the load started.
 	progBefore     map[string]kubeproxy.Programming
 	progBeforeErrs map[string]error
+	// load is this Traffic's time in Options.Reports, for the runs that ran beside it.
+	load *loadSpan
 }
 
 // Start resolves the target, clears this node's conntrack entries for the Service (host clients), checks
@@ -235,11 +237,13 @@ func Start(tb testing.TB, target Target, o Options) *Traffic {
 		tb.Fatalf("disrupt: watch namespace %s: %v", tr.ns, err)
 	}
 	tr.timeline = tl
+	tr.load = o.Reports.begin(tr.ns, tb.Name())
 	ctx, cancel := context.WithCancel(context.Background())
 	tr.cancel = cancel
 	tb.Cleanup(func() {
 		cancel()
 		tr.wg.Wait()
+		o.Reports.finish(tr.load, "")
 		tl.Stop()
 		if tr.podRun != "" && !tr.stopped {
 			_ = tr.client.CoreV1().Pods(tr.ns).Delete(context.Background(), tr.podRun, metav1.DeleteOptions{})
@@ -571,6 +575,8 @@ func (tr *Traffic) End(tb testing.TB, scenario string) []*Run {
 	}
 	tr.cancel()
 	tr.wg.Wait()
+	tr.o.Reports.finish(tr.load, scenario)
+	beside := tr.o.Reports.beside(tr.load)
 	events := tr.timeline.Stop()
 	for _, err := range tr.errs {
 		tb.Errorf("disrupt: %v", err)
@@ -590,6 +596,9 @@ func (tr *Traffic) End(tb testing.TB, scenario string) []*Run {
 	}
 	prop := propagation(tr.o.ProxyMetrics, tr.progBefore, tr.progBeforeErrs)
 	var lagNotes []string
+	if len(beside) > 0 {
+		tb.Logf("%s: ran beside %s", scenario, strings.Join(beside, "; "))
+	}
 	if len(prop) > 0 {
 		what, delay, known := preStopOf(tr.client, tr.ns, tr.target.Deployment)
 		for _, p := range prop {
@@ -611,7 +620,7 @@ func (tr *Traffic) End(tb testing.TB, scenario string) []*Run {
 			continue
 		}
 		out = append(out, &Run{Scenario: scenario, Client: res.Name, Deployment: tr.target.Deployment, Load: res, Marks: tr.marks, Events: events, Changes: tr.changes,
-			Propagation: prop, Lag: lagNotes, Control: controls[strings.HasPrefix(res.Name, "in-cluster")]})
+			Propagation: prop, Lag: lagNotes, Control: controls[strings.HasPrefix(res.Name, "in-cluster")], Beside: beside})
 	}
 	return out
 }
