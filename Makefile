@@ -127,18 +127,21 @@ HELM3_LANE := ^(TestHelmLane|TestRollingUpdate|TestUpgradeFromPreviousChart|Test
 
 e2e: tools ## The zero-downtime live suite with Helm 4, then its Helm 3 lane (which runs even when the suite failed; KUBECONFIG's cluster, or a 2-node local cluster); reports in results/live and results/live-helm3.
 	@status=0; \
-	GO_SERVICE_NODES=2 $(call gotest,e2e,-count=1 -v -timeout 60m ./test/live/...) -v || status=1; \
+	GO_SERVICE_NODES=2 $(call gotest,e2e,-count=1 -v -timeout 60m -parallel $(E2E_PARALLEL) ./test/live/...) -v || status=1; \
 	GO_SERVICE_NODES=2 GO_SERVICE_HELM=helm3 GO_SERVICE_RESULTS=$(CURDIR)/results/live-helm3 \
-	  $(call gotest,e2e-helm3,-count=1 -v -timeout 20m -run '$(HELM3_LANE)' ./test/live/) -v || status=1; \
+	  $(call gotest,e2e-helm3,-count=1 -v -timeout 20m -parallel $(E2E_PARALLEL) -run '$(HELM3_LANE)' ./test/live/) -v || status=1; \
 	exit $$status
 
+# E2E_PARALLEL: how many of the scenarios that may run beside each other (concurrent) run at once; 2 is
+# not yet green on a 2-core machine (README, "Scenarios side by side").
+E2E_PARALLEL ?= 1
 N   ?= 3
 RUN ?=
 e2e-repeat: tools ## The live suite N times in a row (RUN= a test pattern, default all; on make's command line a $ in it is written $$), each run's reports in results/live-repeat/<i>; a line per run, and exit 1 if any failed.
 	@fails=0; for i in $$(seq 1 $(N)); do \
 	  start=$$(date +%s); \
 	  if GO_SERVICE_NODES=2 GO_SERVICE_RESULTS=$(CURDIR)/results/live-repeat/$$i \
-	    $(call gotest,e2e-repeat-$$i,-count=1 -v -timeout 60m $(if $(RUN),-run '$(RUN)') ./test/live/) -v; \
+	    $(call gotest,e2e-repeat-$$i,-count=1 -v -timeout 60m -parallel $(E2E_PARALLEL) $(if $(RUN),-run '$(RUN)') ./test/live/) -v; \
 	  then verdict=passed; else verdict=FAILED; fails=$$((fails+1)); fi; \
 	  echo "e2e-repeat: run $$i of $(N) $$verdict in $$(( $$(date +%s) - start ))s (results/live-repeat/$$i)"; \
 	done; \

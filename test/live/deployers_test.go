@@ -305,6 +305,7 @@ func respectIgnoredReplicas(t *testing.T, manifest []byte, live int32) []byte {
 // (ignoreDifferences on /spec/replicas with RespectIgnoreDifferences=true: the live value is applied), the
 // scale is kept through that sync and the next; without them (the control) it drops to one pod.
 func TestGitOpsTurnsAutoscalingOn(t *testing.T) {
+	concurrent(t)
 	appImage(t)
 	for _, respect := range []bool{true, false} {
 		name := "RespectIgnoreDifferences"
@@ -371,7 +372,10 @@ func TestHelmLane(t *testing.T) {
 
 // 2. Migration under load: a release installed with Helm 3 is upgraded (every pod replaced), then rolled
 // back to its Helm 3 revision, with Helm 4, under the gated load: 0 failed, the scale kept.
-func TestMigrationHelm3ToHelm4(t *testing.T) { attempts(t, testMigrationHelm3ToHelm4) }
+func TestMigrationHelm3ToHelm4(t *testing.T) {
+	concurrent(t)
+	attempts(t, testMigrationHelm3ToHelm4)
+}
 
 func testMigrationHelm3ToHelm4(t *testing.T) {
 	appImage(t)

@@ -25,7 +25,10 @@ var grpcValues = map[string]string{
 // the host and from a pod, beside the HTTP clients. A draining pod turns its gRPC health NOT_SERVING (the
 // kubelet's readiness probe takes it out of the endpoints) and, after the shutdown delay, sends GOAWAY,
 // so the clients reconnect to another pod before it stops.
-func TestGRPCRollingUpdate(t *testing.T) { attempts(t, testGRPCRollingUpdate) }
+func TestGRPCRollingUpdate(t *testing.T) {
+	concurrent(t)
+	attempts(t, testGRPCRollingUpdate)
+}
 
 func testGRPCRollingUpdate(t *testing.T) {
 	ns := env.Namespace(t, "grpc")
@@ -43,6 +46,7 @@ func testGRPCRollingUpdate(t *testing.T) {
 // delay) and calls that take 500 ms, so the connection always carries calls when its pod goes. The gRPC
 // clients must see UNAVAILABLE inside the rollouts, or they could not see a drop.
 func TestGRPCNegativeControl(t *testing.T) {
+	concurrent(t)
 	ns := env.Namespace(t, "naive-grpc")
 	values := naiveValues("naive")
 	maps.Copy(values, grpcValues)

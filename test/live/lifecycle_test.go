@@ -27,7 +27,10 @@ var previousChart = filepath.Join("testdata", "charts", "go-service-0.1.0.tgz")
 
 // 9. Users upgrade running releases: a release of the previous chart version, preStop mode exec, is
 // upgraded to this chart with mode sleep. Every pod is replaced and no request is lost.
-func TestUpgradeFromPreviousChart(t *testing.T) { attempts(t, testUpgradeFromPreviousChart) }
+func TestUpgradeFromPreviousChart(t *testing.T) {
+	concurrent(t)
+	attempts(t, testUpgradeFromPreviousChart)
+}
 
 func testUpgradeFromPreviousChart(t *testing.T) {
 	ns := env.Namespace(t, "upgrade")
@@ -53,6 +56,7 @@ func testUpgradeFromPreviousChart(t *testing.T) {
 // scale-down window keeps the scale meanwhile). The previous chart version, which left replicas out, is
 // the negative control: the same upgrade drops it.
 func TestAutoscalingOnKeepsScale(t *testing.T) {
+	concurrent(t)
 	const minReplicas = 2
 	on := map[string]string{"autoscaling.enabled": "true", "autoscaling.minReplicas": fmt.Sprint(minReplicas), "autoscaling.maxReplicas": "4"}
 	t.Run("this chart, under load", repeated(func(t *testing.T) {
@@ -85,7 +89,10 @@ func TestAutoscalingOnKeepsScale(t *testing.T) {
 
 // 11. helm test while load runs: the test pod is never an endpoint of the Service and never counts for
 // the PodDisruptionBudget (no UnmanagedPods), and the release loses nothing.
-func TestHelmTestUnderLoad(t *testing.T) { attempts(t, testHelmTestUnderLoad) }
+func TestHelmTestUnderLoad(t *testing.T) {
+	concurrent(t)
+	attempts(t, testHelmTestUnderLoad)
+}
 
 func testHelmTestUnderLoad(t *testing.T) {
 	ns := env.Namespace(t, "helmtest")
@@ -115,6 +122,7 @@ func testHelmTestUnderLoad(t *testing.T) {
 // here exec (a static sleep in the image), httpGet (the app's own preStop endpoint) and none (the app
 // waits after SIGTERM).
 func TestPreStopModes(t *testing.T) {
+	concurrent(t)
 	for _, tc := range []struct {
 		mode   string
 		values map[string]string
@@ -149,7 +157,10 @@ func TestPreStopModes(t *testing.T) {
 // the preStop delay does the work. Its keep-alive POSTs are reported, not gated: Shutdown closes idle
 // pooled connections, and a client that sends on one at that moment gets an EOF (seen in CI, 1 of 3053
 // POSTs); keeping idle connections open until they go quiet is what the graceful package adds.
-func TestPlainApp(t *testing.T) { attempts(t, testPlainApp) }
+func TestPlainApp(t *testing.T) {
+	concurrent(t)
+	attempts(t, testPlainApp)
+}
 
 func testPlainApp(t *testing.T) {
 	ns := env.Namespace(t, "plain")
@@ -161,7 +172,10 @@ func testPlainApp(t *testing.T) {
 
 // 14. A namespace that enforces Pod Security "restricted" admits the chart's defaults (and refuses a
 // pod that breaks it, so enforcement is on), and they roll without a drop.
-func TestRestrictedNamespace(t *testing.T) { attempts(t, testRestrictedNamespace) }
+func TestRestrictedNamespace(t *testing.T) {
+	concurrent(t)
+	attempts(t, testRestrictedNamespace)
+}
 
 func testRestrictedNamespace(t *testing.T) {
 	ns := env.Namespace(t, "restricted")
@@ -183,6 +197,7 @@ func testRestrictedNamespace(t *testing.T) {
 // 15. The reality gate catches an upgrade that replaces nothing: a no-op upgrade under load passes every
 // other gate, and must not pass this one.
 func TestNoOpUpgradeIsCaught(t *testing.T) {
+	concurrent(t)
 	ns := env.Namespace(t, "noop")
 	r := install(t, ns, map[string]string{"replicaCount": "2"}, true)
 	tr := traffic(t, r)

@@ -37,7 +37,7 @@ var (
 )
 
 // The live suite runs on a 2-node local cluster (KUBECONFIG: any cluster) with kube-proxy's default
-// 1 s minSyncPeriod; the slow-propagation scenarios replace it with a 3 s one at the end.
+// 1 s minSyncPeriod; the slow-propagation scenarios replace it with a 3 s one for their own run.
 func TestMain(m *testing.M) {
 	if err := tools.PutOnPath("helm"); err != nil { // terratest runs helm from PATH
 		fmt.Fprintln(os.Stderr, "live suite:", err)
@@ -313,6 +313,35 @@ func attempts(t *testing.T, body func(t *testing.T)) {
 		t.Errorf("attempt 1 was skipped as noise and attempt 2 did not run (a -run pattern that selects attempt 1 only?): nothing was proved")
 	}
 }
+
+// concurrent lets a scenario run beside others (t.Parallel; `make e2e E2E_PARALLEL=2` runs two at a time):
+// it works in namespaces of its own and touches no node, no setting of the cluster and nothing
+// cluster-wide another scenario reads. The rest run alone, before them (Go resumes the parallel
+// top-level tests once every other one has returned): the node drain, the replaced slow-propagation
+// cluster, the autoscaler's CPU load, the lag measurement of check --live, the dry run's CRDs, the
+// grace period's timing of SIGKILL. Every gate stays as strict: a scenario that fails beside another is
+// a finding (each report names the runs it overlapped).
+func concurrent(t *testing.T) {
+	t.Helper()
+	shared(t)
+	t.Parallel()
+	if lostCluster != nil {
+		t.Fatalf("the usual cluster was not restored after the slow-propagation scenarios: %v", lostCluster)
+	}
+}
+
+// shared loads what the concurrent scenarios share into the current cluster (the reference service's
+// two image tags, the control Service) while no other scenario runs, so that no image import lands
+// inside another scenario's window.
+func shared(t *testing.T) {
+	t.Helper()
+	appImage(t)
+	appImageTagged(t, "0.1.1")
+	controlURL(t)
+}
+
+// lostCluster is set when TestSlowPropagation could not put the usual cluster back.
+var lostCluster error
 
 // rolloutFloor is the shortest time n rollouts in a row can take with the chart's settings: each
 // replaced pod must stay ready minReadySeconds, pods are replaced maxSurge at a time, and the suite

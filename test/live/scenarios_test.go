@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,7 +45,10 @@ func rollouts(t *testing.T, r *release, tr *disrupt.Traffic, n int, what string)
 
 // 1. Rolling updates of 3 replicas with the chart's defaults lose nothing, for every client: host and
 // in-cluster, new connection per request and keep-alive POSTs.
-func TestRollingUpdate(t *testing.T) { attempts(t, testRollingUpdate) }
+func TestRollingUpdate(t *testing.T) {
+	concurrent(t)
+	attempts(t, testRollingUpdate)
+}
 
 func testRollingUpdate(t *testing.T) {
 	ns := env.Namespace(t, "rollout")
@@ -65,6 +69,7 @@ func testRollingUpdate(t *testing.T) {
 // timed out (a connection sent to the IP of a pod that is already gone), from the host and from a pod,
 // or the test could not see a drop at all.
 func TestNegativeControl(t *testing.T) {
+	concurrent(t)
 	ns := env.Namespace(t, "naive")
 	r := install(t, ns, naiveValues("naive"), true)
 	tr := traffic(t, r)
@@ -87,6 +92,7 @@ func naiveValues(mode string) map[string]string {
 // the requests inside the rollouts: with 100 ms POSTs a CI run saw 1.7%), or they could not see a drop.
 // (The naive rollout above drops keep-alive requests only when one happens to be in flight.)
 func TestKeepAliveNegativeControl(t *testing.T) {
+	concurrent(t)
 	ns := env.Namespace(t, "naive-keepalive")
 	r := install(t, ns, naiveValues("no-signal"), true)
 	tr := trafficTo(t, r.target(r.fullname()), disrupt.Options{KeepAliveQuery: "sleep=250ms"})
@@ -96,7 +102,10 @@ func TestKeepAliveNegativeControl(t *testing.T) {
 
 // 3. One upgrade that changes the image and the config (the ConfigMap's checksum annotation) rolls the
 // pods once, without a drop, and the new pods run both.
-func TestImageAndConfigChange(t *testing.T) { attempts(t, testImageAndConfigChange) }
+func TestImageAndConfigChange(t *testing.T) {
+	concurrent(t)
+	attempts(t, testImageAndConfigChange)
+}
 
 func testImageAndConfigChange(t *testing.T) {
 	ns := env.Namespace(t, "config")
@@ -121,6 +130,7 @@ func testImageAndConfigChange(t *testing.T) {
 
 // 4. Scaling down (4 to 2, by the chart and by the HPA) loses nothing.
 func TestScaleDown(t *testing.T) {
+	concurrent(t)
 	t.Run("replicas", repeated(func(t *testing.T) {
 		ns := env.Namespace(t, "scale")
 		r := install(t, ns, map[string]string{"replicaCount": "4"}, true)
@@ -156,6 +166,7 @@ func evict(ns, pod string) error {
 // 5. The PodDisruptionBudget: an eviction that would break it gets HTTP 429, one it allows loses no
 // request, and a crash-looping pod can still be evicted (AlwaysAllow).
 func TestDisruptionBudget(t *testing.T) {
+	concurrent(t)
 	t.Run("evictions", repeated(func(t *testing.T) {
 		ns := env.Namespace(t, "pdb")
 		r := install(t, ns, map[string]string{"replicaCount": "3"}, true)
@@ -201,7 +212,10 @@ func TestDisruptionBudget(t *testing.T) {
 
 // 6. A bad release (pods that never become ready) leaves the old pods serving, is reported failed at the
 // progress deadline, and helm rollback restores the release.
-func TestBadRelease(t *testing.T) { attempts(t, testBadRelease) }
+func TestBadRelease(t *testing.T) {
+	concurrent(t)
+	attempts(t, testBadRelease)
+}
 
 func testBadRelease(t *testing.T) {
 	ns := env.Namespace(t, "badrelease")
@@ -305,10 +319,18 @@ func kubectlOnPath(t *testing.T) string {
 	bin, err := tools.BinDir()
 	require.NoError(t, err)
 	link := filepath.Join(bin, "kubectl")
+	kubectlLink.Lock()
+	defer kubectlLink.Unlock()
+	if to, err := os.Readlink(link); err == nil && to == env.Local.Binary {
+		return link // never replaced under a kubectl another test runs
+	}
 	_ = os.Remove(link)
 	require.NoError(t, os.Symlink(env.Local.Binary, link))
 	return link
 }
+
+// kubectlLink serializes kubectlOnPath's changes to the link (deployer subtests run in parallel).
+var kubectlLink sync.Mutex
 
 // 8b. ct install passes for every ci values file this cluster can run: chart-testing installs each in a
 // namespace of its own, waits, runs helm test and deletes it. The files that need what this cluster does
@@ -350,7 +372,10 @@ func TestChartTestingInstall(t *testing.T) {
 // 1b. The chart as a dependency: an umbrella chart with two services (aliases api and worker, their own
 // overrides), installed with terratest like any chart; a rollout of api loses nothing and leaves worker
 // untouched.
-func TestUmbrellaChart(t *testing.T) { attempts(t, testUmbrellaChart) }
+func TestUmbrellaChart(t *testing.T) {
+	concurrent(t)
+	attempts(t, testUmbrellaChart)
+}
 
 func testUmbrellaChart(t *testing.T) {
 	appImage(t)

@@ -30,7 +30,10 @@ func proxySidecarValues(t *testing.T, mode string) map[string]string {
 // 1c. A proxy sidecar in the request path, as a native sidecar (the chart's default from Kubernetes
 // 1.29): it stops only after the app has finished its preStop delay and drain, so rollouts under load
 // lose nothing. The responses still name the app's pod, so every backend is checked.
-func TestNativeSidecar(t *testing.T) { attempts(t, testNativeSidecar) }
+func TestNativeSidecar(t *testing.T) {
+	concurrent(t)
+	attempts(t, testNativeSidecar)
+}
 
 func testNativeSidecar(t *testing.T) {
 	ns := env.Namespace(t, "sidecar")
@@ -49,6 +52,7 @@ func testNativeSidecar(t *testing.T) {
 // still takes new connections: the rollouts must drop them (refused, reset, EOF, or timed out on a pod
 // already gone), or the test above could not see a drop.
 func TestRegularSidecarNegativeControl(t *testing.T) {
+	concurrent(t)
 	ns := env.Namespace(t, "sidecar-regular")
 	// minReadySeconds 0, as in the other negative controls: a new pod's endpoint and an old pod's removal
 	// come close together, so kube-proxy's rate-limited sync (minSyncPeriod) holds the terminating

@@ -25,14 +25,30 @@ const lag = 3 * time.Second
 // must lose nothing, and a preStop delay shorter than the lag must be seen losing
 // requests: that is what shutdown.preStop.delaySeconds is for. The negative control runs the plain
 // net/http app, which closes its listener at SIGTERM (the graceful package keeps it open while new
-// connections still arrive, which would hide the short delay). (This file's tests run last: they
-// replace the local cluster.)
+// connections still arrive, which would hide the short delay). (This test runs alone, after the
+// other serial ones and before the concurrent ones: it replaces the local cluster, and puts the usual
+// one back when it ends.)
 func TestSlowPropagation(t *testing.T) {
 	if env.Local == nil {
 		t.Skip("needs the local cluster: the propagation lag of the cluster named by KUBECONFIG cannot be changed here")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	// The scenarios that run beside each other (concurrent) start after this test: they get the usual
+	// cluster back, with what they share loaded, even when the slow one did not start.
+	usual := proxyMinSync
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		back, err := kube.Connect(ctx, cluster.Options{Nodes: nodes()})
+		if err != nil {
+			lostCluster = err
+			t.Errorf("restart the local cluster with the usual kube-proxy minSyncPeriod: %v", err)
+			return
+		}
+		env, proxyMinSync = back, usual
+		shared(t)
+	})
 	slow, err := kube.Connect(ctx, cluster.Options{Nodes: nodes(), ProxyMinSyncPeriod: lag.String()})
 	require.NoError(t, err, "restart the local cluster with a %s kube-proxy minSyncPeriod", lag)
 	env, proxyMinSync = slow, lag
