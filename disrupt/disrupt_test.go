@@ -568,7 +568,7 @@ func TestRepeatOnTimeWait(t *testing.T) {
 }
 
 // Loads that overlapped in time name each other in their runs' reports; one that ended when another
-// started does not; one still running is named by its namespace.
+// started does not; one still running is named by its test and namespace.
 func TestReportsBeside(t *testing.T) {
 	rp := NewReports(t.TempDir())
 	at := func(s int) time.Time { return time.Unix(1000+int64(s), 0) }

@@ -62,7 +62,7 @@ type Run struct {
 	// Notes say what could not be checked and why.
 	Notes []string `json:"notes,omitempty"`
 	// Beside names the other loads started with the same Reports that ran at some time during this
-	// one's (scenarios run concurrently): their scenario, or their namespace while they still ran.
+	// one's (scenarios run concurrently): their scenario, or their test and namespace while they still ran.
 	Beside []string `json:"beside,omitempty"`
 	Passed bool     `json:"passed"`
 }

@@ -306,7 +306,6 @@ func respectIgnoredReplicas(t *testing.T, manifest []byte, live int32) []byte {
 // scale is kept through that sync and the next; without them (the control) it drops to one pod.
 func TestGitOpsTurnsAutoscalingOn(t *testing.T) {
 	concurrent(t)
-	appImage(t)
 	for _, respect := range []bool{true, false} {
 		name := "RespectIgnoreDifferences"
 		if !respect {

@@ -319,8 +319,8 @@ func attempts(t *testing.T, body func(t *testing.T)) {
 // cluster-wide another scenario reads. The rest run alone, before them (Go resumes the parallel
 // top-level tests once every other one has returned): the node drain, the replaced slow-propagation
 // cluster, the autoscaler's CPU load, the lag measurement of check --live, the dry run's CRDs, the
-// grace period's timing of SIGKILL. Every gate stays as strict: a scenario that fails beside another is
-// a finding (each report names the runs it overlapped).
+// grace period's timing of SIGKILL, and the ct, chart-repository and deployer installs. Every gate stays
+// as strict: a scenario that fails beside another is a finding (each report names the loads it overlapped).
 func concurrent(t *testing.T) {
 	t.Helper()
 	shared(t)
