@@ -169,7 +169,7 @@ func New(cfg Config, app http.Handler, logger *slog.Logger) *Server {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(cfg.ReadinessPath, s.readiness)
-	mux.HandleFunc(cfg.LivenessPath, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc(cfg.LivenessPath, func(w http.ResponseWriter, r *http.Request) { health(w, r, http.StatusOK, "ok\n") })
 	mux.HandleFunc(cfg.PreStopPath, s.preStop)
 	mux.Handle("/", app)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -286,12 +286,12 @@ func (s *Server) StartDraining(reason string) {
 	s.log.Info("draining: readiness fails, responses close their connections", "reason", reason)
 }
 
-func (s *Server) readiness(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) readiness(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
-		http.Error(w, "draining", http.StatusServiceUnavailable)
+		health(w, r, http.StatusServiceUnavailable, "draining\n")
 		return
 	}
-	_, _ = w.Write([]byte("ok\n"))
+	health(w, r, http.StatusOK, "ok\n")
 }
 
 // preStop is called by the kubelet before SIGTERM in the chart's preStop mode httpGet.
