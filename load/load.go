@@ -32,6 +32,7 @@ type Config struct {
 	Rate     int           `json:"rate"`               // requests per second
 	Duration time.Duration `json:"duration,omitempty"` // 0: until the context is cancelled
 	// KeepAlive reuses connections from a pool, as ingress controllers, meshes and Go clients do.
+	// Without it, every request opens a connection of its own and the client closes it after the answer.
 	KeepAlive bool `json:"keepAlive"`
 	// Method is GET (default) or POST. A POST carries a body and is never retried: net/http retries a
 	// request on a reused connection only when it is idempotent or its body can be rewound, and a POST
@@ -175,14 +176,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		defer conn.Close()
 		send = func() outcome { return doGRPC(conn, cfg) }
 	} else {
-		tr := &http.Transport{
-			DisableKeepAlives:   !cfg.KeepAlive,
-			MaxIdleConnsPerHost: cfg.Rate,
-			DialContext:         dialRecording(&net.Dialer{Timeout: cfg.Timeout}),
+		dial := dialRecording(&net.Dialer{Timeout: cfg.Timeout})
+		if cfg.KeepAlive {
+			tr := &http.Transport{MaxIdleConnsPerHost: cfg.Rate, DialContext: dial}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr, Timeout: cfg.Timeout}
+			send = func() outcome { return do(client, cfg) }
+		} else {
+			send = func() outcome { return doNewConn(dial, cfg) }
 		}
-		defer tr.CloseIdleConnections()
-		client := &http.Client{Transport: tr, Timeout: cfg.Timeout}
-		send = func() outcome { return do(client, cfg) }
 	}
 
 	start := time.Now()
@@ -311,6 +313,20 @@ func do(client *http.Client, cfg Config) (o outcome) {
 		o.backend = strings.SplitN(string(data), "\n", 2)[0]
 	}
 	return o
+}
+
+// doNewConn sends a request on a connection of its own, which the client closes once it has read the
+// answer (as curl does), rather than asking the server to close it ("Connection: close"). The side that
+// closes first keeps the connection's TIME_WAIT: here the client, in its own network namespace. A
+// server that closes first keeps it, and kube-proxy masquerades the host's connections to a Service to
+// the node's address with a random source port (--random-fully): at 200 new connections a second a
+// pod held about a thousand such TIME_WAITs, and a new SYN that met one was now and then refused for
+// PAWS (13 and 25 times in two 2-minute rolling updates on 2026-12-07; 0 with the client closing
+// first), once in a while twice in a row, which costs the connect TCP's 1-second retransmission.
+func doNewConn(dial func(ctx context.Context, network, addr string) (net.Conn, error), cfg Config) outcome {
+	tr := &http.Transport{MaxIdleConnsPerHost: 1, DialContext: dial}
+	defer tr.CloseIdleConnections() // do has read the answer: the connection is idle, and closes here
+	return do(&http.Client{Transport: tr, Timeout: cfg.Timeout}, cfg)
 }
 
 // statusAndBody is a failed response's status and the first line of its body (at most 200 bytes): a
