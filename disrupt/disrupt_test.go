@@ -595,3 +595,34 @@ func TestReportsBeside(t *testing.T) {
 	assert.Equal(t, first, d.to, "a load's end is recorded once")
 	assert.Equal(t, "D", d.scenario)
 }
+
+// The kernel's summary counts every PAWS refusal on the machine, and apart those the clients' own
+// sockets reset: an older connection's answer to a connect to the address a client sends to (a
+// ClusterIP's port 80 here), not to another (a kubelet probe's connect to a pod).
+func TestKernelSummary(t *testing.T) {
+	start := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	res := &load.Result{Config: load.Config{URL: "http://10.96.0.20/"}, Start: start, End: start.Add(time.Minute)}
+	grpc := &load.Result{Config: load.Config{GRPC: "10.96.0.21:9090"}, Start: start, End: start.Add(time.Minute)}
+	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
+	events := []tcptrace.Event{
+		{At: at(1), Kind: tcptrace.PAWS}, {At: at(1), Kind: tcptrace.Reset, Local: "192.0.2.2:40000", Remote: "10.96.0.20:80"},
+		{At: at(2), Kind: tcptrace.PAWS}, {At: at(2), Kind: tcptrace.Reset, Local: "10.244.0.1:51000", Remote: "10.244.1.5:8080"},
+		{At: at(3), Kind: tcptrace.PAWS}, {At: at(3), Kind: tcptrace.Reset, Local: "192.0.2.2:40001", Remote: "10.96.0.21:9090"},
+		{At: at(4), Kind: tcptrace.Retransmit, Local: "192.0.2.2:40001", Remote: "10.96.0.21:9090"},
+		{At: at(61), Kind: tcptrace.PAWS}, // after the load: not counted
+	}
+	var asked [2]time.Time
+	got := kernelSummary(func(from, to time.Time) []tcptrace.Event {
+		asked = [2]time.Time{from, to}
+		var out []tcptrace.Event
+		for _, e := range events {
+			if !e.At.Before(from) && !e.At.After(to) {
+				out = append(out, e)
+			}
+		}
+		return out
+	}, []*load.Result{res, grpc})
+	assert.Equal(t, [2]time.Time{start, start.Add(time.Minute)}, asked, "the load's span")
+	assert.Contains(t, got, "3 SYN(s) refused by a TIME_WAIT for PAWS (TCP_RFC7323_TW_PAWS) on the whole machine, 2 of them the clients'")
+	assert.Contains(t, got, "and 1 SYN(s) sent again")
+}

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -591,7 +592,7 @@ func (tr *Traffic) End(tb testing.TB, scenario string) []*Run {
 			tb.Logf("%s: the kernel's record of TCP handshakes is incomplete, so no slow connect is explained by it: %v", scenario, err)
 		} else {
 			explainHandshakes(tr.o.Kernel.Events, results)
-			tb.Logf("%s: %s", scenario, kernelSummary(tr.o.Kernel, results))
+			tb.Logf("%s: %s", scenario, kernelSummary(tr.o.Kernel.Events, results))
 		}
 	}
 	prop := propagation(tr.o.ProxyMetrics, tr.progBefore, tr.progBeforeErrs)
@@ -654,12 +655,35 @@ func explainHandshakes(events func(from, to time.Time) []tcptrace.Event, results
 	}
 }
 
+// target is the address (host:port) a client connects to: its URL's, or its gRPC target's when that
+// is an address.
+func target(c load.Config) string {
+	if c.GRPC != "" {
+		return c.GRPC
+	}
+	u, err := url.Parse(c.URL)
+	switch {
+	case err != nil:
+		return c.URL
+	case u.Port() != "":
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
 // kernelSummary counts what the kernel recorded while the results' load ran: SYNs a TIME_WAIT refused
-// (every socket on the machine), SYNs sent again, and the clients' slow connects it explained.
-func kernelSummary(w *tcptrace.Watcher, results []*load.Result) string {
+// (every socket on the machine, the kubelet's probes too), those of them the clients' sockets reset (an
+// older connection's ACK to a connect of the clients, to an address they connected to), SYNs sent again,
+// and the clients' slow connects it explained.
+func kernelSummary(events func(from, to time.Time) []tcptrace.Event, results []*load.Result) string {
 	var from, to time.Time
 	slow, collided := 0, 0
+	targets := map[string]bool{}
 	for _, res := range results {
+		targets[target(res.Config)] = true
 		if from.IsZero() || res.Start.Before(from) {
 			from = res.Start
 		}
@@ -675,15 +699,19 @@ func kernelSummary(w *tcptrace.Watcher, results []*load.Result) string {
 			}
 		}
 	}
-	paws, syns := 0, 0
-	for _, e := range w.Events(from, to) {
+	paws, clients, syns := 0, 0, 0
+	for _, e := range events(from, to) {
 		switch e.Kind {
 		case tcptrace.PAWS:
 			paws++
+		case tcptrace.Reset:
+			if targets[e.Remote] {
+				clients++
+			}
 		case tcptrace.Retransmit:
 			syns++
 		}
 	}
-	return fmt.Sprintf("the kernel, while the load ran: %d SYN(s) refused by a TIME_WAIT for PAWS (%s) and %d SYN(s) sent again, on the whole machine; %d of the clients' connects took longer than %s, %d of them with every SYN sent again after a TIME_WAIT's answer",
-		paws, tcptrace.TimeWaitPAWS, syns, slow, load.SlowConnect, collided)
+	return fmt.Sprintf("the kernel, while the load ran: %d SYN(s) refused by a TIME_WAIT for PAWS (%s) on the whole machine, %d of them the clients' (their sockets reset the old connection's answer), and %d SYN(s) sent again; %d of the clients' connects took longer than %s, %d of them with every SYN sent again after a TIME_WAIT's answer",
+		paws, tcptrace.TimeWaitPAWS, clients, syns, slow, load.SlowConnect, collided)
 }

@@ -5,9 +5,9 @@
 //
 // A host client's connections to a Service are masqueraded by kube-proxy (MASQUERADE --random-fully)
 // to the node's address on the pod's network, the address the kubelet's probes come from too. When
-// the random port picked for a new connection is that of a connection still in TIME_WAIT at the pod,
-// from a socket with another TCP timestamp clock, the pod's TCP drops the SYN for PAWS and answers with
-// an ACK of the old connection; the client resets it and sends its SYN again (kubernetes/kubernetes
+// the random port picked for a new connection is that of a connection still in TIME_WAIT at the pod
+// (one the pod closed first), the pod's TCP may drop the SYN for PAWS and answer with an ACK of the old
+// connection; the client resets it and sends its SYN again (kubernetes/kubernetes
 // #90854 and #76699). Mostly the second SYN gets through within milliseconds; when it meets the same
 // TIME_WAIT, TCP's 1 s retransmission timeout follows.
 package tcptrace
@@ -434,7 +434,7 @@ func (h Handshake) String() string {
 	case h.Retransmits == 0:
 		return "the kernel recorded no retransmission of its SYN"
 	case h.Collided():
-		return fmt.Sprintf("the kernel sent its SYN again %d time(s), each after a TIME_WAIT of an older connection of the same addresses and ports had dropped the SYN before for PAWS (%s) and answered with an ACK the socket reset (%s): kube-proxy's SNAT (--random-fully) picked a port still in TIME_WAIT at the pod from a socket with another timestamp clock (the kubelet's probes share the node's address)",
+		return fmt.Sprintf("the kernel sent its SYN again %d time(s), each after a TIME_WAIT of an older connection of the same addresses and ports had dropped the SYN before for PAWS (%s) and answered with an ACK the socket reset (%s): kube-proxy's SNAT (--random-fully) picked the port of a connection the pod still held in TIME_WAIT (the pod holds those it closed first)",
 			h.Retransmits, TimeWaitPAWS, InvalidACK)
 	}
 	return fmt.Sprintf("the kernel sent its SYN again %d time(s): %d after an older connection's answer (%s), %d of those right after a TIME_WAIT's PAWS drop; the rest were lost with no answer", h.Retransmits, h.OldAnswers, InvalidACK, h.PAWS)
