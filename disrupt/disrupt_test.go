@@ -602,7 +602,7 @@ func TestReportsBeside(t *testing.T) {
 func TestKernelSummary(t *testing.T) {
 	start := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	res := &load.Result{Config: load.Config{URL: "http://10.96.0.20/"}, Start: start, End: start.Add(time.Minute)}
-	grpc := &load.Result{Config: load.Config{GRPC: "10.96.0.21:9090"}, Start: start, End: start.Add(time.Minute)}
+	grpc := &load.Result{Config: load.Config{URL: "10.96.0.21:9090", GRPC: load.GRPCPickFirst}, Start: start, End: start.Add(time.Minute)}
 	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
 	events := []tcptrace.Event{
 		{At: at(1), Kind: tcptrace.PAWS}, {At: at(1), Kind: tcptrace.Reset, Local: "192.0.2.2:40000", Remote: "10.96.0.20:80"},

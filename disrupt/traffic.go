@@ -655,11 +655,11 @@ func explainHandshakes(events func(from, to time.Time) []tcptrace.Event, results
 	}
 }
 
-// target is the address (host:port) a client connects to: its URL's, or its gRPC target's when that
-// is an address.
+// target is the address (host:port) a client connects to: its URL's host and port, or a gRPC client's
+// target.
 func target(c load.Config) string {
 	if c.GRPC != "" {
-		return c.GRPC
+		return c.URL // host:port, or a name (dns:///...) no socket's address matches
 	}
 	u, err := url.Parse(c.URL)
 	switch {
