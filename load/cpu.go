@@ -17,9 +17,10 @@ type cpuReading struct {
 // sampleCPU appends, once a second from start until ctx is done (and once more then, for the last part
 // of a second), the milliseconds of CPU pressure and of throttling in that second to res, -1 where
 // nothing could be read. A sample taken late (the process itself stalled) covers every second since
-// the last one, and each of them gets the average: a stalled second never reads 0. read is readCPU and
-// clock time.Now outside tests.
-func sampleCPU(ctx context.Context, res *Result, start time.Time, read func() cpuReading, clock func() time.Time) {
+// the last one, and each of them gets the average: a stalled second never reads 0. With procs, each
+// second also gets the machine's busiest processes (Result.Busiest; a late sample's CPU times are
+// averaged the same way). read is readCPU and clock time.Now outside tests.
+func sampleCPU(ctx context.Context, res *Result, start time.Time, read func() cpuReading, procs func() []ProcCPU, clock func() time.Time) {
 	prev := read()
 	add := func(final bool) {
 		cur := read()
@@ -35,9 +36,20 @@ func sampleCPU(ctx context.Context, res *Result, start time.Time, read func() cp
 		if prev.throttledOK && cur.throttledOK {
 			th = int32((cur.throttled - prev.throttled) / time.Millisecond / time.Duration(slots))
 		}
+		var top []ProcCPU
+		if procs != nil {
+			for _, u := range procs() {
+				if u.MS /= int32(slots); u.MS > 0 {
+					top = append(top, u)
+				}
+			}
+		}
 		for range slots {
 			res.CPUPressure = append(res.CPUPressure, p)
 			res.Throttled = append(res.Throttled, th)
+			if procs != nil {
+				res.Busiest = append(res.Busiest, top)
+			}
 		}
 		prev = cur
 	}
@@ -67,6 +79,9 @@ func (r *Result) CPUSaid(t time.Time) string {
 	p, th, ok := r.CPUAt(t)
 	if !ok {
 		return "CPU pressure not measured at that second"
+	}
+	if b := r.BusiestAt(t); b != "" {
+		return fmtCPU(p, th) + " (" + b + ")"
 	}
 	return fmtCPU(p, th)
 }

@@ -38,7 +38,7 @@ func TestSampleCPU(t *testing.T) {
 	res := &Result{Start: start}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); sampleCPU(ctx, res, start, read, now) }()
+	go func() { defer close(done); sampleCPU(ctx, res, start, read, nil, now) }()
 	require.Eventually(t, func() bool { return calls.Load() >= 6 }, 5*time.Second, time.Millisecond)
 	cancel()
 	<-done

@@ -101,8 +101,8 @@ func TestGRPCConfigIsChecked(t *testing.T) {
 		want string
 	}{
 		{"unknown policy", Config{GRPC: "least_request"}, `GRPC "least_request": want pick_first or round_robin`},
-		{"a method", Config{GRPC: GRPCPickFirst, Method: "POST"}, "takes no Method nor KeepAlive"},
-		{"keep-alive", Config{GRPC: GRPCRoundRobin, KeepAlive: true}, "takes no Method nor KeepAlive"},
+		{"a method", Config{GRPC: GRPCPickFirst, Method: "POST"}, "takes no Method, KeepAlive nor AskClose"},
+		{"keep-alive", Config{GRPC: GRPCRoundRobin, KeepAlive: true}, "takes no Method, KeepAlive nor AskClose"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.URL, tc.cfg.Rate = "127.0.0.1:1", 10

@@ -32,8 +32,11 @@ type Config struct {
 	Rate     int           `json:"rate"`               // requests per second
 	Duration time.Duration `json:"duration,omitempty"` // 0: until the context is cancelled
 	// KeepAlive reuses connections from a pool, as ingress controllers, meshes and Go clients do.
-	// Without it, every request opens a connection of its own and the client closes it after the answer.
+	// Without it, every request opens a connection of its own and the client closes it after the answer
+	// (as curl does), or, with AskClose, asks the server to ("Connection: close", as Go's clients with
+	// keep-alives off do), so that the server closes first.
 	KeepAlive bool `json:"keepAlive"`
+	AskClose  bool `json:"askClose,omitempty"`
 	// Method is GET (default) or POST. A POST carries a body and is never retried: net/http retries a
 	// request on a reused connection only when it is idempotent or its body can be rewound, and a POST
 	// here is neither, so a dropped keep-alive POST is seen as the failure it is.
@@ -56,6 +59,10 @@ type Config struct {
 	// Control marks a control client: it sends to a Service nothing disrupts, from the same place as
 	// the clients under test, so that a stall of the machine or the cluster shows in it too.
 	Control bool `json:"control,omitempty"`
+	// Processes makes the client sample, once a second, which processes of the machine used the most
+	// CPU (Result.Busiest), so that a stall names what ran then. It reads every process in /proc: one
+	// client of the host's is enough, and a pod sees only its own.
+	Processes bool `json:"processes,omitempty"`
 }
 
 // DefaultTimeout is the per-request timeout: a request that takes longer has failed.
@@ -139,6 +146,9 @@ type Result struct {
 	// its CPU limit; -1 where they could not be read. A stall that hits every client at once shows here.
 	CPUPressure []int32 `json:"cpuPressure,omitempty"`
 	Throttled   []int32 `json:"throttled,omitempty"`
+	// Busiest is, for each second from Start, the processes that used the most CPU on the machine,
+	// named as procName names them (sampled with Config.Processes only).
+	Busiest [][]ProcCPU `json:"busiest,omitempty"`
 }
 
 // Run sends requests until the duration passes or ctx is cancelled, then waits for the requests in
@@ -148,8 +158,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, errors.New("load: URL and a positive Rate are required")
 	}
 	switch {
-	case cfg.GRPC != "" && (cfg.Method != "" || cfg.KeepAlive):
-		return nil, fmt.Errorf("load: a gRPC client (GRPC %q) takes no Method nor KeepAlive", cfg.GRPC)
+	case cfg.GRPC != "" && (cfg.Method != "" || cfg.KeepAlive || cfg.AskClose):
+		return nil, fmt.Errorf("load: a gRPC client (GRPC %q) takes no Method, KeepAlive nor AskClose", cfg.GRPC)
+	case cfg.KeepAlive && cfg.AskClose:
+		return nil, errors.New("load: KeepAlive and AskClose: a client that asks the server to close every connection keeps none alive")
 	case cfg.GRPC != "":
 	case cfg.Method == "":
 		cfg.Method = http.MethodGet
@@ -177,8 +189,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		send = func() outcome { return doGRPC(conn, cfg) }
 	} else {
 		dial := dialRecording(&net.Dialer{Timeout: cfg.Timeout})
-		if cfg.KeepAlive {
-			tr := &http.Transport{MaxIdleConnsPerHost: cfg.Rate, DialContext: dial}
+		if cfg.KeepAlive || cfg.AskClose {
+			tr := &http.Transport{MaxIdleConnsPerHost: cfg.Rate, DisableKeepAlives: cfg.AskClose, DialContext: dial}
 			defer tr.CloseIdleConnections()
 			client := &http.Client{Transport: tr, Timeout: cfg.Timeout}
 			send = func() outcome { return do(client, cfg) }
@@ -187,6 +199,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 
+	var procs func() []ProcCPU
+	if cfg.Processes { // its first reading of every process, before the clock starts
+		procs = newProcSampler().sample
+	}
 	start := time.Now()
 	if cfg.StartAt.After(start) {
 		select {
@@ -198,7 +214,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{Config: cfg, Start: start, ByKind: map[string]int{}, Backends: map[string]int{}}
 	sctx, stopSampling := context.WithCancel(ctx)
 	sampled := make(chan struct{})
-	go func() { defer close(sampled); sampleCPU(sctx, res, start, readCPU, time.Now) }()
+	go func() { defer close(sampled); sampleCPU(sctx, res, start, readCPU, procs, time.Now) }()
 	defer func() { stopSampling(); <-sampled }()
 	backendIdx := map[string]int{}
 	var mu sync.Mutex

@@ -154,3 +154,12 @@ func TestBadMethodIsRefused(t *testing.T) {
 	_, err := Run(context.Background(), Config{URL: "http://127.0.0.1:1/", Rate: 1, Method: "PUT"})
 	assert.ErrorContains(t, err, `Method "PUT"`)
 }
+
+// A client that keeps its connections alive cannot also ask the server to close each one, nor can a
+// gRPC client.
+func TestAskCloseIsChecked(t *testing.T) {
+	_, err := Run(context.Background(), Config{URL: "http://127.0.0.1:1/", Rate: 1, KeepAlive: true, AskClose: true})
+	assert.ErrorContains(t, err, "KeepAlive and AskClose")
+	_, err = Run(context.Background(), Config{URL: "127.0.0.1:1", Rate: 1, GRPC: GRPCPickFirst, AskClose: true})
+	assert.ErrorContains(t, err, "AskClose")
+}

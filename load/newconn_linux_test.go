@@ -18,11 +18,21 @@ import (
 
 // A new-conn client opens a connection per request, does not ask the server to close it, and closes
 // it itself once it has the answer: each connection's TIME_WAIT is the client's, never the server's.
-// The keep-alive client is the control of the first property: it reuses its connections.
+// With AskClose it asks the server to close each one (Connection: close; which side then holds the
+// TIME_WAIT is a race between the server's close and the client's, which closes once it has read the
+// answer). The keep-alive client is the control of the first property: it reuses its connections.
 func TestNewConnClientClosesFirst(t *testing.T) {
 	t.Parallel()
-	for _, keepAlive := range []bool{false, true} {
-		t.Run("keepAlive="+strconv.FormatBool(keepAlive), func(t *testing.T) {
+	for _, c := range []struct {
+		name                string
+		keepAlive, askClose bool
+	}{
+		{"new-conn", false, false},
+		{"new-conn-close", false, true},
+		{"keep-alive", true, false},
+	} {
+		keepAlive := c.keepAlive
+		t.Run(c.name, func(t *testing.T) {
 			var mu sync.Mutex
 			ports, asked := map[int]bool{}, 0
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -37,17 +47,24 @@ func TestNewConnClientClosesFirst(t *testing.T) {
 				_, _ = w.Write([]byte("pod=a\n"))
 			}))
 			defer srv.Close()
-			res, err := Run(context.Background(), Config{URL: srv.URL, Rate: 50, Duration: 400 * time.Millisecond, KeepAlive: keepAlive})
+			res, err := Run(context.Background(), Config{URL: srv.URL, Rate: 50, Duration: 400 * time.Millisecond, KeepAlive: keepAlive, AskClose: c.askClose})
 			require.NoError(t, err)
 			require.Positive(t, res.OK)
 			mu.Lock()
 			defer mu.Unlock()
-			assert.Zero(t, asked, "no request asks the server to close its connection")
+			if c.askClose {
+				assert.Equal(t, res.Sent, asked, "every request asks the server to close its connection")
+			} else {
+				assert.Zero(t, asked, "no request asks the server to close its connection")
+			}
 			if keepAlive {
 				assert.Less(t, len(ports), res.Sent, "the keep-alive client reuses connections")
 				return
 			}
 			assert.Len(t, ports, res.Sent, "a connection per request")
+			if c.askClose {
+				return
+			}
 			_, sport, err := net.SplitHostPort(srv.Listener.Addr().String())
 			require.NoError(t, err)
 			serverPort, _ := strconv.Atoi(sport)

@@ -197,15 +197,16 @@ func get(url string) int {
 	return 0
 }
 
-// runLoad runs one or more clients at once (-client METHOD:CONN:RATE, CONN new-conn or keep-alive) and
-// prints their results as a JSON array. With -control ADDR it also serves GET /stop there: the clients
-// stop, the response carries the same JSON, and the command exits, so a caller can run the clients for
-// exactly as long as a disruption lasts; GET /healthz answers once the clients are sending.
+// runLoad runs one or more clients at once (-client METHOD:CONN:RATE, CONN new-conn, new-conn-close or
+// keep-alive) and prints their results as a JSON array. With -control ADDR it also serves GET /stop
+// there: the clients stop, the response carries the same JSON, and the command exits, so a caller can
+// run the clients for exactly as long as a disruption lasts; GET /healthz answers once the clients are
+// sending.
 func runLoad(args []string) int {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	url := fs.String("url", "", "URL to request")
 	var specs clientFlags
-	fs.Var(&specs, "client", "a client, METHOD:CONN:RATE[:QUERY] (GET:new-conn:200, POST:keep-alive:50:sleep=100ms); repeat for several")
+	fs.Var(&specs, "client", "a client, METHOD:CONN:RATE[:QUERY] (GET:new-conn:200, POST:keep-alive:50:sleep=100ms); CONN is new-conn (the client closes each connection after the answer), new-conn-close (it asks the server to, Connection: close) or keep-alive; repeat for several")
 	var grpcSpecs grpcFlags
 	fs.Var(&grpcSpecs, "grpc", "a gRPC client, POLICY:RATE:TARGET (pick_first:50:10.96.0.10:9090, round_robin:50:dns:///app-headless.ns.svc:9090); repeat for several")
 	grpcRequest := fs.String("grpc-request", "", `the gRPC clients' request (e.g. "sleep=500ms")`)
@@ -301,15 +302,17 @@ func (c *clientFlags) Set(v string) error {
 	if err != nil || rate <= 0 {
 		return fmt.Errorf("%q: rate %q is not a positive number", v, parts[2])
 	}
-	var keepAlive bool
+	var keepAlive, askClose bool
 	switch parts[1] {
 	case "new-conn":
+	case "new-conn-close":
+		askClose = true
 	case "keep-alive":
 		keepAlive = true
 	default:
-		return fmt.Errorf("%q: connection %q: want new-conn or keep-alive", v, parts[1])
+		return fmt.Errorf("%q: connection %q: want new-conn, new-conn-close or keep-alive", v, parts[1])
 	}
-	spec := clientSpec{Config: load.Config{Method: strings.ToUpper(parts[0]), KeepAlive: keepAlive, Rate: rate}}
+	spec := clientSpec{Config: load.Config{Method: strings.ToUpper(parts[0]), KeepAlive: keepAlive, AskClose: askClose, Rate: rate}}
 	if len(parts) == 4 {
 		spec.query = parts[3]
 	}
