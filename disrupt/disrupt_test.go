@@ -597,8 +597,9 @@ func TestReportsBeside(t *testing.T) {
 }
 
 // The kernel's summary counts every PAWS refusal on the machine, and apart those the clients' own
-// sockets reset: an older connection's answer to a connect to the address a client sends to (a
-// ClusterIP's port 80 here), not to another (a kubelet probe's connect to a pod).
+// sockets reset: right after the drop, an older connection's answer to a connect to the address a
+// client sends to (a ClusterIP's port 80 here), not to another (a kubelet probe's connect to a pod), and
+// not a reset with no drop before it.
 func TestKernelSummary(t *testing.T) {
 	start := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
 	res := &load.Result{Config: load.Config{URL: "http://10.96.0.20/"}, Start: start, End: start.Add(time.Minute)}
@@ -609,6 +610,7 @@ func TestKernelSummary(t *testing.T) {
 		{At: at(2), Kind: tcptrace.PAWS}, {At: at(2), Kind: tcptrace.Reset, Local: "10.244.0.1:51000", Remote: "10.244.1.5:8080"},
 		{At: at(3), Kind: tcptrace.PAWS}, {At: at(3), Kind: tcptrace.Reset, Local: "192.0.2.2:40001", Remote: "10.96.0.21:9090"},
 		{At: at(4), Kind: tcptrace.Retransmit, Local: "192.0.2.2:40001", Remote: "10.96.0.21:9090"},
+		{At: at(5), Kind: tcptrace.Reset, Local: "192.0.2.2:40002", Remote: "10.96.0.20:80"}, // no PAWS drop before it: not a TIME_WAIT's answer
 		{At: at(61), Kind: tcptrace.PAWS}, // after the load: not counted
 	}
 	var asked [2]time.Time

@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -446,7 +447,7 @@ func (tr *Traffic) startInCluster(tb testing.TB) {
 func (tr *Traffic) loadArgs() []string {
 	o := tr.o
 	args := []string{"load", "-url", tr.url, "-duration", "20m", "-control", ":" + controlPort,
-		"-client", fmt.Sprintf("GET:new-conn:%d", o.InClusterRate), "-client", strings.TrimSuffix(fmt.Sprintf("POST:keep-alive:%d:%s", o.InClusterKeepAliveRate, o.KeepAliveQuery), ":")}
+		"-client", fmt.Sprintf("GET:new-conn-close:%d", o.InClusterRate), "-client", strings.TrimSuffix(fmt.Sprintf("POST:keep-alive:%d:%s", o.InClusterKeepAliveRate, o.KeepAliveQuery), ":")}
 	if o.GRPCPort != 0 {
 		args = append(args, "-grpc", fmt.Sprintf("%s:%d:%s", load.GRPCPickFirst, o.InClusterGRPCRate, tr.grpcTarget()), "-grpc-request", o.GRPCRequest)
 	}
@@ -675,9 +676,9 @@ func target(c load.Config) string {
 }
 
 // kernelSummary counts what the kernel recorded while the results' load ran: SYNs a TIME_WAIT refused
-// (every socket on the machine, the kubelet's probes too), those of them the clients' sockets reset (an
-// older connection's ACK to a connect of the clients, to an address they connected to), SYNs sent again,
-// and the clients' slow connects it explained.
+// (every socket on the machine, the kubelet's probes too), those of them the clients' sockets reset (a
+// reset of an older connection's answer to a connect to a client's target, within PAWSLead of the drop),
+// SYNs sent again, and the clients' slow connects it explained.
 func kernelSummary(events func(from, to time.Time) []tcptrace.Event, results []*load.Result) string {
 	var from, to time.Time
 	slow, collided := 0, 0
@@ -699,14 +700,24 @@ func kernelSummary(events func(from, to time.Time) []tcptrace.Event, results []*
 			}
 		}
 	}
+	evs := slices.Clone(events(from, to))
+	slices.SortStableFunc(evs, func(a, b tcptrace.Event) int { return a.At.Compare(b.At) })
 	paws, clients, syns := 0, 0, 0
-	for _, e := range events(from, to) {
+	var drops []time.Time // PAWS drops no reset has been matched to yet
+	for _, e := range evs {
 		switch e.Kind {
 		case tcptrace.PAWS:
 			paws++
+			drops = append(drops, e.At)
 		case tcptrace.Reset:
-			if targets[e.Remote] {
+			// A client's reset of an older connection's answer right after a PAWS drop: that drop
+			// refused the client's SYN (tcptrace.Explain matches a slow connect the same way).
+			for len(drops) > 0 && e.At.Sub(drops[0]) > tcptrace.PAWSLead {
+				drops = drops[1:]
+			}
+			if targets[e.Remote] && len(drops) > 0 {
 				clients++
+				drops = drops[1:]
 			}
 		case tcptrace.Retransmit:
 			syns++
