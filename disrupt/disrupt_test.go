@@ -628,3 +628,19 @@ func TestKernelSummary(t *testing.T) {
 	assert.Contains(t, got, "3 SYN(s) refused by a TIME_WAIT for PAWS (TCP_RFC7323_TW_PAWS) on the whole machine, 2 of them the clients'")
 	assert.Contains(t, got, "and 1 SYN(s) sent again")
 }
+
+// A run's figures name the busiest second of the disruption and, where the client sampled them, the
+// processes that used the most CPU in it; the run's page shows both.
+func TestFiguresNameTheBusiestSecond(t *testing.T) {
+	r := run(0)
+	r.Load.CPUPressure = make([]int32, 20)
+	r.Load.Busiest = make([][]load.ProcCPU, 20)
+	r.Load.CPUPressure[3], r.Load.CPUPressure[9] = 990, 700 // second 3 is before the disruption (5 s to 15 s)
+	r.Load.Busiest[9] = []load.ProcCPU{{Name: "hk kube-proxy", MS: 420}, {Name: "runc", MS: 200}}
+	r.Figures()
+	assert.Equal(t, 700*time.Millisecond, r.CPUWait)
+	assert.Equal(t, "busiest: hk kube-proxy 420 ms, runc 200 ms", r.CPUBusiest)
+	r.Load.Busiest = nil
+	r.Figures()
+	assert.Empty(t, r.CPUBusiest, "not sampled: not named")
+}

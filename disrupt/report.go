@@ -43,8 +43,11 @@ type Run struct {
 	During     Latencies     `json:"during"`
 	// CPUWait is the most time some task on the machine waited for a CPU in one second of the
 	// disruption, as the client measured it (-1: not measured): how busy the machine was.
-	CPUWait    time.Duration `json:"cpuWait"`
-	Violations []string      `json:"violations"`
+	CPUWait time.Duration `json:"cpuWait"`
+	// CPUBusiest names the processes that used the most CPU on the machine in that second ("" where
+	// the client did not sample them: load.Config.Processes).
+	CPUBusiest string   `json:"cpuBusiest,omitempty"`
+	Violations []string `json:"violations"`
 	// Propagation is each node's network programming lag measured while the load ran
 	// (Options.ProxyMetrics).
 	Propagation []Propagation `json:"propagation,omitempty"`
@@ -503,8 +506,9 @@ func (r *Run) Figures() {
 		st, du := r.Load.Window(r.Load.Start, first), r.Load.Window(first, last)
 		r.Steady = Latencies{P50: st.P50, P99: st.P99, Max: st.Max}
 		r.During = Latencies{P50: du.P50, P99: du.P99, Max: du.Max}
-		if _, ms, ok := r.Load.MaxCPUPressure(first, last); ok {
+		if at, ms, ok := r.Load.MaxCPUPressure(first, last); ok {
 			r.CPUWait = time.Duration(ms) * time.Millisecond
+			r.CPUBusiest = r.Load.BusiestAt(r.Load.Start.Add(at + time.Second/2))
 		}
 	}
 }
@@ -546,7 +550,7 @@ var page = template.Must(template.New("run").Funcs(Funcs).Parse(`<!doctype html>
 {{if .Beside}}<p>Ran beside (other scenarios' load at the same time): {{range $i, $b := .Beside}}{{if $i}}; {{end}}{{$b}}{{end}}.</p>{{end}}
 {{if .Notes}}<p>Not checked:</p><ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{if .Changes}}<p>Declared changes, each checked against what its kind must do:</p><ul>{{range .Changes}}<li>{{.}}</li>{{end}}</ul>{{end}}
-<p>Disruption {{dur .Disruption}}{{if .Floor}} (the settings allow {{dur .Floor}} at best){{end}}. Latency in steady state: {{lat .Steady}}; during the disruption: {{lat .During}}.{{if ge .CPUWait 0}} The machine's CPU: in the busiest second of the disruption some task waited {{dur .CPUWait}} for a CPU (/proc/pressure/cpu, as this client measured it).{{end}}</p>
+<p>Disruption {{dur .Disruption}}{{if .Floor}} (the settings allow {{dur .Floor}} at best){{end}}. Latency in steady state: {{lat .Steady}}; during the disruption: {{lat .During}}.{{if ge .CPUWait 0}} The machine's CPU: in the busiest second of the disruption some task waited {{dur .CPUWait}} for a CPU (/proc/pressure/cpu, as this client measured it){{if .CPUBusiest}}; {{.CPUBusiest}}{{end}}.{{end}}</p>
 {{if .Propagation}}<p>Endpoint propagation while the load ran, as each node's kube-proxy measured it (from an endpoint change to its rules; every Service's changes):</p><ul>{{range .Propagation}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{if .Lag}}<ul>{{range .Lag}}<li class="fail">{{.}}</li>{{end}}</ul>{{end}}
 {{timeline . 1100 (scaleOf .)}}{{end}}

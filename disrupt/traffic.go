@@ -262,7 +262,7 @@ func Start(tb testing.TB, target Target, o Options) *Traffic {
 	start := time.Now().Add(100 * time.Millisecond)
 	if host {
 		cfgs := []load.Config{
-			{Name: "host GET new-conn", URL: tr.url, Rate: o.Rate, StartAt: start},
+			{Name: "host GET new-conn", URL: tr.url, Rate: o.Rate, StartAt: start, Processes: true},
 			{Name: "host POST keep-alive", URL: load.WithQuery(tr.url, o.KeepAliveQuery), Rate: o.KeepAliveRate, KeepAlive: true, Method: http.MethodPost, StartAt: start},
 		}
 		if o.GRPCPort != 0 {

@@ -129,6 +129,9 @@ func CheckStalls(c Check, p Policy) []error {
 			if th > 0 {
 				s += fmt.Sprintf(", throttled %d ms", th)
 			}
+			if b := r.BusiestAt(l.At.Add(time.Second / 2)); b != "" {
+				s += "; " + b
+			}
 			s += ")"
 		}
 		low = append(low, s)

@@ -97,6 +97,12 @@ func TestCoverage(t *testing.T) {
 	errs := gate.CheckCoverage(gate.Check{Client: "c", Result: stalled, Window: window}, gate.Policy{})
 	require.Len(t, errs, 1)
 	assert.Contains(t, errs[0].Error(), "+3s: 0 sent (CPU pressure 990 ms)")
+	// and, where the client sampled them, which processes used the CPU then.
+	stalled.Busiest = make([][]load.ProcCPU, 20)
+	stalled.Busiest[8] = []load.ProcCPU{{Name: "hk kubelet", MS: 800}}
+	errs = gate.CheckCoverage(gate.Check{Client: "c", Result: stalled, Window: window}, gate.Policy{})
+	require.Len(t, errs, 1)
+	assert.Contains(t, errs[0].Error(), "+3s: 0 sent (CPU pressure 990 ms; busiest: hk kubelet 800 ms)")
 }
 
 func TestNoFailuresAndLatency(t *testing.T) {
