@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -23,7 +24,8 @@ import (
 // Services in front of it, the cluster's version and kube-proxy's sync period where the API shows it.
 // This chart's defaults pass, unless the cluster's kube-proxies have measured, since they started, more
 // endpoint propagation lag than its 5-second preStop delay covers (a busy machine; the suite's earlier
-// stages count too): then exactly that is reported, with the delay to raise to. The chart `helm create`
+// stages count too): then exactly that is reported, with the delay to raise to. A 20-second delay passes
+// (unless the lag measured was longer still). The chart `helm create`
 // scaffolds does not pass, with the same messages as the offline check.
 func TestCheckLive(t *testing.T) {
 	ctx := context.Background()
@@ -34,19 +36,24 @@ func TestCheckLive(t *testing.T) {
 	require.NoError(t, err)
 
 	// The imported reference image, never pulled, for both: nothing here may reach a registry.
-	images := map[string]any{"image": map[string]any{"repository": "go-service", "tag": appImageTagged(t, "0.1.0"), "pullPolicy": "Never"}}
+	image := map[string]any{"repository": "go-service", "tag": appImageTagged(t, "0.1.0"), "pullPolicy": "Never"}
 	for _, tc := range []struct {
 		name, chart, deployment string
+		values                  map[string]any // beside the image
 		want                    int
 		rules                   []string
 		chartDelay              time.Duration // the preStop delay the check weighs against the measured lag (0: not this row's question)
 	}{
-		{"go-service defaults", "../../charts/go-service", "live-go-service", check.OK, nil, 5 * time.Second},
-		{"helm create", scaffold, "live-demo", check.Violated, []string{"replicas.single", "rollout.max-unavailable", "probes.startup", "probes.shared-path", "probes.liveness-tolerance", "shutdown.prestop", "disruption.pdb"}, 0},
+		{"go-service defaults", "../../charts/go-service", "live-go-service", nil, check.OK, nil, 5 * time.Second},
+		// A delay longer than any lag this cluster measured passes: the check reads the delay it weighs.
+		{"go-service with a 20 s delay", "../../charts/go-service", "live-go-service", map[string]any{"shutdown": map[string]any{"preStop": map[string]any{"delaySeconds": 20}}}, check.OK, nil, 20 * time.Second},
+		{"helm create", scaffold, "live-demo", nil, check.Violated, []string{"replicas.single", "rollout.max-unavailable", "probes.startup", "probes.shared-path", "probes.liveness-tolerance", "shutdown.prestop", "disruption.pdb"}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := env.Namespace(t, "check")
-			r, err := render.Render(render.Options{Chart: tc.chart, KubeVersion: kube, ReleaseName: "live", Namespace: ns, Values: images})
+			values := map[string]any{"image": image}
+			maps.Copy(values, tc.values)
+			r, err := render.Render(render.Options{Chart: tc.chart, KubeVersion: kube, ReleaseName: "live", Namespace: ns, Values: values})
 			require.NoError(t, err)
 			createObjects(ctx, t, ns, r.Manifest)
 
