@@ -25,23 +25,7 @@ func TestSampleCPU(t *testing.T) {
 		{pressure: 13*time.Second + 800*time.Millisecond, throttled: 40 * time.Millisecond, ok: true},                    // at 7.5 s, the end: no cgroup
 	}
 	clock := []time.Duration{1000, 2000, 3000, 4000, 7200, 7500} // ms after start, when each sample after the first is taken
-	var calls atomic.Int32
-	read := func() cpuReading {
-		i := int(calls.Add(1)) - 1
-		return readings[min(i, len(readings)-1)]
-	}
-	start := time.Now().Add(-time.Hour) // every tick is due at once; the clock says when it ran
-	now := func() time.Time {
-		i := int(calls.Load()) - 2
-		return start.Add(clock[max(0, min(i, len(clock)-1))] * time.Millisecond)
-	}
-	res := &Result{Start: start}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); sampleCPU(ctx, res, start, read, nil, now) }()
-	require.Eventually(t, func() bool { return calls.Load() >= 6 }, 5*time.Second, time.Millisecond)
-	cancel()
-	<-done
+	res, start := runSampler(t, readings, clock, nil)
 	require.GreaterOrEqual(t, len(res.CPUPressure), 8, "%v", res.CPUPressure)
 	assert.Equal(t, []int32{250, 650, -1, -1, 900, 900, 900}, res.CPUPressure[:7], "the 3 s late sample is spread over seconds 4, 5 and 6")
 	assert.Equal(t, []int32{0, 40, -1, -1, 0, 0, 0}, res.Throttled[:7])
@@ -77,4 +61,29 @@ func TestRunRecordsCPUPressure(t *testing.T) {
 		assert.GreaterOrEqual(t, p, int32(0))
 		assert.LessOrEqual(t, p, int32(1100), "at most a second per second, and a little for rounding")
 	}
+}
+
+// runSampler runs sampleCPU over readings, the i-th sample after the first taken at clock[i]
+// milliseconds after start (an hour ago: every tick is due at once; the clock says when it ran), with
+// procs, until every reading has been taken; it returns the result and start.
+func runSampler(tb testing.TB, readings []cpuReading, clock []time.Duration, procs func() []ProcCPU) (*Result, time.Time) {
+	tb.Helper()
+	var calls atomic.Int32
+	read := func() cpuReading {
+		i := int(calls.Add(1)) - 1
+		return readings[min(i, len(readings)-1)]
+	}
+	start := time.Now().Add(-time.Hour)
+	now := func() time.Time {
+		i := int(calls.Load()) - 2
+		return start.Add(clock[max(0, min(i, len(clock)-1))] * time.Millisecond)
+	}
+	res := &Result{Start: start}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); sampleCPU(ctx, res, start, read, procs, now) }()
+	require.Eventually(tb, func() bool { return int(calls.Load()) >= len(readings)-1 }, 5*time.Second, time.Millisecond)
+	cancel()
+	<-done
+	return res, start
 }

@@ -1,8 +1,6 @@
 package load
 
 import (
-	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,25 +70,14 @@ func TestProcName(t *testing.T) {
 // A sampler's names go to every second it covers; a late sample's times are spread over its seconds
 // like the pressure, and a failure's explanation names them.
 func TestSampleCPUNamesTheBusiest(t *testing.T) {
-	var calls atomic.Int32
-	read := func() cpuReading {
-		i := calls.Add(1) - 1
-		return cpuReading{pressure: time.Duration(i) * 600 * time.Millisecond, ok: true, throttledOK: true}
+	readings := []cpuReading{
+		{pressure: 0, ok: true, throttledOK: true},
+		{pressure: 600 * time.Millisecond, ok: true, throttledOK: true},  // at 1.0 s
+		{pressure: 1200 * time.Millisecond, ok: true, throttledOK: true}, // at 4.0 s: 2 s late
+		{pressure: 1800 * time.Millisecond, ok: true, throttledOK: true}, // at the end
 	}
 	procs := func() []ProcCPU { return []ProcCPU{{"hk kube-apiserver", 900}, {"runc", 300}, {"sh", 2}} }
-	clock := []time.Duration{1000, 4000} // the second sample is 2 s late
-	start := time.Now().Add(-time.Hour)
-	now := func() time.Time {
-		i := int(calls.Load()) - 2
-		return start.Add(clock[max(0, min(i, len(clock)-1))] * time.Millisecond)
-	}
-	res := &Result{Start: start}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); sampleCPU(ctx, res, start, read, procs, now) }()
-	require.Eventually(t, func() bool { return calls.Load() >= 3 }, 5*time.Second, time.Millisecond)
-	cancel()
-	<-done
+	res, start := runSampler(t, readings, []time.Duration{1000, 4000, 4000}, procs)
 	require.Len(t, res.Busiest, len(res.CPUPressure), "a list per second")
 	require.GreaterOrEqual(t, len(res.Busiest), 4)
 	assert.Equal(t, []ProcCPU{{"hk kube-apiserver", 900}, {"runc", 300}, {"sh", 2}}, res.Busiest[0])
