@@ -337,8 +337,9 @@ func do(client *http.Client, cfg Config) (o outcome) {
 // server that closes first keeps it, and kube-proxy masquerades the host's connections to a Service to
 // the node's address with a random source port (--random-fully): at 200 new connections a second a
 // pod held about a thousand such TIME_WAITs, and a new SYN that met one was now and then refused for
-// PAWS (13 and 25 times in two 2-minute rolling updates on 2026-12-07; 0 with the client closing
-// first), once in a while twice in a row, which costs the connect TCP's 1-second retransmission.
+// PAWS (13 times in a 2-minute rolling update on 2026-12-07, 25 in another with graceful already
+// letting the kubelet close its probes first; 0 with the client closing first), once in a while twice
+// in a row, which costs the connect TCP's 1-second retransmission.
 func doNewConn(dial func(ctx context.Context, network, addr string) (net.Conn, error), cfg Config) outcome {
 	tr := &http.Transport{MaxIdleConnsPerHost: 1, DialContext: dial}
 	defer tr.CloseIdleConnections() // do has read the answer: the connection is idle, and closes here

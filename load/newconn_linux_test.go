@@ -31,7 +31,6 @@ func TestNewConnClientClosesFirst(t *testing.T) {
 		{"new-conn-close", false, true},
 		{"keep-alive", true, false},
 	} {
-		keepAlive := c.keepAlive
 		t.Run(c.name, func(t *testing.T) {
 			var mu sync.Mutex
 			ports, asked := map[int]bool{}, 0
@@ -47,7 +46,7 @@ func TestNewConnClientClosesFirst(t *testing.T) {
 				_, _ = w.Write([]byte("pod=a\n"))
 			}))
 			defer srv.Close()
-			res, err := Run(context.Background(), Config{URL: srv.URL, Rate: 50, Duration: 400 * time.Millisecond, KeepAlive: keepAlive, AskClose: c.askClose})
+			res, err := Run(context.Background(), Config{URL: srv.URL, Rate: 50, Duration: 400 * time.Millisecond, KeepAlive: c.keepAlive, AskClose: c.askClose})
 			require.NoError(t, err)
 			require.Positive(t, res.OK)
 			mu.Lock()
@@ -57,7 +56,7 @@ func TestNewConnClientClosesFirst(t *testing.T) {
 			} else {
 				assert.Zero(t, asked, "no request asks the server to close its connection")
 			}
-			if keepAlive {
+			if c.keepAlive {
 				assert.Less(t, len(ports), res.Sent, "the keep-alive client reuses connections")
 				return
 			}

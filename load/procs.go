@@ -18,9 +18,8 @@ const busiestPerSecond = 3
 
 // procStat is one process as /proc/PID/stat shows it.
 type procStat struct {
-	ppid  int
-	start uint64 // starttime: clock ticks after boot
-	name  string
+	ppid int
+	name string
 	// ticks is its CPU time and that of the children it has waited for (utime + stime + cutime +
 	// cstime), in clock ticks.
 	ticks uint64

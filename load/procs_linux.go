@@ -110,6 +110,6 @@ func parseStat(pid int, stat string) (procKey, procStat, bool) {
 		return n
 	}
 	ppid, _ := strconv.Atoi(f[1])
-	p := procStat{ppid: ppid, start: num(22), name: stat[open+1 : end], ticks: num(14) + num(15) + num(16) + num(17)}
-	return procKey{pid: pid, start: p.start}, p, true
+	p := procStat{ppid: ppid, name: stat[open+1 : end], ticks: num(14) + num(15) + num(16) + num(17)}
+	return procKey{pid: pid, start: num(22)}, p, true
 }
