@@ -38,6 +38,21 @@ func start(t *testing.T, cfg Config) (base string, cancel context.CancelFunc, do
 	return "http://" + ln.Addr().String(), cancel, errc, s
 }
 
+// loopbackPair is both ends of a TCP connection on loopback, closed when the test ends.
+func loopbackPair(tb testing.TB) (client, server net.Conn) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(tb, err)
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	require.NoError(tb, err)
+	tb.Cleanup(func() { client.Close() })
+	server, err = ln.Accept()
+	require.NoError(tb, err)
+	tb.Cleanup(func() { server.Close() })
+	return client, server
+}
+
 // fresh is a client that opens a new connection per request.
 var fresh = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
@@ -362,15 +377,7 @@ func TestQuietWaitsForARequestNotYetRead(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("unread bytes are read with SIOCINQ, on Linux only")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer client.Close()
-	server, err := ln.Accept()
-	require.NoError(t, err)
-	defer server.Close()
+	client, server := loopbackPair(t)
 
 	s := New(testConfig(), http.NotFoundHandler(), nil)
 	s.track(server, http.StateIdle)
@@ -378,7 +385,7 @@ func TestQuietWaitsForARequestNotYetRead(t *testing.T) {
 	require.True(t, s.quiet(time.Millisecond), "an idle connection with nothing to read is quiet")
 
 	req := "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi"
-	_, err = client.Write([]byte(req))
+	_, err := client.Write([]byte(req))
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return pendingBytes(server) == len(req) }, 5*time.Second, time.Millisecond, "the request reached the server's socket")
 	assert.False(t, s.quiet(time.Millisecond), "a request waits to be read on an idle connection")

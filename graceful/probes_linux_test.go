@@ -89,18 +89,11 @@ func TestHealthChecksLetTheClientCloseFirst(t *testing.T) {
 // closes it.
 func TestCloseAfterClientIsBounded(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer client.Close()
-	server, err := ln.Accept()
-	require.NoError(t, err)
+	client, server := loopbackPair(t)
 	start := time.Now()
 	closeAfterClient(server, 200*time.Millisecond)
 	assert.GreaterOrEqual(t, time.Since(start), 200*time.Millisecond, "it waited for the client")
 	require.NoError(t, client.SetReadDeadline(time.Now().Add(5*time.Second)))
-	_, err = client.Read(make([]byte, 1))
+	_, err := client.Read(make([]byte, 1))
 	assert.ErrorIs(t, err, io.EOF, "then the server closed its side")
 }
